@@ -1,0 +1,174 @@
+//! Random streams (MODEL.md section 8). Every draw comes from a ChaCha8 stream
+//! keyed by (seed, replication, purpose, step, country): the key is derived
+//! from (seed, replication) and the 64-bit ChaCha stream number packs
+//! (purpose, step, country). No draw depends on thread count or scheduling,
+//! and two variants that share a seed share every stream (common random
+//! numbers).
+//!
+//! Streams that are read at random positions ([`Purpose::Threshold`],
+//! [`Purpose::Perception`]) use a fixed number of words per draw, so the draw
+//! for innovation k or partner j is found with `set_word_pos` and does not
+//! depend on which other draws were made.
+
+use rand::SeedableRng;
+use rand::{Rng, RngExt};
+use rand_chacha::ChaCha8Rng;
+
+/// What a stream is for. The discriminant is part of the stream number, so
+/// renumbering changes every result: append only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Purpose {
+    /// Synthetic countries, positions and graphs: drawn once from the master
+    /// seed (replication 0 key), shared by every replication and variant.
+    World = 1,
+    /// Births of country `country` at `step`: counts, sectors, qualities,
+    /// control draws u_k, co-invention draws.
+    Arrival = 2,
+    /// Adoption thresholds of recipient `country` for innovations born at
+    /// `step`: one Exp(1) per innovation at word 2 * (index within step).
+    Threshold = 3,
+    /// Perception noise of country `country` at `step`: one N(0,1) per
+    /// partner j at word 4 * j.
+    Perception = 4,
+    /// Control draws u_k of the initial innovations.
+    Initial = 5,
+}
+
+/// The 32-byte ChaCha key for (seed, replication): the two numbers laid
+/// out verbatim (distinct pairs give distinct keys) plus a fixed tag.
+fn key(seed: u64, replication: u64) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    k[..8].copy_from_slice(&seed.to_le_bytes());
+    k[8..16].copy_from_slice(&replication.to_le_bytes());
+    k[16..].copy_from_slice(b"techdiff-streams");
+    k
+}
+
+/// Stream number: purpose (8 bits) | step (24 bits) | country (32 bits).
+fn stream_number(purpose: Purpose, step: u32, country: u32) -> u64 {
+    debug_assert!(step < (1 << 24));
+    ((purpose as u64) << 56) | ((u64::from(step) & 0xFF_FFFF) << 32) | u64::from(country)
+}
+
+/// The stream for (seed, replication, purpose, step, country).
+pub fn stream(
+    seed: u64,
+    replication: u32,
+    purpose: Purpose,
+    step: u32,
+    country: u32,
+) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::from_seed(key(seed, u64::from(replication)));
+    rng.set_stream(stream_number(purpose, step, country));
+    rng
+}
+
+/// A uniform draw in [0, 1) from exactly one u64 (53 bits).
+#[inline]
+pub fn uniform(rng: &mut ChaCha8Rng) -> f64 {
+    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// A uniform draw in (0, 1] from exactly one u64.
+#[inline]
+fn uniform_open0(rng: &mut ChaCha8Rng) -> f64 {
+    ((rng.next_u64() >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// Exp(1) by inversion from exactly one u64 (two words), for random access.
+#[inline]
+pub fn exp1(rng: &mut ChaCha8Rng) -> f64 {
+    -uniform_open0(rng).ln()
+}
+
+/// N(0,1) by Box-Muller from exactly two u64 (four words), for random access.
+/// (rand_distr's ziggurat consumes a variable number of words.)
+#[inline]
+pub fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    let u1 = uniform_open0(rng);
+    let u2 = uniform(rng);
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// Pick an index with probability proportional to `weights` (non-negative,
+/// positive total) using one uniform draw.
+pub fn weighted_index(weights: &[f64], total: f64, u: f64) -> usize {
+    let target = u * total;
+    let mut acc = 0.0;
+    let mut last_positive = 0;
+    for (i, &w) in weights.iter().enumerate() {
+        if w > 0.0 {
+            acc += w;
+            last_positive = i;
+            if target < acc {
+                return i;
+            }
+        }
+    }
+    last_positive
+}
+
+/// Convenience re-export so callers need not name rand's traits.
+pub fn random_range(rng: &mut ChaCha8Rng, lo: f64, hi: f64) -> f64 {
+    rng.random_range(lo..hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_are_reproducible_and_distinct() {
+        let a: Vec<u64> = (0..4)
+            .map(|_| stream(7, 0, Purpose::Arrival, 3, 5).next_u64())
+            .collect();
+        assert!(a.windows(2).all(|w| w[0] == w[1]));
+        let b = stream(7, 1, Purpose::Arrival, 3, 5).next_u64();
+        let c = stream(7, 0, Purpose::Arrival, 4, 5).next_u64();
+        let d = stream(7, 0, Purpose::Threshold, 3, 5).next_u64();
+        let e = stream(8, 0, Purpose::Arrival, 3, 5).next_u64();
+        assert!(a[0] != b && a[0] != c && a[0] != d && a[0] != e);
+    }
+
+    #[test]
+    fn random_access_matches_sequential() {
+        let mut seq = stream(1, 2, Purpose::Threshold, 9, 4);
+        let draws: Vec<f64> = (0..10).map(|_| exp1(&mut seq)).collect();
+        let mut ra = stream(1, 2, Purpose::Threshold, 9, 4);
+        ra.set_word_pos(2 * 7);
+        assert_eq!(exp1(&mut ra), draws[7]);
+
+        let mut seq = stream(1, 2, Purpose::Perception, 9, 4);
+        let draws: Vec<f64> = (0..10).map(|_| normal(&mut seq)).collect();
+        let mut ra = stream(1, 2, Purpose::Perception, 9, 4);
+        ra.set_word_pos(4 * 3);
+        assert_eq!(normal(&mut ra), draws[3]);
+    }
+
+    #[test]
+    fn exp_and_normal_moments() {
+        let mut r = stream(3, 0, Purpose::World, 0, 0);
+        let n = 200_000;
+        let (mut se, mut sn, mut sn2) = (0.0, 0.0, 0.0);
+        for _ in 0..n {
+            se += exp1(&mut r);
+            let z = normal(&mut r);
+            sn += z;
+            sn2 += z * z;
+        }
+        let n = n as f64;
+        assert!((se / n - 1.0).abs() < 0.01);
+        assert!((sn / n).abs() < 0.01);
+        assert!((sn2 / n - 1.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn weighted_index_respects_zeros() {
+        let w = [0.0, 1.0, 0.0, 3.0];
+        assert_eq!(weighted_index(&w, 4.0, 0.0), 1);
+        assert_eq!(weighted_index(&w, 4.0, 0.24), 1);
+        assert_eq!(weighted_index(&w, 4.0, 0.26), 3);
+        assert_eq!(weighted_index(&w, 4.0, 0.999_999), 3);
+    }
+}

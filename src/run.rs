@@ -1,0 +1,69 @@
+//! Running a scenario: every (replication, variant) pair as one job of a
+//! rayon iterator, results gathered in a fixed order so that they do not
+//! depend on the thread count or on which job finishes first.
+
+use rayon::prelude::*;
+
+use crate::model::Scenario;
+use crate::sim::metrics::Layout;
+use crate::sim::{CountryOutcome, StepRecord, Variant, run_variant};
+
+/// Everything one (replication, variant) run produced.
+#[derive(Debug, Clone)]
+pub struct VariantRun {
+    pub replication: u32,
+    pub variant: Variant,
+    /// Step 0 to the last step.
+    pub series: Vec<StepRecord>,
+    pub countries: Vec<CountryOutcome>,
+}
+
+/// The results of a whole scenario run.
+#[derive(Debug, Clone)]
+pub struct RunResults {
+    pub layout: Layout,
+    pub replications: u32,
+    /// Policy runs by replication, then counterfactual runs by replication.
+    pub runs: Vec<VariantRun>,
+}
+
+impl RunResults {
+    pub fn get(&self, variant: Variant, replication: u32) -> &VariantRun {
+        let base = match variant {
+            Variant::Policy => 0,
+            Variant::Counterfactual => self.replications as usize,
+        };
+        &self.runs[base + replication as usize]
+    }
+}
+
+/// Run `replications` paired replications. `on_step` is called (from worker
+/// threads) once per simulated step, for progress display.
+pub fn run_scenario(sc: &Scenario, replications: u32, on_step: &(dyn Fn() + Sync)) -> RunResults {
+    let layout = Layout::new(sc);
+    let jobs: Vec<(Variant, u32)> = [Variant::Policy, Variant::Counterfactual]
+        .into_iter()
+        .flat_map(|v| (0..replications).map(move |r| (v, r)))
+        .collect();
+    let runs = jobs
+        .par_iter()
+        .map(|&(variant, replication)| {
+            let mut series = Vec::with_capacity(sc.steps as usize + 1);
+            let countries = run_variant(sc, &layout, replication, variant, |rec| {
+                series.push(rec);
+                on_step();
+            });
+            VariantRun {
+                replication,
+                variant,
+                series,
+                countries,
+            }
+        })
+        .collect();
+    RunResults {
+        layout,
+        replications,
+        runs,
+    }
+}

@@ -1,0 +1,1102 @@
+//! The simulation core: one replication of one variant (policy or paired
+//! counterfactual), stepped synchronously (MODEL.md section 0). No I/O, no
+//! printing; randomness only from the keyed streams of [`crate::rng`].
+//!
+//! Diffusion is exact and incremental (see ARCHITECTURE.md): every
+//! (recipient, innovation) pair has an Exp(1) threshold drawn at the
+//! innovation's birth; each step the pair's cumulative hazard grows by
+//! beta * a_i * E_ik + nu_s * a_i and the pair adopts when it crosses the
+//! threshold, which gives exactly P_ik = 1 - exp(-hazard) per step. Exposure
+//! E_ik is kept up to date incrementally: a new holder adds its weight once;
+//! a pair whose weight moved (trust, chilling) adds the difference to the
+//! innovations it carries; an innovation whose gate class changed (scope
+//! schedules, regimes starting or ending) is recomputed from its holders.
+
+pub mod metrics;
+pub mod policy;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use fixedbitset::FixedBitSet;
+use ndarray::Array2;
+use rand_distr::{Distribution, Poisson};
+use rayon::prelude::*;
+
+use crate::model::{ExportControl, Scenario};
+use crate::rng::{self, Purpose};
+use metrics::{GroupKind, Layout, Metric};
+use policy::{KeyDesc, KeyInterner, PolicyView, expected_product};
+
+/// Which of the paired runs this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Variant {
+    /// The scenario as written.
+    Policy,
+    /// Same world and streams, every regime removed, chilling and retaliation
+    /// off, trust held at T0.
+    Counterfactual,
+}
+
+impl Variant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Policy => "policy",
+            Variant::Counterfactual => "counterfactual",
+        }
+    }
+}
+
+/// The metrics of one step, in [`Layout`] order (NaN = undefined).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRecord {
+    pub step: u32,
+    pub values: Vec<f64>,
+}
+
+/// Final figures of one country.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CountryOutcome {
+    pub log_productivity: f64,
+    pub growth: f64,
+    pub frontier_gap: f64,
+    /// NaN when the country originated or co-invented nothing.
+    pub coinvention_share: f64,
+    pub adoption_share: f64,
+    pub retaliations_opened: u32,
+}
+
+const NONE: u32 = u32::MAX;
+
+/// Innovations, structure of arrays, indexed by birth order.
+#[derive(Debug, Default, Clone)]
+struct Innovations {
+    sector: Vec<u32>,
+    origin: Vec<u32>,
+    coinventor: Vec<u32>,
+    birth: Vec<u32>,
+    /// omega_s * q_k: what holding it adds to log productivity.
+    value: Vec<f64>,
+    /// The control draw u_k.
+    u: Vec<f64>,
+    holder_count: Vec<u32>,
+    /// Holders, a bitset over countries per innovation.
+    holders: Vec<FixedBitSet>,
+}
+
+impl Innovations {
+    fn len(&self) -> usize {
+        self.sector.len()
+    }
+}
+
+/// Per-recipient diffusion state, owned by one thread during a step.
+#[derive(Debug, Default, Clone)]
+struct Recipient {
+    /// E_ik for innovations i does not hold (stale entries for held ones).
+    exposure: Vec<f64>,
+    /// Threshold minus cumulative hazard; i adopts k when it reaches 0.
+    residual: Vec<f64>,
+}
+
+/// Running tallies of adoptions for the lag and cross-bloc outputs.
+#[derive(Debug, Default, Clone, Copy)]
+struct AdoptionTally {
+    count: u64,
+    lag_sum: u64,
+    within_count: u64,
+    within_lag: u64,
+    cross_count: u64,
+    cross_lag: u64,
+}
+
+/// One replication of one variant.
+pub struct Simulation<'a> {
+    sc: &'a Scenario,
+    layout: &'a Layout,
+    variant: Variant,
+    replication: u32,
+    n: usize,
+    step: u32,
+    lambda: f64,
+    q0: f64,
+    inn: Innovations,
+    /// Per country: bitset of innovations held.
+    held: Vec<FixedBitSet>,
+    held_count: Vec<u64>,
+    /// held_by_sector[i * S + s].
+    held_by_sector: Vec<u64>,
+    sector_count: Vec<u64>,
+    rec: Vec<Recipient>,
+    log_prod: Vec<f64>,
+    log_prod_prev: Vec<f64>,
+    log_prod0: Vec<f64>,
+    frontier: f64,
+    /// T[[i, j]], i's trust in j.
+    trust: Array2<f64>,
+    regimes: Vec<ExportControl>,
+    /// retaliating[i * n + j]: the counter-regime i holds against j.
+    retaliating: Vec<u32>,
+    view: PolicyView,
+    interner: KeyInterner,
+    key_prev: Vec<u32>,
+    mats_prev: Vec<Option<Arc<Vec<f64>>>>,
+    /// a[i * n + j] = w_ji * T_ij^mu of the previous step.
+    a_prev: Vec<f64>,
+    /// Adoptions of the previous step: (adopter, innovation).
+    events: Vec<(u32, u32)>,
+    /// Innovations with index >= this were born in the previous step.
+    new_from: usize,
+    coinv_num: Vec<u64>,
+    coinv_den: Vec<u64>,
+    tally: Vec<AdoptionTally>,
+    sector_lag: Vec<(u64, u64)>,
+    opened_now: Vec<u32>,
+    opened_total: Vec<u32>,
+}
+
+impl<'a> Simulation<'a> {
+    pub fn new(sc: &'a Scenario, layout: &'a Layout, replication: u32, variant: Variant) -> Self {
+        let n = sc.world.len();
+        let s_count = sc.sectors.len();
+        let countries = &sc.world.countries;
+        let log_prod0: Vec<f64> = countries.iter().map(|c| c.log_productivity).collect();
+        let frontier0 = log_prod0.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let regimes = match variant {
+            Variant::Policy => sc.regimes.clone(),
+            Variant::Counterfactual => Vec::new(),
+        };
+        let mut sim = Simulation {
+            sc,
+            layout,
+            variant,
+            replication,
+            n,
+            step: 0,
+            lambda: 0.0,
+            q0: 0.0,
+            inn: Innovations::default(),
+            held: vec![FixedBitSet::new(); n],
+            held_count: vec![0; n],
+            held_by_sector: vec![0; n * s_count],
+            sector_count: vec![0; s_count],
+            rec: vec![Recipient::default(); n],
+            log_prod: log_prod0.clone(),
+            log_prod_prev: log_prod0.clone(),
+            log_prod0,
+            frontier: frontier0,
+            trust: sc.trust.initial.clone(),
+            regimes,
+            retaliating: vec![NONE; n * n],
+            view: PolicyView::empty(n, s_count),
+            interner: KeyInterner::default(),
+            key_prev: Vec::new(),
+            mats_prev: Vec::new(),
+            a_prev: Vec::new(),
+            events: Vec::new(),
+            new_from: 0,
+            coinv_num: vec![0; n],
+            coinv_den: vec![0; n],
+            tally: vec![AdoptionTally::default(); n],
+            sector_lag: vec![(0, 0); s_count],
+            opened_now: vec![0; n],
+            opened_total: vec![0; n],
+        };
+        sim.view = sim.policy_view(0);
+        sim.a_prev = sim.contact_weights();
+
+        // Initial innovations (step 0).
+        let mut u_rng = rng::stream(sc.seed, replication, Purpose::Initial, 0, 0);
+        for init in &sc.initial {
+            for _ in 0..init.count {
+                let u = rng::uniform(&mut u_rng);
+                let value = sc.sectors[init.sector].weight * init.quality;
+                let k = sim.push_innovation(init.sector, init.holders[0], NONE, 0, value, u);
+                for &h in &init.holders {
+                    sim.give(h, k);
+                }
+                sim.frontier += value;
+            }
+        }
+        sim.extend_recipients(0);
+        for i in 0..n {
+            sim.log_prod[i] = sim.log_prod0[i] + sim.held_value(i);
+        }
+        sim.log_prod_prev.clone_from(&sim.log_prod);
+        sim.log_prod0.clone_from(&sim.log_prod);
+
+        // lambda: expected world births at t = 1 equal per_step.
+        let intensity = sim.arrival_intensities();
+        let total: f64 = intensity.iter().sum();
+        sim.lambda = if total > 0.0 {
+            sc.innovation.per_step / total
+        } else {
+            0.0
+        };
+        // q0: expected frontier growth per step at t = 1 equals frontier_growth.
+        let per_innovation: f64 = intensity
+            .iter()
+            .zip(countries)
+            .map(|(&x, c)| {
+                let shares = c.specialization.as_deref();
+                x * sc
+                    .sectors
+                    .iter()
+                    .enumerate()
+                    .map(|(s, sec)| {
+                        shares.map_or(sec.share, |v| v[s]) * sec.weight * sec.step_scale
+                    })
+                    .sum::<f64>()
+            })
+            .sum::<f64>()
+            * sim.lambda;
+        sim.q0 = if per_innovation > 0.0 {
+            sc.innovation.frontier_growth / per_innovation
+        } else {
+            0.0
+        };
+        sim
+    }
+
+    pub fn step_count(&self) -> u32 {
+        self.step
+    }
+
+    /// g_i * rd_i * exp(phi * (l_i - l*)) for every country.
+    fn arrival_intensities(&self) -> Vec<f64> {
+        let phi = self.sc.innovation.knowledge_elasticity;
+        self.sc
+            .world
+            .countries
+            .iter()
+            .zip(&self.log_prod)
+            .map(|(c, &l)| {
+                let tilt = if phi == 0.0 {
+                    1.0
+                } else {
+                    (phi * (l - self.frontier)).exp()
+                };
+                c.gdp * c.rd * tilt
+            })
+            .collect()
+    }
+
+    fn policy_view(&self, step: u32) -> PolicyView {
+        match self.variant {
+            Variant::Policy => PolicyView::build(self.sc, &self.regimes, step),
+            Variant::Counterfactual => PolicyView::empty(self.n, self.sc.sectors.len()),
+        }
+    }
+
+    /// a[i * n + j] = w_ji * T_ij^mu from the current trust.
+    fn contact_weights(&self) -> Vec<f64> {
+        let n = self.n;
+        let mu = self.sc.diffusion.trust_exponent;
+        let w = &self.sc.world.weights;
+        let mut a = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                let wji = w[[j, i]];
+                a[i * n + j] = if wji == 0.0 {
+                    0.0
+                } else {
+                    wji * self.trust[[i, j]].powf(mu)
+                };
+            }
+        }
+        a
+    }
+
+    fn push_innovation(
+        &mut self,
+        sector: usize,
+        origin: usize,
+        coinventor: u32,
+        birth: u32,
+        value: f64,
+        u: f64,
+    ) -> usize {
+        let k = self.inn.len();
+        self.inn.sector.push(sector as u32);
+        self.inn.origin.push(origin as u32);
+        self.inn.coinventor.push(coinventor);
+        self.inn.birth.push(birth);
+        self.inn.value.push(value);
+        self.inn.u.push(u);
+        self.inn.holder_count.push(0);
+        self.inn.holders.push(FixedBitSet::with_capacity(self.n));
+        self.sector_count[sector] += 1;
+        for h in &mut self.held {
+            h.grow(k + 1);
+        }
+        k
+    }
+
+    /// Country i comes to hold innovation k.
+    fn give(&mut self, i: usize, k: usize) {
+        debug_assert!(!self.held[i].contains(k));
+        self.held[i].insert(k);
+        self.inn.holders[k].insert(i);
+        self.inn.holder_count[k] += 1;
+        self.held_count[i] += 1;
+        self.held_by_sector[i * self.sc.sectors.len() + self.inn.sector[k] as usize] += 1;
+    }
+
+    fn held_value(&self, i: usize) -> f64 {
+        self.held[i].ones().map(|k| self.inn.value[k]).sum()
+    }
+
+    /// Grow every recipient's arrays to the innovation count, drawing the
+    /// thresholds of the innovations born at `step`.
+    fn extend_recipients(&mut self, step: u32) {
+        let total = self.inn.len();
+        let seed = self.sc.seed;
+        let rep = self.replication;
+        self.rec.par_iter_mut().enumerate().for_each(|(i, r)| {
+            let from = r.residual.len();
+            if from == total {
+                return;
+            }
+            let mut stream = rng::stream(seed, rep, Purpose::Threshold, step, i as u32);
+            for _ in from..total {
+                r.residual.push(rng::exp1(&mut stream));
+                r.exposure.push(0.0);
+            }
+        });
+    }
+
+    /// Metrics of the current state.
+    pub fn record(&self) -> StepRecord {
+        let sc = self.sc;
+        let n = self.n;
+        let s_count = sc.sectors.len();
+        let k_total = self.inn.len() as f64;
+        let gdp: Vec<f64> = sc.world.countries.iter().map(|c| c.gdp).collect();
+        let trust_mean: Vec<f64> = (0..n)
+            .map(|i| {
+                if n < 2 {
+                    f64::NAN
+                } else {
+                    (self.trust.row(i).sum() - self.trust[[i, i]]) / (n - 1) as f64
+                }
+            })
+            .collect();
+        let mut controlled = vec![0u64; s_count];
+        for k in 0..self.inn.len() {
+            let s = self.inn.sector[k] as usize;
+            if self.inn.u[k] < self.view.max_scope[s] {
+                controlled[s] += 1;
+            }
+        }
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+        let mut values = Vec::with_capacity(self.layout.series.len());
+        for series in &self.layout.series {
+            let group = &self.layout.groups[series.group];
+            let v = match &group.kind {
+                GroupKind::Countries(members) => {
+                    let mean = |f: &dyn Fn(usize) -> f64| -> f64 {
+                        if members.is_empty() {
+                            return f64::NAN;
+                        }
+                        if series.gdp_weighted {
+                            let wsum: f64 = members.iter().map(|&i| gdp[i]).sum();
+                            members.iter().map(|&i| gdp[i] * f(i)).sum::<f64>() / wsum
+                        } else {
+                            members.iter().map(|&i| f(i)).sum::<f64>() / members.len() as f64
+                        }
+                    };
+                    let sum =
+                        |f: &dyn Fn(usize) -> f64| -> f64 { members.iter().map(|&i| f(i)).sum() };
+                    let tally = |f: &dyn Fn(&AdoptionTally) -> (u64, u64)| -> f64 {
+                        let (a, b) = members.iter().fold((0u64, 0u64), |acc, &i| {
+                            let (x, y) = f(&self.tally[i]);
+                            (acc.0 + x, acc.1 + y)
+                        });
+                        ratio(a as f64, b as f64)
+                    };
+                    match series.metric {
+                        Metric::LogProductivity => mean(&|i| self.log_prod[i]),
+                        Metric::LogProductivityGrowth => {
+                            mean(&|i| self.log_prod[i] - self.log_prod_prev[i])
+                        }
+                        Metric::FrontierGap => mean(&|i| self.frontier - self.log_prod[i]),
+                        Metric::AdoptionShare => {
+                            if k_total > 0.0 {
+                                mean(&|i| self.held_count[i] as f64 / k_total)
+                            } else {
+                                f64::NAN
+                            }
+                        }
+                        Metric::CoinventionShare => ratio(
+                            sum(&|i| self.coinv_num[i] as f64),
+                            sum(&|i| self.coinv_den[i] as f64),
+                        ),
+                        Metric::ActiveRegimes => self.view.active.len() as f64,
+                        Metric::Controllers => {
+                            sum(&|i| f64::from(u8::from(self.view.controllers[i])))
+                        }
+                        Metric::AffectedEconomies => {
+                            sum(&|i| f64::from(u8::from(self.view.affected[i])))
+                        }
+                        Metric::ControlledShare => {
+                            ratio(controlled.iter().sum::<u64>() as f64, k_total)
+                        }
+                        Metric::CrossBlocAdoptionShare => tally(&|t| (t.cross_count, t.count)),
+                        Metric::MeanTrust => mean(&|i| trust_mean[i]),
+                        Metric::RetaliationsOpened => sum(&|i| f64::from(self.opened_now[i])),
+                        Metric::DiffusionLag => tally(&|t| (t.lag_sum, t.count)),
+                        Metric::DiffusionLagWithinBloc => {
+                            tally(&|t| (t.within_lag, t.within_count))
+                        }
+                        Metric::DiffusionLagCrossBloc => tally(&|t| (t.cross_lag, t.cross_count)),
+                    }
+                }
+                GroupKind::Sector(s) => {
+                    let s = *s;
+                    let ks = self.sector_count[s] as f64;
+                    match series.metric {
+                        Metric::AdoptionShare => ratio(
+                            (0..n)
+                                .map(|i| self.held_by_sector[i * s_count + s])
+                                .sum::<u64>() as f64,
+                            n as f64 * ks,
+                        ),
+                        Metric::ControlledShare => ratio(controlled[s] as f64, ks),
+                        Metric::DiffusionLag => {
+                            ratio(self.sector_lag[s].0 as f64, self.sector_lag[s].1 as f64)
+                        }
+                        _ => f64::NAN,
+                    }
+                }
+            };
+            values.push(v);
+        }
+        StepRecord {
+            step: self.step,
+            values,
+        }
+    }
+
+    /// Final per-country figures.
+    pub fn outcomes(&self) -> Vec<CountryOutcome> {
+        let k_total = self.inn.len() as f64;
+        (0..self.n)
+            .map(|i| CountryOutcome {
+                log_productivity: self.log_prod[i],
+                growth: self.log_prod[i] - self.log_prod0[i],
+                frontier_gap: self.frontier - self.log_prod[i],
+                coinvention_share: if self.coinv_den[i] > 0 {
+                    self.coinv_num[i] as f64 / self.coinv_den[i] as f64
+                } else {
+                    f64::NAN
+                },
+                adoption_share: if k_total > 0.0 {
+                    self.held_count[i] as f64 / k_total
+                } else {
+                    f64::NAN
+                },
+                retaliations_opened: self.opened_total[i],
+            })
+            .collect()
+    }
+
+    /// Advance one step and return its metrics.
+    pub fn step(&mut self) -> StepRecord {
+        let t = self.step + 1;
+        let n = self.n;
+        let next_view = self.policy_view(t);
+        let prev_view = std::mem::replace(&mut self.view, next_view);
+        let a_cur = self.contact_weights();
+        let n_old = self.inn.len();
+
+        // Which pairs' weights moved since last step, per recipient.
+        let mut changed: Vec<Vec<u32>> = vec![Vec::new(); n];
+        let mut any_changed = false;
+        if self.variant == Variant::Policy {
+            for (i, ch) in changed.iter_mut().enumerate() {
+                for j in 0..n {
+                    if j != i
+                        && (a_cur[i * n + j] != self.a_prev[i * n + j]
+                            || self.view.chilled(j, i) != prev_view.chilled(j, i))
+                    {
+                        ch.push(j as u32);
+                    }
+                }
+                any_changed |= !ch.is_empty();
+            }
+        }
+
+        // Gate classes of the live innovations at this step.
+        let key_cur = self.assign_keys(n_old);
+        let mut recompute_flag = vec![false; n_old];
+        let mut recompute = Vec::new();
+        for k in 0..n_old {
+            if key_cur[k] != NONE && (k >= self.new_from || key_cur[k] != self.key_prev[k]) {
+                recompute_flag[k] = true;
+                recompute.push(k as u32);
+            }
+        }
+        let mats_cur = self.gate_matrices(&key_cur, &a_cur, any_changed);
+
+        // Diffusion: every recipient in parallel, reading only last step's state.
+        let inputs = DiffuseInputs {
+            n,
+            n_old,
+            new_from: self.new_from,
+            held: &self.held,
+            holders: &self.inn.holders,
+            sector: &self.inn.sector,
+            events: &self.events,
+            key_prev: &self.key_prev,
+            key_cur: &key_cur,
+            recompute_flag: &recompute_flag,
+            recompute: &recompute,
+            mats_prev: &self.mats_prev,
+            mats_cur: &mats_cur,
+            changed: &changed,
+            beta: self.sc.diffusion.beta,
+            nu: self.sc.sectors.iter().map(|s| s.reinvention).collect(),
+            absorptive: self
+                .sc
+                .world
+                .countries
+                .iter()
+                .map(|c| c.absorptive)
+                .collect(),
+        };
+        let adoptions: Vec<Vec<u32>> = self
+            .rec
+            .par_iter_mut()
+            .enumerate()
+            .map(|(i, r)| inputs.diffuse(i, r))
+            .collect();
+
+        // Births at t use l(t-1) and T(t-1), so they come before any update.
+        let births = self.births(t);
+
+        self.log_prod_prev.clone_from(&self.log_prod);
+        self.events.clear();
+        for (i, ks) in adoptions.into_iter().enumerate() {
+            let bloc_i = self.sc.world.countries[i].bloc;
+            for k in ks {
+                let k = k as usize;
+                self.give(i, k);
+                self.log_prod[i] += self.inn.value[k];
+                let lag = u64::from(t - self.inn.birth[k]);
+                let origin_bloc = self.sc.world.countries[self.inn.origin[k] as usize].bloc;
+                let tl = &mut self.tally[i];
+                tl.count += 1;
+                tl.lag_sum += lag;
+                if origin_bloc == bloc_i {
+                    tl.within_count += 1;
+                    tl.within_lag += lag;
+                } else {
+                    tl.cross_count += 1;
+                    tl.cross_lag += lag;
+                }
+                let s = self.inn.sector[k] as usize;
+                self.sector_lag[s].0 += lag;
+                self.sector_lag[s].1 += 1;
+                self.events.push((i as u32, k as u32));
+            }
+        }
+        self.new_from = n_old;
+        for b in births {
+            let k = self.push_innovation(b.sector, b.origin, b.coinventor, t, b.value, b.u);
+            self.give(b.origin, k);
+            self.log_prod[b.origin] += b.value;
+            self.coinv_den[b.origin] += 1;
+            if b.coinventor != NONE {
+                let c = b.coinventor as usize;
+                self.give(c, k);
+                self.log_prod[c] += b.value;
+                self.coinv_den[c] += 1;
+                self.coinv_num[c] += 1;
+                self.coinv_num[b.origin] += 1;
+            }
+            self.frontier += b.value;
+        }
+        self.extend_recipients(t);
+
+        self.key_prev = key_cur;
+        self.mats_prev = mats_cur;
+        self.a_prev = a_cur;
+        self.opened_now.iter_mut().for_each(|x| *x = 0);
+        if self.variant == Variant::Policy {
+            self.update_trust(t);
+        }
+        self.step = t;
+        self.record()
+    }
+
+    /// Gate class of every live innovation (NONE for those everyone holds).
+    fn assign_keys(&mut self, n_old: usize) -> Vec<u32> {
+        let view = &self.view;
+        let mut cache: HashMap<(u32, u32, u32), u32> = HashMap::new();
+        let mut out = vec![NONE; n_old];
+        for (k, key) in out.iter_mut().enumerate() {
+            if self.inn.holder_count[k] as usize == self.n {
+                continue;
+            }
+            let s = self.inn.sector[k];
+            let b = view.bucket(s as usize, self.inn.u[k]) as u32;
+            let cover = &view.cover[s as usize][b as usize];
+            let origin = self.inn.origin[k];
+            let ext_relevant = cover
+                .iter()
+                .any(|&r| self.regimes[r as usize].extraterritorial);
+            let origin_key = if ext_relevant { origin } else { NONE };
+            *key = *cache.entry((s, b, origin_key)).or_insert_with(|| {
+                let ext = cover
+                    .iter()
+                    .copied()
+                    .filter(|&r| {
+                        let reg = &self.regimes[r as usize];
+                        reg.extraterritorial && reg.controllers[origin as usize]
+                    })
+                    .collect();
+                self.interner.intern(KeyDesc {
+                    sector: s,
+                    cover: cover.clone(),
+                    ext,
+                })
+            });
+        }
+        out
+    }
+
+    /// M^c[i * n + j] = a_ji * boost_s * gate_c(j, i) for every class in use.
+    fn gate_matrices(
+        &self,
+        keys: &[u32],
+        a: &[f64],
+        any_changed: bool,
+    ) -> Vec<Option<Arc<Vec<f64>>>> {
+        let mut used = vec![false; self.interner.descs.len()];
+        for &k in keys {
+            if k != NONE {
+                used[k as usize] = true;
+            }
+        }
+        let n = self.n;
+        let sc = self.sc;
+        let coop = &sc.cooperation;
+        let chill_on = self.variant == Variant::Policy && coop.chilling > 0.0;
+        let build = |c: usize| -> Arc<Vec<f64>> {
+            let d = &self.interner.descs[c];
+            let s = d.sector as usize;
+            let boost = if coop.positive_list[s] {
+                1.0 + coop.incentive
+            } else {
+                1.0
+            };
+            let mut m: Vec<f64> = a.iter().map(|&x| x * boost).collect();
+            let chill = if chill_on && !coop.positive_list[s] {
+                1.0 - coop.chilling * sc.sectors[s].sensitivity * coop.uncertainty()
+            } else {
+                1.0
+            };
+            if d.cover.is_empty() && chill == 1.0 {
+                return Arc::new(m);
+            }
+            let regs: Vec<&ExportControl> =
+                d.cover.iter().map(|&r| &self.regimes[r as usize]).collect();
+            let is_ext: Vec<bool> = d.cover.iter().map(|r| d.ext.contains(r)).collect();
+            for i in 0..n {
+                let targeted = regs.iter().any(|r| r.targets[i]);
+                for j in 0..n {
+                    let mut covered = false;
+                    let mut g = 1.0;
+                    if targeted {
+                        for (r, &ext) in regs.iter().zip(&is_ext) {
+                            if r.targets[i] && (r.controllers[j] || ext) {
+                                covered = true;
+                                g *= r.gate();
+                            }
+                        }
+                    }
+                    if !covered && chill != 1.0 && self.view.chilled(j, i) {
+                        g = chill;
+                    }
+                    if covered || g != 1.0 {
+                        m[i * n + j] *= g;
+                    }
+                }
+            }
+            Arc::new(m)
+        };
+        let ids: Vec<usize> = (0..used.len()).filter(|&c| used[c]).collect();
+        let built: Vec<(usize, Arc<Vec<f64>>)> = ids
+            .par_iter()
+            .map(|&c| {
+                let reuse = if any_changed {
+                    None
+                } else {
+                    self.mats_prev.get(c).and_then(|m| m.clone())
+                };
+                (c, reuse.unwrap_or_else(|| build(c)))
+            })
+            .collect();
+        let mut out = vec![None; used.len()];
+        for (c, m) in built {
+            out[c] = Some(m);
+        }
+        out
+    }
+
+    /// Births of step t (MODEL.md section 2).
+    fn births(&self, t: u32) -> Vec<Birth> {
+        let sc = self.sc;
+        let n = self.n;
+        let coop = &sc.cooperation;
+        let intensity = self.arrival_intensities();
+        let mut cache: HashMap<(usize, usize), (Vec<f64>, f64)> = HashMap::new();
+        let mut out = Vec::new();
+        let sector_shares: Vec<f64> = sc.sectors.iter().map(|s| s.share).collect();
+        for i in 0..n {
+            let rate = self.lambda * intensity[i];
+            if rate <= 0.0 {
+                continue;
+            }
+            let mut stream = rng::stream(sc.seed, self.replication, Purpose::Arrival, t, i as u32);
+            let count = Poisson::new(rate)
+                .map(|p| p.sample(&mut stream) as u64)
+                .unwrap_or(0);
+            let country = &sc.world.countries[i];
+            let shares = country.specialization.as_deref().unwrap_or(&sector_shares);
+            for _ in 0..count {
+                let s = rng::weighted_index(shares, 1.0, rng::uniform(&mut stream));
+                let q = self.q0 * sc.sectors[s].step_scale * rng::exp1(&mut stream);
+                let u = rng::uniform(&mut stream);
+                let u_coinvent = rng::uniform(&mut stream);
+                let u_partner = rng::uniform(&mut stream);
+                let (v, total) = cache
+                    .entry((i, s))
+                    .or_insert_with(|| self.partner_weights(i, s));
+                let boost = if coop.positive_list[s] {
+                    1.0 + coop.incentive
+                } else {
+                    1.0
+                };
+                let p = (country.openness * sc.innovation.coinvention * boost * *total).min(1.0);
+                let coinventor = if u_coinvent < p && *total > 0.0 {
+                    rng::weighted_index(v, *total, u_partner) as u32
+                } else {
+                    NONE
+                };
+                out.push(Birth {
+                    sector: s,
+                    origin: i,
+                    coinventor,
+                    value: sc.sectors[s].weight * q,
+                    u,
+                });
+            }
+        }
+        out
+    }
+
+    /// v_ij = w~_ij * T_ij * H_ij,s over partners j, and their sum.
+    fn partner_weights(&self, i: usize, s: usize) -> (Vec<f64>, f64) {
+        let sc = self.sc;
+        let coop = &sc.cooperation;
+        let chill = 1.0 - coop.chilling * sc.sectors[s].sensitivity * coop.uncertainty();
+        let chill_of = |x: usize, y: usize| {
+            if self.variant == Variant::Policy && !coop.positive_list[s] && self.view.chilled(x, y)
+            {
+                chill
+            } else {
+                1.0
+            }
+        };
+        let v: Vec<f64> = (0..self.n)
+            .map(|j| {
+                let share = sc.world.contact_share[[i, j]];
+                if j == i || share == 0.0 {
+                    return 0.0;
+                }
+                let h = if self.view.chilled(i, j) || self.view.chilled(j, i) {
+                    let ij = self.view.direction(&self.regimes, i, j, s);
+                    let ji = self.view.direction(&self.regimes, j, i, s);
+                    expected_product(&ij, chill_of(i, j), &ji, chill_of(j, i))
+                } else {
+                    1.0
+                };
+                share * self.trust[[i, j]] * h
+            })
+            .collect();
+        let total = v.iter().sum();
+        (v, total)
+    }
+
+    /// Perceive, update trust, then decide retaliation (MODEL.md section 4).
+    fn update_trust(&mut self, t: u32) {
+        let sc = self.sc;
+        let n = self.n;
+        let tp = &sc.trust;
+        let sd = tp.perception_noise * sc.cooperation.uncertainty();
+        // perceived[i * n + j] = R^_ji
+        let perceived: Vec<f64> = (0..n)
+            .into_par_iter()
+            .flat_map_iter(|i| {
+                let mut stream =
+                    rng::stream(sc.seed, self.replication, Purpose::Perception, t, i as u32);
+                let view = &self.view;
+                let regimes = &self.regimes;
+                (0..n).map(move |j| {
+                    if j == i {
+                        return 0.0;
+                    }
+                    let r = view.restrictiveness(sc, regimes, j, i);
+                    if r == 0.0 || sd == 0.0 {
+                        return r.min(1.0);
+                    }
+                    stream.set_word_pos(4 * j as u128);
+                    let z = rng::normal(&mut stream);
+                    (r * (sd * z - sd * sd / 2.0).exp()).min(1.0)
+                })
+            })
+            .collect();
+        for i in 0..n {
+            for j in 0..n {
+                if i == j {
+                    continue;
+                }
+                let t0 = tp.initial[[i, j]];
+                let cur = self.trust[[i, j]];
+                self.trust[[i, j]] = (cur + tp.recovery * (t0 - cur)
+                    - tp.erosion * perceived[i * n + j])
+                    .clamp(0.0, 1.0);
+            }
+        }
+        if !tp.retaliation {
+            return;
+        }
+        for i in 0..n {
+            let theta = sc.world.countries[i].retaliation_threshold;
+            for j in 0..n {
+                if i == j {
+                    continue;
+                }
+                let r_hat = perceived[i * n + j];
+                let trust = self.trust[[i, j]];
+                let slot = i * n + j;
+                if self.retaliating[slot] == NONE {
+                    if r_hat > theta && trust < tp.min_trust {
+                        if let Some(regime) = self.counter_regime(i, j, t) {
+                            self.retaliating[slot] = self.regimes.len() as u32;
+                            self.regimes.push(regime);
+                            self.opened_now[i] += 1;
+                            self.opened_total[i] += 1;
+                        }
+                    }
+                } else if r_hat < theta / 2.0 && trust >= tp.min_trust {
+                    let r = self.retaliating[slot] as usize;
+                    self.regimes[r].end = Some(t);
+                    self.retaliating[slot] = NONE;
+                }
+            }
+        }
+    }
+
+    /// i's counter-regime against j, mirroring the regimes that restrict j -> i.
+    fn counter_regime(&self, i: usize, j: usize, t: u32) -> Option<ExportControl> {
+        let sc = self.sc;
+        let list = self.view.pair_regimes(j, i);
+        if list.is_empty() {
+            return None;
+        }
+        let mut sectors = Vec::new();
+        for s in 0..sc.sectors.len() {
+            let largest = list
+                .iter()
+                .map(|&a| self.view.eff[a as usize][s])
+                .fold(0.0, f64::max);
+            if largest > 0.0 {
+                sectors.push((s, (sc.trust.reciprocity * largest).min(1.0)));
+            }
+        }
+        let regs = list
+            .iter()
+            .map(|&a| &self.regimes[self.view.active[a as usize] as usize]);
+        let licence_rate = regs
+            .clone()
+            .map(|r| r.licence_rate)
+            .fold(f64::INFINITY, f64::min);
+        let cost = regs.map(|r| r.cost).fold(0.0, f64::max);
+        let codes = &sc.world.countries;
+        let mut controllers = vec![false; self.n];
+        controllers[i] = true;
+        let mut targets = vec![false; self.n];
+        targets[j] = true;
+        Some(ExportControl {
+            name: format!("retaliation_{}_{}_{t}", codes[i].code, codes[j].code),
+            controllers,
+            targets,
+            sectors,
+            licence_rate,
+            cost,
+            start: t + 1,
+            end: None,
+            extraterritorial: false,
+            schedule: Vec::new(),
+        })
+    }
+
+    /// Regimes in force now, including counter-regimes opened so far.
+    pub fn regimes(&self) -> &[ExportControl] {
+        &self.regimes
+    }
+
+    /// i's trust in j.
+    pub fn trust(&self, i: usize, j: usize) -> f64 {
+        self.trust[[i, j]]
+    }
+
+    pub fn log_productivity(&self) -> &[f64] {
+        &self.log_prod
+    }
+
+    /// Number of innovations held by each country.
+    pub fn held_counts(&self) -> &[u64] {
+        &self.held_count
+    }
+
+    pub fn innovation_count(&self) -> usize {
+        self.inn.len()
+    }
+
+    /// Total adoptions by diffusion so far.
+    pub fn adoptions(&self) -> u64 {
+        self.tally.iter().map(|t| t.count).sum()
+    }
+}
+
+struct Birth {
+    sector: usize,
+    origin: usize,
+    coinventor: u32,
+    value: f64,
+    u: f64,
+}
+
+/// What a recipient reads during the parallel diffusion phase.
+struct DiffuseInputs<'s> {
+    n: usize,
+    n_old: usize,
+    new_from: usize,
+    held: &'s [FixedBitSet],
+    holders: &'s [FixedBitSet],
+    sector: &'s [u32],
+    events: &'s [(u32, u32)],
+    key_prev: &'s [u32],
+    key_cur: &'s [u32],
+    recompute_flag: &'s [bool],
+    recompute: &'s [u32],
+    mats_prev: &'s [Option<Arc<Vec<f64>>>],
+    mats_cur: &'s [Option<Arc<Vec<f64>>>],
+    changed: &'s [Vec<u32>],
+    beta: f64,
+    nu: Vec<f64>,
+    absorptive: Vec<f64>,
+}
+
+impl DiffuseInputs<'_> {
+    #[inline]
+    fn m_prev(&self, key: u32) -> &[f64] {
+        self.mats_prev[key as usize]
+            .as_deref()
+            .expect("class in use last step")
+    }
+
+    #[inline]
+    fn m_cur(&self, key: u32) -> &[f64] {
+        self.mats_cur[key as usize]
+            .as_deref()
+            .expect("class in use this step")
+    }
+
+    /// Bring recipient i's exposures to this step and draw its adoptions.
+    fn diffuse(&self, i: usize, r: &mut Recipient) -> Vec<u32> {
+        let n = self.n;
+        let held = &self.held[i];
+        let row = i * n;
+        // 1. Holders gained last step, at last step's weights.
+        for &(j, k) in self.events {
+            let k = k as usize;
+            if !held.contains(k) && !self.recompute_flag[k] {
+                r.exposure[k] += self.m_prev(self.key_prev[k])[row + j as usize];
+            }
+        }
+        // 2. Pairs whose weight moved: add the difference for every
+        //    innovation the source holds and i lacks.
+        if !self.changed[i].is_empty() {
+            let mine = held.as_slice();
+            for &j in &self.changed[i] {
+                let theirs = self.held[j as usize].as_slice();
+                let words = self.new_from.div_ceil(usize::BITS as usize);
+                for w in 0..words {
+                    let mut bits = theirs[w] & !mine[w];
+                    while bits != 0 {
+                        let k = w * usize::BITS as usize + bits.trailing_zeros() as usize;
+                        bits &= bits - 1;
+                        if k >= self.new_from || self.recompute_flag[k] {
+                            continue;
+                        }
+                        let c = self.key_cur[k];
+                        let at = row + j as usize;
+                        r.exposure[k] += self.m_cur(c)[at] - self.m_prev(c)[at];
+                    }
+                }
+            }
+        }
+        // 3. Innovations new or changed class: from their holders.
+        for &k in self.recompute {
+            let k = k as usize;
+            if held.contains(k) {
+                continue;
+            }
+            let m = self.m_cur(self.key_cur[k]);
+            r.exposure[k] = self.holders[k].ones().map(|j| m[row + j]).sum();
+        }
+        // 4. Hazard and adoption.
+        let a = self.absorptive[i];
+        let ba = self.beta * a;
+        let mut adopted = Vec::new();
+        let mine = held.as_slice();
+        let words = self.n_old.div_ceil(usize::BITS as usize);
+        for w in 0..words {
+            let mut free = !mine[w];
+            while free != 0 {
+                let k = w * usize::BITS as usize + free.trailing_zeros() as usize;
+                free &= free - 1;
+                if k >= self.n_old {
+                    break;
+                }
+                let hazard = ba * r.exposure[k].max(0.0) + self.nu[self.sector[k] as usize] * a;
+                r.residual[k] -= hazard;
+                if r.residual[k] <= 0.0 {
+                    adopted.push(k as u32);
+                }
+            }
+        }
+        adopted
+    }
+}
+
+/// Run one replication of one variant to the end, calling `on_step` after
+/// step 0 and every step. Returns the final per-country figures.
+pub fn run_variant(
+    sc: &Scenario,
+    layout: &Layout,
+    replication: u32,
+    variant: Variant,
+    mut on_step: impl FnMut(StepRecord),
+) -> Vec<CountryOutcome> {
+    let mut sim = Simulation::new(sc, layout, replication, variant);
+    on_step(sim.record());
+    for _ in 0..sc.steps {
+        on_step(sim.step());
+    }
+    sim.outcomes()
+}

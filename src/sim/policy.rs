@@ -1,0 +1,272 @@
+//! The policy as it stands at one step (MODEL.md section 3): which regimes are
+//! active and what they cover after the prohibited zone and the positive list,
+//! which directed pairs they restrict, the gate classes ("keys") innovations
+//! fall into, restrictiveness R_ji and the two-way passable share H_ij,s.
+
+use std::collections::HashMap;
+
+use crate::model::{ExportControl, Scenario};
+
+/// The effective scopes of the active regimes at one step.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyView {
+    /// Global indices of regimes active at this step that cover at least one
+    /// sector after the prohibited zone and the positive list.
+    pub active: Vec<u32>,
+    /// eff[a][s]: effective scope of active regime `active[a]` in sector s.
+    pub eff: Vec<Vec<f64>>,
+    /// Per sector: ascending distinct positive effective scopes.
+    pub breakpoints: Vec<Vec<f64>>,
+    /// Per sector, per bucket: the active regimes (global ids, ascending)
+    /// covering an innovation whose u falls in that bucket.
+    pub cover: Vec<Vec<Vec<u32>>>,
+    /// CSR over directed pairs j -> i at index i * n + j: positions into
+    /// `active` of the regimes with j as controller and i as target.
+    pub pair_start: Vec<u32>,
+    pub pair_list: Vec<u32>,
+    /// Per country: controller of some active covering regime.
+    pub controllers: Vec<bool>,
+    /// Per country: target of some active covering regime.
+    pub affected: Vec<bool>,
+    /// Per sector: largest effective scope (the controlled share's threshold).
+    pub max_scope: Vec<f64>,
+    pub n: usize,
+}
+
+impl PolicyView {
+    /// The view with no regime at all (the counterfactual).
+    pub fn empty(n: usize, sectors: usize) -> PolicyView {
+        PolicyView {
+            breakpoints: vec![Vec::new(); sectors],
+            cover: vec![vec![Vec::new()]; sectors],
+            pair_start: vec![0; n * n + 1],
+            controllers: vec![false; n],
+            affected: vec![false; n],
+            max_scope: vec![0.0; sectors],
+            n,
+            ..Default::default()
+        }
+    }
+
+    pub fn build(sc: &Scenario, regimes: &[ExportControl], step: u32) -> PolicyView {
+        let n = sc.world.len();
+        let s_count = sc.sectors.len();
+        let mut view = PolicyView::empty(n, s_count);
+        for (r, reg) in regimes.iter().enumerate() {
+            if !reg.is_active(step) {
+                continue;
+            }
+            let mut eff = vec![0.0; s_count];
+            for &(s, base) in &reg.sectors {
+                if sc.controllable(s) {
+                    eff[s] = reg.scheduled_scope(base, step);
+                }
+            }
+            if eff.iter().any(|&x| x > 0.0) {
+                view.active.push(r as u32);
+                view.eff.push(eff);
+            }
+        }
+        for s in 0..s_count {
+            let mut bp: Vec<f64> = view.eff.iter().map(|e| e[s]).filter(|&x| x > 0.0).collect();
+            bp.sort_by(f64::total_cmp);
+            bp.dedup();
+            view.max_scope[s] = bp.last().copied().unwrap_or(0.0);
+            view.cover[s] = (0..=bp.len())
+                .map(|b| {
+                    if b == bp.len() {
+                        Vec::new()
+                    } else {
+                        view.active
+                            .iter()
+                            .zip(&view.eff)
+                            .filter(|(_, e)| e[s] >= bp[b])
+                            .map(|(&r, _)| r)
+                            .collect()
+                    }
+                })
+                .collect();
+            view.breakpoints[s] = bp;
+        }
+        // Directed pairs restricted by each active regime.
+        let mut pairs: Vec<(u32, u32)> = Vec::new();
+        for (a, &r) in view.active.iter().enumerate() {
+            let reg = &regimes[r as usize];
+            let ctrl: Vec<usize> = (0..n).filter(|&j| reg.controllers[j]).collect();
+            for i in (0..n).filter(|&i| reg.targets[i]) {
+                view.affected[i] = true;
+                for &j in &ctrl {
+                    pairs.push(((i * n + j) as u32, a as u32));
+                }
+            }
+            for &j in &ctrl {
+                view.controllers[j] = true;
+            }
+        }
+        pairs.sort_unstable();
+        let mut start = vec![0u32; n * n + 1];
+        for &(p, _) in &pairs {
+            start[p as usize + 1] += 1;
+        }
+        for p in 0..n * n {
+            start[p + 1] += start[p];
+        }
+        view.pair_list = pairs.into_iter().map(|(_, a)| a).collect();
+        view.pair_start = start;
+        view
+    }
+
+    /// Positions into `active` of the regimes restricting j -> i.
+    #[inline]
+    pub fn pair_regimes(&self, j: usize, i: usize) -> &[u32] {
+        let p = i * self.n + j;
+        &self.pair_list[self.pair_start[p] as usize..self.pair_start[p + 1] as usize]
+    }
+
+    /// Is the pair j -> i chilled (some active covering regime has j as
+    /// controller and i as target)?
+    #[inline]
+    pub fn chilled(&self, j: usize, i: usize) -> bool {
+        let p = i * self.n + j;
+        self.pair_start[p] != self.pair_start[p + 1]
+    }
+
+    /// Bucket of a control draw u in sector s.
+    #[inline]
+    pub fn bucket(&self, s: usize, u: f64) -> usize {
+        self.breakpoints[s].partition_point(|&x| x <= u)
+    }
+
+    /// The (scope, gate) pairs of the regimes restricting j -> i in sector s.
+    pub fn direction(
+        &self,
+        regimes: &[ExportControl],
+        j: usize,
+        i: usize,
+        s: usize,
+    ) -> Vec<(f64, f64)> {
+        self.pair_regimes(j, i)
+            .iter()
+            .filter_map(|&a| {
+                let e = self.eff[a as usize][s];
+                (e > 0.0).then(|| (e, regimes[self.active[a as usize] as usize].gate()))
+            })
+            .collect()
+    }
+
+    /// R_ji: weighted mean over sectors (weights omega) of the expected share
+    /// of items on j -> i held back by the regimes with j as controller.
+    pub fn restrictiveness(
+        &self,
+        sc: &Scenario,
+        regimes: &[ExportControl],
+        j: usize,
+        i: usize,
+    ) -> f64 {
+        if !self.chilled(j, i) {
+            return 0.0;
+        }
+        let total_w: f64 = sc.sectors.iter().map(|s| s.weight).sum();
+        if total_w <= 0.0 {
+            return 0.0;
+        }
+        let mut acc = 0.0;
+        for (s, sector) in sc.sectors.iter().enumerate() {
+            if sector.weight == 0.0 {
+                continue;
+            }
+            let d = self.direction(regimes, j, i, s);
+            if !d.is_empty() {
+                acc += sector.weight * (1.0 - expected_product(&d, 1.0, &[], 1.0));
+            }
+        }
+        acc / total_w
+    }
+}
+
+/// E_u[f_a(u) f_b(u)], u ~ U[0,1), where f(u) is the product of the gates of
+/// the listed (scope, gate) regimes with scope > u, or `chill` when none
+/// covers u. Exact: f is piecewise constant between scopes.
+pub fn expected_product(a: &[(f64, f64)], chill_a: f64, b: &[(f64, f64)], chill_b: f64) -> f64 {
+    let mut points: Vec<f64> = a.iter().chain(b).map(|p| p.0).collect();
+    points.push(0.0);
+    points.push(1.0);
+    points.sort_by(f64::total_cmp);
+    points.dedup();
+    let f = |list: &[(f64, f64)], chill: f64, u: f64| {
+        let mut covered = false;
+        let mut g = 1.0;
+        for &(scope, gate) in list {
+            if u < scope {
+                covered = true;
+                g *= gate;
+            }
+        }
+        if covered { g } else { chill }
+    };
+    let mut total = 0.0;
+    for w in points.windows(2) {
+        let (lo, hi) = (w[0], w[1]);
+        if hi > lo {
+            total += (hi - lo) * f(a, chill_a, lo) * f(b, chill_b, lo);
+        }
+    }
+    total
+}
+
+/// A gate class: innovations of one sector covered by the same regimes, with
+/// the same extraterritorial regimes applying through their origin. Every
+/// innovation of a class passes every pair with the same gate.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyDesc {
+    pub sector: u32,
+    pub cover: Vec<u32>,
+    /// The extraterritorial regimes in `cover` whose controllers include the
+    /// innovation's origin.
+    pub ext: Vec<u32>,
+}
+
+/// Interns gate classes for a whole run, so a class keeps its id across
+/// steps and "same id" means "same gates".
+#[derive(Debug, Default)]
+pub struct KeyInterner {
+    ids: HashMap<KeyDesc, u32>,
+    pub descs: Vec<KeyDesc>,
+}
+
+impl KeyInterner {
+    pub fn intern(&mut self, d: KeyDesc) -> u32 {
+        if let Some(&id) = self.ids.get(&d) {
+            return id;
+        }
+        let id = self.descs.len() as u32;
+        self.descs.push(d.clone());
+        self.ids.insert(d, id);
+        id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_product_single_regime() {
+        // One regime of scope 0.4 and gate 0.25: covered share 0.4 passes at 0.25.
+        let e = expected_product(&[(0.4, 0.25)], 1.0, &[], 1.0);
+        assert!((e - (0.6 + 0.4 * 0.25)).abs() < 1e-15);
+        // With chilling 0.5 on uncovered items.
+        let e = expected_product(&[(0.4, 0.25)], 0.5, &[], 1.0);
+        assert!((e - (0.6 * 0.5 + 0.4 * 0.25)).abs() < 1e-15);
+    }
+
+    #[test]
+    fn expected_product_nested_and_two_way() {
+        // Nested scopes 0.2 (gate 0.5) and 0.6 (gate 0.1): [0,0.2) both, [0.2,0.6) one.
+        let e = expected_product(&[(0.2, 0.5), (0.6, 0.1)], 1.0, &[], 1.0);
+        assert!((e - (0.2 * 0.05 + 0.4 * 0.1 + 0.4)).abs() < 1e-15);
+        // Two directions multiply pointwise.
+        let e = expected_product(&[(0.5, 0.2)], 1.0, &[(0.5, 0.5)], 1.0);
+        assert!((e - (0.5 * 0.1 + 0.5)).abs() < 1e-15);
+    }
+}
