@@ -61,6 +61,9 @@ struct RunArgs {
     quiet: bool,
 }
 
+/// Most worker threads `--threads` accepts.
+const MAX_THREADS: usize = 1024;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -96,8 +99,13 @@ fn run(args: RunArgs) -> Result<(), Error> {
     let sc = &loaded.scenario;
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(t) = args.threads {
-        if t == 0 {
-            return Err(InputError::new("command line", "--threads must be at least 1").into());
+        // A huge count would spend minutes spawning threads before failing.
+        if t == 0 || t > MAX_THREADS {
+            return Err(InputError::new(
+                "command line",
+                format!("--threads must be from 1 to {MAX_THREADS}, got {t}"),
+            )
+            .into());
         }
         builder = builder.num_threads(t);
     }

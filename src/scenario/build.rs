@@ -35,7 +35,7 @@ impl Context {
     pub fn error(&self, key: &str, message: impl Into<String>) -> InputError {
         let mut message = message.into();
         if self.overridden.iter().any(|o| key.starts_with(o.as_str())) {
-            message.push_str(" (value set with --set on the command line)");
+            message.push_str(" (value set on the command line)");
         }
         InputError::new(&self.file, message)
             .with_key(key)
@@ -367,7 +367,9 @@ fn read_countries_csv(
     ctx: &Context,
     files: &FileSource,
 ) -> Result<(String, Vec<CountryFile>), InputError> {
-    let (shown, text) = files.read(rel, "world.countries", &ctx.file)?;
+    let (shown, text) = files
+        .read(rel, "world.countries", &ctx.file)
+        .map_err(|e| ctx.error("world.countries", e.message))?;
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
@@ -392,11 +394,33 @@ fn read_countries_csv(
         .at(Some((1, 1))));
     }
     let mut rows = Vec::new();
-    for rec in reader.deserialize::<CountryRow>() {
-        let row = rec.map_err(|e| {
+    for (i, rec) in reader.records().enumerate() {
+        let bad_row = |e: &csv::Error| {
             let line = e.position().map(|p| p.line() as usize);
-            InputError::new(&shown, format!("bad row: {}", csv_message(&e)))
-                .at(line.map(|l| (l, 1)))
+            InputError::new(&shown, format!("bad row: {}", csv_message(e))).at(line.map(|l| (l, 1)))
+        };
+        let rec = rec.map_err(|e| bad_row(&e))?;
+        let row: CountryRow = rec.deserialize(Some(&headers)).map_err(|e| {
+            // Name the column and the value: "column `gdp`: `lots` is not a number".
+            let field = match e.kind() {
+                csv::ErrorKind::Deserialize { err, .. } => err.field(),
+                _ => None,
+            };
+            let Some(f) = field.map(|f| f as usize) else {
+                return bad_row(&e);
+            };
+            let line = rec.position().map_or(i + 2, |p| p.line() as usize);
+            InputError::new(
+                &shown,
+                format!(
+                    "row {} (line {line}), column `{}`: `{}` is not valid here: {}; numeric columns need a number",
+                    i + 1,
+                    headers.get(f).unwrap_or("?"),
+                    rec.get(f).unwrap_or(""),
+                    csv_message(&e)
+                ),
+            )
+            .at(Some((line, 1)))
         })?;
         rows.push(row.into());
     }
@@ -665,6 +689,23 @@ fn build_world(
         weights,
         contact_share,
     })
+}
+
+/// The country codes, for "unknown code" messages (the first few in a large world).
+fn country_codes(world: &World) -> String {
+    const SHOWN: usize = 12;
+    let codes: Vec<&str> = world
+        .countries
+        .iter()
+        .take(SHOWN)
+        .map(|c| c.code.as_str())
+        .collect();
+    let n = world.len();
+    if n > SHOWN {
+        format!("{}, ... ({n} in all)", codes.join(", "))
+    } else {
+        codes.join(", ")
+    }
 }
 
 fn sector_names(sectors: &[Sector]) -> String {
@@ -1005,7 +1046,9 @@ fn build_network(
         }
         "edges" => {
             let rel = net.file.as_ref().ok_or_else(|| ctx.error("network.file", "network.kind = \"edges\" needs `file`, a CSV with columns source,target,weight"))?;
-            let (shown, text) = files.read(rel, "network.file", &ctx.file)?;
+            let (shown, text) = files
+                .read(rel, "network.file", &ctx.file)
+                .map_err(|e| ctx.error("network.file", e.message))?;
             let edges = read_edges(&shown, &text, countries)?;
             network::from_edges(n, &edges, net.symmetric.unwrap_or(false))
         }
@@ -1163,7 +1206,10 @@ fn build_initial(
             let c = world.index_of(code).ok_or_else(|| {
                 ctx.error(
                     &format!("innovation.initial[{i}].holders[{h}]"),
-                    format!("unknown country code `{code}`"),
+                    format!(
+                        "unknown country code `{code}`; countries: {}",
+                        country_codes(world)
+                    ),
                 )
             })?;
             if holders.contains(&c) {
@@ -1219,13 +1265,21 @@ fn build_trust(
             let i = world.index_of(&pair.truster).ok_or_else(|| {
                 ctx.error(
                     &k("truster"),
-                    format!("unknown country code `{}`", pair.truster),
+                    format!(
+                        "unknown country code `{}`; countries: {}",
+                        pair.truster,
+                        country_codes(world)
+                    ),
                 )
             })?;
             let j = world.index_of(&pair.trusted).ok_or_else(|| {
                 ctx.error(
                     &k("trusted"),
-                    format!("unknown country code `{}`", pair.trusted),
+                    format!(
+                        "unknown country code `{}`; countries: {}",
+                        pair.trusted,
+                        country_codes(world)
+                    ),
                 )
             })?;
             if i == j {
@@ -1361,7 +1415,10 @@ fn select(
             let c = world.index_of(sel).ok_or_else(|| {
                 ctx.error(
                     &k,
-                    format!("`{sel}` is not a country code, `all`, `bloc:X` or `income:X`"),
+                    format!(
+                        "`{sel}` is not a country code, `all`, `bloc:X` or `income:X`; countries: {}",
+                        country_codes(world)
+                    ),
                 )
             })?;
             mask[c] = true;

@@ -161,7 +161,9 @@ pub fn load_text(
         serde_path_to_error::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
             let key = e.path().to_string();
             let key = if key == "." { String::new() } else { key };
-            ctx.error(&key, clean_serde_message(&e.inner().to_string()))
+            // `message()`, not `to_string()`: the latter appends "in `key`"
+            // on extra lines, and the key is already in the message.
+            ctx.error(&key, clean_serde_message(e.inner().message()))
         })?;
     let scenario = build::build(raw, &ctx, &files)?;
     Ok(LoadedScenario {

@@ -153,6 +153,9 @@ pub struct Simulation<'a> {
     sector_lag: Vec<(u64, u64)>,
     opened_now: Vec<u32>,
     opened_total: Vec<u32>,
+    /// Check every exposure against a direct evaluation of MODEL.md section 5
+    /// after each diffusion phase (slow; for tests).
+    verify_exposure: bool,
 }
 
 impl<'a> Simulation<'a> {
@@ -201,6 +204,7 @@ impl<'a> Simulation<'a> {
             sector_lag: vec![(0, 0); s_count],
             opened_now: vec![0; n],
             opened_total: vec![0; n],
+            verify_exposure: false,
         };
         sim.view = sim.policy_view(0);
         sim.a_prev = sim.contact_weights();
@@ -570,6 +574,10 @@ impl<'a> Simulation<'a> {
             .enumerate()
             .map(|(i, r)| inputs.diffuse(i, r))
             .collect();
+
+        if self.verify_exposure {
+            self.check_exposures(t, n_old);
+        }
 
         // Births at t use l(t-1) and T(t-1), so they come before any update.
         let births = self.births(t);
@@ -972,6 +980,89 @@ impl<'a> Simulation<'a> {
     }
 }
 
+impl Simulation<'_> {
+    /// Turn on the exposure self-check (tests only: it is slow).
+    pub fn verify_exposures(&mut self, on: bool) {
+        self.verify_exposure = on;
+    }
+
+    /// G_jik(t) straight from MODEL.md sections 3.1, 3.2 and 5, without gate
+    /// classes or pair indexes.
+    fn direct_gate(&self, j: usize, i: usize, k: usize, t: u32) -> f64 {
+        let sc = self.sc;
+        let coop = &sc.cooperation;
+        let s = self.inn.sector[k] as usize;
+        let origin = self.inn.origin[k] as usize;
+        let (mut covered, mut chilled, mut g) = (false, false, 1.0);
+        for r in &self.regimes {
+            if !r.is_active(t) {
+                continue;
+            }
+            let eff = |s: usize| {
+                if !sc.controllable(s) {
+                    return 0.0;
+                }
+                r.sectors
+                    .iter()
+                    .find(|p| p.0 == s)
+                    .map_or(0.0, |p| r.scheduled_scope(p.1, t))
+            };
+            if !(0..sc.sectors.len()).any(|s| eff(s) > 0.0) {
+                continue;
+            }
+            if r.targets[i] && r.controllers[j] {
+                chilled = true;
+            }
+            if r.targets[i]
+                && self.inn.u[k] < eff(s)
+                && (r.controllers[j] || (r.extraterritorial && r.controllers[origin]))
+            {
+                covered = true;
+                g *= r.gate();
+            }
+        }
+        if covered {
+            g
+        } else if chilled && self.variant == Variant::Policy && !coop.positive_list[s] {
+            1.0 - coop.chilling * sc.sectors[s].sensitivity * coop.uncertainty()
+        } else {
+            1.0
+        }
+    }
+
+    fn check_exposures(&self, t: u32, n_old: usize) {
+        let sc = self.sc;
+        let mu = sc.diffusion.trust_exponent;
+        for i in 0..self.n {
+            for k in 0..n_old {
+                if self.held[i].contains(k) {
+                    continue;
+                }
+                let s = self.inn.sector[k] as usize;
+                let boost = if sc.cooperation.positive_list[s] {
+                    1.0 + sc.cooperation.incentive
+                } else {
+                    1.0
+                };
+                let direct: f64 = self.inn.holders[k]
+                    .ones()
+                    .map(|j| {
+                        sc.world.weights[[j, i]]
+                            * self.trust[[i, j]].powf(mu)
+                            * self.direct_gate(j, i, k, t)
+                            * boost
+                    })
+                    .sum();
+                let kept = self.rec[i].exposure[k].max(0.0);
+                assert!(
+                    (kept - direct).abs() <= 1e-9 * (1.0 + direct.abs()),
+                    "step {t}: exposure of country {i} to innovation {k} is {kept}, direct evaluation gives {direct}"
+                );
+            }
+        }
+    }
+}
+
 struct Birth {
     sector: usize,
     origin: usize,
@@ -1099,4 +1190,102 @@ pub fn run_variant(
         on_step(sim.step());
     }
     sim.outcomes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{FileSource, load_text};
+
+    /// A small world with every policy mechanism switched on: schedules,
+    /// regimes starting and ending, extraterritorial reach, chilling, a
+    /// positive list, noisy perception and retaliation chains.
+    pub(crate) const STRESS: &str = r#"
+        steps = 30
+        seed = 11
+        [world.synthetic]
+        count = 14
+        blocs = { A = 0.4, B = 0.3, C = 0.3 }
+        gdp = { distribution = "lognormal", mu = 0.0, sigma = 1.0 }
+        rd = { distribution = "uniform", min = 0.2, max = 2.0 }
+        absorptive = { distribution = "uniform", min = 0.3, max = 1.0 }
+        [network]
+        kind = "gravity"
+        [[sector]]
+        name = "chips"
+        sensitivity = 0.9
+        [[sector]]
+        name = "ai"
+        sensitivity = 0.7
+        [[sector]]
+        name = "health"
+        sensitivity = 0.4
+        [[sector]]
+        name = "other"
+        sensitivity = 0.1
+        [innovation]
+        per_step = 25
+        coinvention = 0.5
+        [trust]
+        cross_bloc = 0.5
+        perception_noise = 0.5
+        erosion = 0.6
+        retaliation = true
+        retaliation_threshold = 0.15
+        min_trust = 0.45
+        recovery = 0.3
+        reciprocity = 0.3
+        [policy.cooperation]
+        positive_list = ["health"]
+        incentive = 0.3
+        prohibited_threshold = 0.2
+        transparency = 0.2
+        chilling = 0.5
+        [[policy.export_control]]
+        name = "wide"
+        controllers = ["bloc:A"]
+        targets = ["bloc:B", "bloc:C"]
+        sectors = { chips = 0.5, ai = 0.3, health = 0.9, other = 0.8 }
+        licence_rate = 0.2
+        cost = 0.5
+        start = 2
+        end = 16
+        extraterritorial = true
+        schedule = [[2, 0.3], [12, 1.5]]
+        [[policy.export_control]]
+        name = "short"
+        controllers = ["bloc:B"]
+        targets = ["all"]
+        except = ["bloc:C"]
+        sectors = { ai = 0.6 }
+        licence_rate = 0.5
+        start = 5
+        end = 15
+    "#;
+
+    #[test]
+    fn incremental_exposure_matches_direct_evaluation() {
+        let loaded = load_text(STRESS, "stress.toml", FileSource::Embedded, &[]).unwrap();
+        let sc = &loaded.scenario;
+        let layout = Layout::new(sc);
+        for variant in [Variant::Policy, Variant::Counterfactual] {
+            let mut sim = Simulation::new(sc, &layout, 0, variant);
+            sim.verify_exposures(true);
+            for _ in 0..sc.steps {
+                sim.step();
+            }
+            if variant == Variant::Policy {
+                let opened: u32 = sim.opened_total.iter().sum();
+                let lifted = sim
+                    .regimes
+                    .iter()
+                    .filter(|r| r.name.starts_with("retaliation_") && r.end.is_some())
+                    .count();
+                assert!(
+                    opened > 0 && lifted > 0,
+                    "the stress case must open and lift counter-regimes ({opened} opened, {lifted} lifted)"
+                );
+            }
+        }
+    }
 }
