@@ -290,7 +290,10 @@ fn build_sectors(
             ));
         }
         if !seen.insert(s.name.clone()) {
-            return Err(ctx.error(&k("name"), format!("duplicate sector name `{}`", s.name)));
+            return Err(ctx.error(
+                &k("name"),
+                format!("duplicate sector name `{}`: names must be unique", s.name),
+            ));
         }
         out.push(Sector {
             name: s.name.clone(),
@@ -402,22 +405,21 @@ fn read_countries_csv(
         let rec = rec.map_err(|e| bad_row(&e))?;
         let row: CountryRow = rec.deserialize(Some(&headers)).map_err(|e| {
             // Name the column and the value: "column `gdp`: `lots` is not a number".
-            let field = match e.kind() {
-                csv::ErrorKind::Deserialize { err, .. } => err.field(),
-                _ => None,
-            };
-            let Some(f) = field.map(|f| f as usize) else {
-                return bad_row(&e);
+            // Every column but the text ones (code, name, bloc, income) is a number.
+            let (f, kind) = match e.kind() {
+                csv::ErrorKind::Deserialize { err, .. } if err.field().is_some() => {
+                    (err.field().unwrap_or(0) as usize, err.kind().to_string())
+                }
+                _ => return bad_row(&e),
             };
             let line = rec.position().map_or(i + 2, |p| p.line() as usize);
             InputError::new(
                 &shown,
                 format!(
-                    "row {} (line {line}), column `{}`: `{}` is not valid here: {}; numeric columns need a number",
+                    "row {} (line {line}), column `{}`: `{}` is not a number ({kind})",
                     i + 1,
                     headers.get(f).unwrap_or("?"),
                     rec.get(f).unwrap_or(""),
-                    csv_message(&e)
                 ),
             )
             .at(Some((line, 1)))
@@ -546,7 +548,7 @@ fn build_world(
                 i,
                 "code",
                 format!(
-                    "duplicate country code `{}` (also at entry {})",
+                    "duplicate country code `{}` (also at entry {}): codes must be unique",
                     c.code,
                     prev + 1
                 ),
