@@ -90,15 +90,6 @@ impl Innovations {
     }
 }
 
-/// Per-recipient diffusion state, owned by one thread during a step.
-#[derive(Debug, Default, Clone)]
-struct Recipient {
-    /// E_ik for innovations i does not hold (stale entries for held ones).
-    exposure: Vec<f64>,
-    /// Threshold minus cumulative hazard; i adopts k when it reaches 0.
-    residual: Vec<f64>,
-}
-
 /// Running tallies of adoptions for the lag and cross-bloc outputs.
 #[derive(Debug, Default, Clone, Copy)]
 struct AdoptionTally {
@@ -127,7 +118,11 @@ pub struct Simulation<'a> {
     /// held_by_sector[i * S + s].
     held_by_sector: Vec<u64>,
     sector_count: Vec<u64>,
-    rec: Vec<Recipient>,
+    /// E_ik at [k * n + i]: one row per innovation (stale for holders).
+    exposure: Vec<f64>,
+    /// Threshold minus cumulative hazard at [k * n + i]; i adopts k when it
+    /// reaches 0. Infinite for holders.
+    residual: Vec<f64>,
     log_prod: Vec<f64>,
     log_prod_prev: Vec<f64>,
     log_prod0: Vec<f64>,
@@ -141,9 +136,9 @@ pub struct Simulation<'a> {
     interner: KeyInterner,
     key_prev: Vec<u32>,
     mats_prev: Vec<Option<Arc<Vec<f64>>>>,
-    /// a[i * n + j] = w_ji * T_ij^mu of the previous step.
+    /// a[j * n + i] = w_ji * T_ij^mu of the previous step.
     a_prev: Vec<f64>,
-    /// Adoptions of the previous step: (adopter, innovation).
+    /// Adoptions of the previous step: (innovation, adopter), by innovation.
     events: Vec<(u32, u32)>,
     /// Innovations with index >= this were born in the previous step.
     new_from: usize,
@@ -183,7 +178,8 @@ impl<'a> Simulation<'a> {
             held_count: vec![0; n],
             held_by_sector: vec![0; n * s_count],
             sector_count: vec![0; s_count],
-            rec: vec![Recipient::default(); n],
+            exposure: Vec::new(),
+            residual: Vec::new(),
             log_prod: log_prod0.clone(),
             log_prod_prev: log_prod0.clone(),
             log_prod0,
@@ -222,7 +218,7 @@ impl<'a> Simulation<'a> {
                 sim.frontier += value;
             }
         }
-        sim.extend_recipients(0);
+        sim.extend_rows(0, 0);
         for i in 0..n {
             sim.log_prod[i] = sim.log_prod0[i] + sim.held_value(i);
         }
@@ -292,20 +288,18 @@ impl<'a> Simulation<'a> {
         }
     }
 
-    /// a[i * n + j] = w_ji * T_ij^mu from the current trust.
+    /// a[j * n + i] = w_ji * T_ij^mu from the current trust.
     fn contact_weights(&self) -> Vec<f64> {
         let n = self.n;
         let mu = self.sc.diffusion.trust_exponent;
         let w = &self.sc.world.weights;
         let mut a = vec![0.0; n * n];
-        for i in 0..n {
-            for j in 0..n {
+        for j in 0..n {
+            for i in 0..n {
                 let wji = w[[j, i]];
-                a[i * n + j] = if wji == 0.0 {
-                    0.0
-                } else {
-                    wji * self.trust[[i, j]].powf(mu)
-                };
+                if wji != 0.0 {
+                    a[j * n + i] = wji * self.trust[[i, j]].powf(mu);
+                }
             }
         }
         a
@@ -339,6 +333,9 @@ impl<'a> Simulation<'a> {
     /// Country i comes to hold innovation k.
     fn give(&mut self, i: usize, k: usize) {
         debug_assert!(!self.held[i].contains(k));
+        if let Some(r) = self.residual.get_mut(k * self.n + i) {
+            *r = f64::INFINITY;
+        }
         self.held[i].insert(k);
         self.inn.holders[k].insert(i);
         self.inn.holder_count[k] += 1;
@@ -350,23 +347,35 @@ impl<'a> Simulation<'a> {
         self.held[i].ones().map(|k| self.inn.value[k]).sum()
     }
 
-    /// Grow every recipient's arrays to the innovation count, drawing the
-    /// thresholds of the innovations born at `step`.
-    fn extend_recipients(&mut self, step: u32) {
+    /// Add the rows of the innovations born at `step` (indices from `first`):
+    /// zero exposure, and one Exp(1) threshold per recipient from the
+    /// innovation's own stream (keyed by birth step and index within it);
+    /// holders get an infinite threshold.
+    fn extend_rows(&mut self, step: u32, first: usize) {
+        let n = self.n;
+        let old = self.residual.len() / n;
         let total = self.inn.len();
-        let seed = self.sc.seed;
-        let rep = self.replication;
-        self.rec.par_iter_mut().enumerate().for_each(|(i, r)| {
-            let from = r.residual.len();
-            if from == total {
-                return;
-            }
-            let mut stream = rng::stream(seed, rep, Purpose::Threshold, step, i as u32);
-            for _ in from..total {
-                r.residual.push(rng::exp1(&mut stream));
-                r.exposure.push(0.0);
-            }
-        });
+        if total == old {
+            return;
+        }
+        self.exposure.resize(total * n, 0.0);
+        self.residual.resize(total * n, 0.0);
+        let (seed, rep) = (self.sc.seed, self.replication);
+        let holders = &self.inn.holders;
+        self.residual[old * n..]
+            .par_chunks_mut(n)
+            .enumerate()
+            .for_each(|(offset, row)| {
+                let k = old + offset;
+                let index = (k - first) as u32;
+                let mut stream = rng::stream(seed, rep, Purpose::Threshold, step, index);
+                for x in row.iter_mut() {
+                    *x = rng::exp1(&mut stream);
+                }
+                for i in holders[k].ones() {
+                    row[i] = f64::INFINITY;
+                }
+            });
     }
 
     /// Metrics of the current state.
@@ -520,7 +529,7 @@ impl<'a> Simulation<'a> {
             for (i, ch) in changed.iter_mut().enumerate() {
                 for j in 0..n {
                     if j != i
-                        && (a_cur[i * n + j] != self.a_prev[i * n + j]
+                        && (a_cur[j * n + i] != self.a_prev[j * n + i]
                             || self.view.chilled(j, i) != prev_view.chilled(j, i))
                     {
                         ch.push(j as u32);
@@ -542,37 +551,52 @@ impl<'a> Simulation<'a> {
         }
         let mats_cur = self.gate_matrices(&key_cur, &a_cur, any_changed);
 
-        // Diffusion: every recipient in parallel, reading only last step's state.
+        // Last step's new holders of each innovation (events are by innovation).
+        let mut event_start = vec![0u32; n_old + 1];
+        for &(k, _) in &self.events {
+            event_start[k as usize + 1] += 1;
+        }
+        for k in 0..n_old {
+            event_start[k + 1] += event_start[k];
+        }
+        let absorptive: Vec<f64> = self
+            .sc
+            .world
+            .countries
+            .iter()
+            .map(|c| c.absorptive)
+            .collect();
         let inputs = DiffuseInputs {
             n,
-            n_old,
             new_from: self.new_from,
             held: &self.held,
             holders: &self.inn.holders,
+            holder_count: &self.inn.holder_count,
             sector: &self.inn.sector,
             events: &self.events,
+            event_start: &event_start,
             key_prev: &self.key_prev,
             key_cur: &key_cur,
             recompute_flag: &recompute_flag,
-            recompute: &recompute,
             mats_prev: &self.mats_prev,
             mats_cur: &mats_cur,
             changed: &changed,
-            beta: self.sc.diffusion.beta,
-            nu: self.sc.sectors.iter().map(|s| s.reinvention).collect(),
-            absorptive: self
-                .sc
-                .world
-                .countries
+            beta_a: absorptive
                 .iter()
-                .map(|c| c.absorptive)
+                .map(|a| self.sc.diffusion.beta * a)
                 .collect(),
+            nu: self.sc.sectors.iter().map(|s| s.reinvention).collect(),
+            absorptive,
         };
-        let adoptions: Vec<Vec<u32>> = self
-            .rec
-            .par_iter_mut()
+        // Diffusion reads only last step's state: first the pairs whose
+        // weight moved (by recipient), then each innovation's row.
+        inputs.apply_pair_changes(&mut self.exposure[..n_old * n]);
+        let adoptions: Vec<(u32, u32)> = self.exposure[..n_old * n]
+            .par_chunks_mut(n)
+            .zip(self.residual[..n_old * n].par_chunks_mut(n))
             .enumerate()
-            .map(|(i, r)| inputs.diffuse(i, r))
+            .with_min_len(64)
+            .flat_map_iter(|(k, (e, r))| inputs.update_row(k, e, r))
             .collect();
 
         if self.verify_exposure {
@@ -583,31 +607,27 @@ impl<'a> Simulation<'a> {
         let births = self.births(t);
 
         self.log_prod_prev.clone_from(&self.log_prod);
-        self.events.clear();
-        for (i, ks) in adoptions.into_iter().enumerate() {
-            let bloc_i = self.sc.world.countries[i].bloc;
-            for k in ks {
-                let k = k as usize;
-                self.give(i, k);
-                self.log_prod[i] += self.inn.value[k];
-                let lag = u64::from(t - self.inn.birth[k]);
-                let origin_bloc = self.sc.world.countries[self.inn.origin[k] as usize].bloc;
-                let tl = &mut self.tally[i];
-                tl.count += 1;
-                tl.lag_sum += lag;
-                if origin_bloc == bloc_i {
-                    tl.within_count += 1;
-                    tl.within_lag += lag;
-                } else {
-                    tl.cross_count += 1;
-                    tl.cross_lag += lag;
-                }
-                let s = self.inn.sector[k] as usize;
-                self.sector_lag[s].0 += lag;
-                self.sector_lag[s].1 += 1;
-                self.events.push((i as u32, k as u32));
+        for &(k, i) in &adoptions {
+            let (k, i) = (k as usize, i as usize);
+            self.give(i, k);
+            self.log_prod[i] += self.inn.value[k];
+            let lag = u64::from(t - self.inn.birth[k]);
+            let origin_bloc = self.sc.world.countries[self.inn.origin[k] as usize].bloc;
+            let tl = &mut self.tally[i];
+            tl.count += 1;
+            tl.lag_sum += lag;
+            if origin_bloc == self.sc.world.countries[i].bloc {
+                tl.within_count += 1;
+                tl.within_lag += lag;
+            } else {
+                tl.cross_count += 1;
+                tl.cross_lag += lag;
             }
+            let s = self.inn.sector[k] as usize;
+            self.sector_lag[s].0 += lag;
+            self.sector_lag[s].1 += 1;
         }
+        self.events = adoptions;
         self.new_from = n_old;
         for b in births {
             let k = self.push_innovation(b.sector, b.origin, b.coinventor, t, b.value, b.u);
@@ -624,7 +644,7 @@ impl<'a> Simulation<'a> {
             }
             self.frontier += b.value;
         }
-        self.extend_recipients(t);
+        self.extend_rows(t, n_old);
 
         self.key_prev = key_cur;
         self.mats_prev = mats_cur;
@@ -673,7 +693,7 @@ impl<'a> Simulation<'a> {
         out
     }
 
-    /// M^c[i * n + j] = a_ji * boost_s * gate_c(j, i) for every class in use.
+    /// M^c[j * n + i] = a_ji * boost_s * gate_c(j, i) for every class in use.
     fn gate_matrices(
         &self,
         keys: &[u32],
@@ -727,7 +747,7 @@ impl<'a> Simulation<'a> {
                         g = chill;
                     }
                     if covered || g != 1.0 {
-                        m[i * n + j] *= g;
+                        m[j * n + i] *= g;
                     }
                 }
             }
@@ -1053,7 +1073,7 @@ impl Simulation<'_> {
                             * boost
                     })
                     .sum();
-                let kept = self.rec[i].exposure[k].max(0.0);
+                let kept = self.exposure[k * self.n + i].max(0.0);
                 assert!(
                     (kept - direct).abs() <= 1e-9 * (1.0 + direct.abs()),
                     "step {t}: exposure of country {i} to innovation {k} is {kept}, direct evaluation gives {direct}"
@@ -1071,25 +1091,54 @@ struct Birth {
     u: f64,
 }
 
-/// What a recipient reads during the parallel diffusion phase.
+/// What the parallel diffusion phase reads: last step's state and this
+/// step's gate-class matrices.
 struct DiffuseInputs<'s> {
     n: usize,
-    n_old: usize,
+    /// Innovations with index >= this were born last step.
     new_from: usize,
     held: &'s [FixedBitSet],
     holders: &'s [FixedBitSet],
+    holder_count: &'s [u32],
     sector: &'s [u32],
+    /// (innovation, new holder), by innovation; `event_start` indexes it.
     events: &'s [(u32, u32)],
+    event_start: &'s [u32],
     key_prev: &'s [u32],
     key_cur: &'s [u32],
+    /// New innovations and those whose gate class changed.
     recompute_flag: &'s [bool],
-    recompute: &'s [u32],
     mats_prev: &'s [Option<Arc<Vec<f64>>>],
     mats_cur: &'s [Option<Arc<Vec<f64>>>],
+    /// Per recipient: sources whose weight to it moved.
     changed: &'s [Vec<u32>],
-    beta: f64,
+    /// beta * a_i.
+    beta_a: Vec<f64>,
+    /// nu_s.
     nu: Vec<f64>,
     absorptive: Vec<f64>,
+}
+
+/// Column-wise write access to the exposure rows, for the phase that works
+/// by recipient: each recipient's task touches only its own column.
+struct ColumnWriter {
+    ptr: *mut f64,
+    len: usize,
+}
+
+// SAFETY: `add` is only called with each column index from one task at a
+// time (see `apply_pair_changes`), so no element is accessed concurrently.
+unsafe impl Sync for ColumnWriter {}
+
+impl ColumnWriter {
+    /// # Safety
+    /// No other thread may access element `at` during the call.
+    #[inline]
+    unsafe fn add(&self, at: usize, v: f64) {
+        assert!(at < self.len);
+        // SAFETY: in bounds (checked above); exclusive per the caller.
+        unsafe { *self.ptr.add(at) += v };
+    }
 }
 
 impl DiffuseInputs<'_> {
@@ -1107,71 +1156,86 @@ impl DiffuseInputs<'_> {
             .expect("class in use this step")
     }
 
-    /// Bring recipient i's exposures to this step and draw its adoptions.
-    fn diffuse(&self, i: usize, r: &mut Recipient) -> Vec<u32> {
+    /// Pairs whose weight moved: for every innovation (born before last
+    /// step, same class as last step) the source holds and the recipient
+    /// lacks, add the difference. In parallel over recipients.
+    fn apply_pair_changes(&self, exposure: &mut [f64]) {
         let n = self.n;
-        let held = &self.held[i];
-        let row = i * n;
-        // 1. Holders gained last step, at last step's weights.
-        for &(j, k) in self.events {
-            let k = k as usize;
-            if !held.contains(k) && !self.recompute_flag[k] {
-                r.exposure[k] += self.m_prev(self.key_prev[k])[row + j as usize];
-            }
-        }
-        // 2. Pairs whose weight moved: add the difference for every
-        //    innovation the source holds and i lacks.
-        if !self.changed[i].is_empty() {
-            let mine = held.as_slice();
-            for &j in &self.changed[i] {
-                let theirs = self.held[j as usize].as_slice();
-                let words = self.new_from.div_ceil(usize::BITS as usize);
-                for w in 0..words {
-                    let mut bits = theirs[w] & !mine[w];
-                    while bits != 0 {
-                        let k = w * usize::BITS as usize + bits.trailing_zeros() as usize;
-                        bits &= bits - 1;
-                        if k >= self.new_from || self.recompute_flag[k] {
-                            continue;
+        let writer = ColumnWriter {
+            ptr: exposure.as_mut_ptr(),
+            len: exposure.len(),
+        };
+        let words = self.new_from.div_ceil(usize::BITS as usize);
+        (0..n)
+            .into_par_iter()
+            .filter(|&i| !self.changed[i].is_empty())
+            .for_each(|i| {
+                let mine = self.held[i].as_slice();
+                for &j in &self.changed[i] {
+                    let j = j as usize;
+                    let theirs = self.held[j].as_slice();
+                    for w in 0..words {
+                        let mut bits = theirs[w] & !mine[w];
+                        while bits != 0 {
+                            let k = w * usize::BITS as usize + bits.trailing_zeros() as usize;
+                            bits &= bits - 1;
+                            if k >= self.new_from || self.recompute_flag[k] {
+                                continue;
+                            }
+                            let m = j * n + i;
+                            let c = self.key_cur[k];
+                            // SAFETY: this task is the only one writing column i.
+                            unsafe { writer.add(k * n + i, self.m_cur(c)[m] - self.m_prev(c)[m]) };
                         }
-                        let c = self.key_cur[k];
-                        let at = row + j as usize;
-                        r.exposure[k] += self.m_cur(c)[at] - self.m_prev(c)[at];
                     }
                 }
-            }
+            });
+    }
+
+    /// Bring innovation k's exposures to this step, apply one step of hazard
+    /// to every recipient, and return the adoptions (k, i).
+    fn update_row(&self, k: usize, exposure: &mut [f64], residual: &mut [f64]) -> Vec<(u32, u32)> {
+        let n = self.n;
+        if self.holder_count[k] as usize == n {
+            return Vec::new();
         }
-        // 3. Innovations new or changed class: from their holders.
-        for &k in self.recompute {
-            let k = k as usize;
-            if held.contains(k) {
-                continue;
-            }
+        if self.recompute_flag[k] {
             let m = self.m_cur(self.key_cur[k]);
-            r.exposure[k] = self.holders[k].ones().map(|j| m[row + j]).sum();
+            exposure.fill(0.0);
+            for j in self.holders[k].ones() {
+                add_row(exposure, &m[j * n..(j + 1) * n]);
+            }
+        } else {
+            let range = self.event_start[k] as usize..self.event_start[k + 1] as usize;
+            if !range.is_empty() {
+                let m = self.m_prev(self.key_prev[k]);
+                for &(_, j) in &self.events[range] {
+                    let j = j as usize;
+                    add_row(exposure, &m[j * n..(j + 1) * n]);
+                }
+            }
         }
-        // 4. Hazard and adoption.
-        let a = self.absorptive[i];
-        let ba = self.beta * a;
+        let nu = self.nu[self.sector[k] as usize];
         let mut adopted = Vec::new();
-        let mine = held.as_slice();
-        let words = self.n_old.div_ceil(usize::BITS as usize);
-        for w in 0..words {
-            let mut free = !mine[w];
-            while free != 0 {
-                let k = w * usize::BITS as usize + free.trailing_zeros() as usize;
-                free &= free - 1;
-                if k >= self.n_old {
-                    break;
-                }
-                let hazard = ba * r.exposure[k].max(0.0) + self.nu[self.sector[k] as usize] * a;
-                r.residual[k] -= hazard;
-                if r.residual[k] <= 0.0 {
-                    adopted.push(k as u32);
-                }
+        for (i, ((r, &e), (&ba, &a))) in residual
+            .iter_mut()
+            .zip(exposure.iter())
+            .zip(self.beta_a.iter().zip(&self.absorptive))
+            .enumerate()
+        {
+            *r -= ba * e.max(0.0) + nu * a;
+            if *r <= 0.0 {
+                adopted.push((k as u32, i as u32));
             }
         }
         adopted
+    }
+}
+
+#[inline]
+fn add_row(acc: &mut [f64], row: &[f64]) {
+    for (x, &y) in acc.iter_mut().zip(row) {
+        *x += y;
     }
 }
 
