@@ -961,6 +961,18 @@ fn absurd_sizes() {
             Loc::Line("scenario.toml", 9),
         ),
         case(
+            "a distribution key that its distribution does not take",
+            format!(
+                "{HEAD}\n[world.synthetic]\ncount = 4\ngdp = {{ distribution = \"uniform\", min = 1.0, max = 2.0, sigma = 3.0 }}\n"
+            ),
+            &[
+                "scenario.toml",
+                "key `world.synthetic.gdp.sigma`",
+                "takes min, max",
+            ],
+            Loc::Any("scenario.toml"),
+        ),
+        case(
             "steps = 1000000",
             edit(&[("steps = 2", "steps = 1000000")]),
             &["scenario.toml", "key `steps`", "from 1 to 10000"],

@@ -535,6 +535,8 @@ fn misperception_starts_a_retaliation_chain_and_clear_signals_do_not() {
     assert!(by_q >= 1.0, "Q never retaliated");
     assert!(by_p >= 1.0, "P never counter-retaliated: no chain");
     assert_eq!(opened(&["trust.perception_noise=0"]), (0.0, 0.0));
+    // A counter-regime that would cover nothing is no retaliation.
+    assert_eq!(opened(&["trust.reciprocity=0"]), (0.0, 0.0));
 }
 
 #[test]

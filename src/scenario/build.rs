@@ -162,9 +162,6 @@ pub fn build(raw: ScenarioFile, ctx: &Context, files: &FileSource) -> Result<Sce
     };
 
     let sectors = build_sectors(&raw.sector, diffusion.reinvention, ctx)?;
-    let world = build_world(&raw, &sectors, seed, ctx, files)?;
-    let n = world.len();
-
     let inno = raw.innovation.clone();
     let innovation = InnovationParams {
         per_step: ctx.num(
@@ -192,27 +189,25 @@ pub fn build(raw: ScenarioFile, ctx: &Context, files: &FileSource) -> Result<Sce
             Range::Closed(-100.0, 100.0),
         )?,
     };
+    // Expected innovations in a run, for the size check made as soon as the
+    // number of countries is known (before the network is built).
+    let expected_innovations = innovation.per_step * f64::from(steps)
+        + inno
+            .as_ref()
+            .map(|i| {
+                i.initial
+                    .iter()
+                    .map(|x| x.count.unwrap_or(1).max(0) as f64)
+                    .sum::<f64>()
+            })
+            .unwrap_or(0.0);
+    let world = build_world(&raw, &sectors, seed, expected_innovations, ctx, files)?;
     let initial = build_initial(
         inno.as_ref().map(|i| i.initial.as_slice()).unwrap_or(&[]),
         &world,
         &sectors,
         ctx,
     )?;
-
-    // Size check before anything large is allocated.
-    let expected_innovations = innovation.per_step * f64::from(steps)
-        + initial.iter().map(|i| i.count as f64).sum::<f64>();
-    let state_bytes = 16.0 * n as f64 * expected_innovations;
-    if state_bytes > MAX_STATE_BYTES {
-        return Err(ctx.error(
-            "innovation.per_step",
-            format!(
-                "the run is too large: {n} countries x about {expected_innovations:.0} innovations needs about {:.1} GiB of state (at most {:.0} GiB); lower innovation.per_step, steps or the number of countries",
-                state_bytes / (1u64 << 30) as f64,
-                MAX_STATE_BYTES / (1u64 << 30) as f64
-            ),
-        ));
-    }
 
     let trust = build_trust(raw.trust.as_ref(), &world, ctx)?;
     let cooperation = build_cooperation(
@@ -225,7 +220,7 @@ pub fn build(raw: ScenarioFile, ctx: &Context, files: &FileSource) -> Result<Sce
             .export_control
             .iter()
             .enumerate()
-            .map(|(i, r)| build_regime(i, r, &world, &sectors, steps, ctx))
+            .map(|(i, r)| build_regime(i, r, &world, &sectors, ctx))
             .collect::<Result<Vec<_>, _>>()?,
         None => Vec::new(),
     };
@@ -446,6 +441,7 @@ fn build_world(
     raw: &ScenarioFile,
     sectors: &[Sector],
     seed: u64,
+    expected_innovations: f64,
     ctx: &Context,
     files: &FileSource,
 ) -> Result<World, InputError> {
@@ -470,7 +466,6 @@ fn build_world(
             "give exactly one of `world.countries` (CSV file), `[[world.country]]` (inline) and `[world.synthetic]`",
         ));
     }
-    let mut world_rng = rng::stream(seed, 0, Purpose::World, 0, 0);
     let (origin, key_prefix, countries): (String, String, Vec<CountryFile>) =
         if let Some(rel) = &w.countries {
             let (shown, rows) = read_countries_csv(rel, ctx, files)?;
@@ -479,7 +474,7 @@ fn build_world(
             (
                 ctx.file.clone(),
                 "world.synthetic".into(),
-                synthetic_countries(syn, &mut world_rng, ctx)?,
+                synthetic_countries(syn, seed, ctx)?,
             )
         } else {
             (ctx.file.clone(), "world.country".into(), w.country.clone())
@@ -683,6 +678,19 @@ fn build_world(
         )?;
     }
 
+    // Size check before anything of size countries^2 is allocated.
+    let n = out.len();
+    let state_bytes = 16.0 * n as f64 * expected_innovations;
+    if state_bytes > MAX_STATE_BYTES {
+        return Err(ctx.error(
+            "innovation.per_step",
+            format!(
+                "the run is too large: {n} countries x about {expected_innovations:.0} innovations needs about {:.1} GiB of state (at most {:.0} GiB); lower innovation.per_step, steps or the number of countries",
+                state_bytes / (1u64 << 30) as f64,
+                MAX_STATE_BYTES / (1u64 << 30) as f64
+            ),
+        ));
+    }
     let weights = build_network(raw.network.as_ref(), &mut out, seed, ctx, files)?;
     let contact_share = network::contact_share(&weights);
     Ok(World {
@@ -741,6 +749,34 @@ fn draw(
         }
         Ok(x)
     };
+    let takes: &[&str] = match d.distribution.as_str() {
+        "constant" => &["value"],
+        "uniform" => &["min", "max"],
+        "lognormal" => &["mu", "sigma"],
+        "beta" => &["alpha", "beta"],
+        _ => &[],
+    };
+    let given = [
+        ("value", d.value.is_some()),
+        ("min", d.min.is_some()),
+        ("max", d.max.is_some()),
+        ("mu", d.mu.is_some()),
+        ("sigma", d.sigma.is_some()),
+        ("alpha", d.alpha.is_some()),
+        ("beta", d.beta.is_some()),
+    ];
+    if !takes.is_empty() {
+        if let Some((extra, _)) = given.iter().find(|(k, g)| *g && !takes.contains(k)) {
+            return Err(ctx.error(
+                &format!("{key}.{extra}"),
+                format!(
+                    "does not apply to distribution `{}`, which takes {}",
+                    d.distribution,
+                    takes.join(", ")
+                ),
+            ));
+        }
+    }
     let f: Box<dyn FnMut(&mut rand_chacha::ChaCha8Rng) -> f64> = match d.distribution.as_str() {
         "constant" => {
             let v = need(d.value, "value")?;
@@ -790,7 +826,14 @@ fn draw(
                     format!("alpha and beta must be > 0, got {a} and {b}"),
                 )
             })?;
-            Box::new(move |r| be.sample(r))
+            let clamp = range;
+            Box::new(move |r| {
+                let x = be.sample(r);
+                match clamp {
+                    Range::Closed(..) => x,
+                    _ => x.max(f64::MIN_POSITIVE),
+                }
+            })
         }
         other => {
             return Err(ctx.error(
@@ -808,7 +851,7 @@ fn draw(
 /// groups by GDP rank (richest first), fields from their distributions.
 fn synthetic_countries(
     s: &SyntheticFile,
-    rng: &mut rand_chacha::ChaCha8Rng,
+    seed: u64,
     ctx: &Context,
 ) -> Result<Vec<CountryFile>, InputError> {
     let n = s.count;
@@ -881,6 +924,15 @@ fn synthetic_countries(
         Range::UNIT,
         ctx,
     )?;
+    // One stream per field, so changing one field's distribution leaves the
+    // others' draws as they were.
+    let field_stream = |slot: u32| rng::stream(seed, 0, Purpose::World, 0, 10 + slot);
+    let (mut r_gdp, mut r_rd, mut r_ab, mut r_op) = (
+        field_stream(0),
+        field_stream(1),
+        field_stream(2),
+        field_stream(3),
+    );
     let width = (n.max(2) as f64).log10().floor() as usize + 1;
     let mut out: Vec<CountryFile> = (0..n)
         .map(|i| CountryFile {
@@ -888,10 +940,10 @@ fn synthetic_countries(
             name: None,
             bloc: None,
             income: None,
-            gdp: Some(gdp(rng)),
-            rd: Some(rd(rng)),
-            absorptive: Some(ab(rng)),
-            openness: Some(op(rng)),
+            gdp: Some(gdp(&mut r_gdp)),
+            rd: Some(rd(&mut r_rd)),
+            absorptive: Some(ab(&mut r_ab)),
+            openness: Some(op(&mut r_op)),
             lat: None,
             lon: None,
             log_productivity: None,
@@ -1434,7 +1486,6 @@ fn build_regime(
     r: &ExportControlFile,
     world: &World,
     sectors: &[Sector],
-    steps: u32,
     ctx: &Context,
 ) -> Result<ExportControl, InputError> {
     let k = |f: &str| format!("policy.export_control[{idx}].{f}");
@@ -1492,7 +1543,7 @@ fn build_regime(
         sec.push((s, ctx.check(&key, scope, Range::UNIT)?));
     }
     sec.sort_by_key(|p| p.0);
-    let start = ctx.int(&k("start"), r.start, 0, 0, i64::from(steps).max(MAX_STEPS))? as u32;
+    let start = ctx.int(&k("start"), r.start, 0, 0, MAX_STEPS)? as u32;
     let end = match r.end {
         None => None,
         Some(e) => {

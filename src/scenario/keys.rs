@@ -120,11 +120,16 @@ pub fn split_assignment(arg: &str) -> Result<(KeyPath, Value), InputError> {
     Ok((path, parse_override_value(value.trim())))
 }
 
-fn element_name(v: &Value) -> Option<&str> {
-    let t = v.as_table()?;
-    t.get("name")
-        .or_else(|| t.get("code"))
-        .and_then(Value::as_str)
+/// The names an array element answers to: its `name` and (countries) `code`.
+fn element_names(v: &Value) -> impl Iterator<Item = &str> {
+    let t = v.as_table();
+    ["name", "code"]
+        .into_iter()
+        .filter_map(move |key| t.and_then(|t| t.get(key)).and_then(Value::as_str))
+}
+
+fn answers_to(v: &Value, name: &str) -> bool {
+    element_names(v).any(|n| n == name)
 }
 
 /// Set `path` to `value` inside `root`, creating missing tables on the way
@@ -184,11 +189,11 @@ pub fn set_path(root: &mut Table, path: &KeyPath, value: Value) -> Result<(), St
                     .ok_or_else(|| format!("`{}` is not an array", prefix(path, pos)))?;
                 let names: Vec<String> = arr
                     .iter()
-                    .filter_map(|v| element_name(v).map(str::to_string))
+                    .filter_map(|v| element_names(v).next().map(str::to_string))
                     .collect();
                 let slot = arr
                     .iter_mut()
-                    .find(|v| element_name(v) == Some(name.as_str()))
+                    .find(|v| answers_to(v, name))
                     .ok_or_else(|| {
                         format!(
                             "`{}` has no element named `{name}` (names: {})",
@@ -252,7 +257,7 @@ pub fn canonical(root: &Table, path: &KeyPath) -> String {
             Segment::Name(name) => {
                 let found = current.and_then(|v| v.as_array()).and_then(|a| {
                     a.iter()
-                        .position(|v| element_name(v) == Some(name.as_str()))
+                        .position(|v| answers_to(v, name))
                         .map(|i| (i, &a[i]))
                 });
                 match found {
@@ -433,6 +438,19 @@ mod tests {
         assert!(set_path(&mut t, &p, v).unwrap_err().contains("index 3"));
         let (p, _) = split_assignment("policy.export_control[chips].cost=1").unwrap();
         assert_eq!(canonical(&t, &p), "policy.export_control[0].cost");
+    }
+
+    #[test]
+    fn countries_answer_to_their_code_even_with_a_name() {
+        let mut t: Table = "[[world.country]]\ncode = \"FRA\"\nname = \"France\"\n"
+            .parse()
+            .unwrap();
+        let (p, v) = split_assignment("world.country[FRA].gdp=2.5").unwrap();
+        set_path(&mut t, &p, v).unwrap();
+        let (p, v) = split_assignment("world.country[France].rd=1.5").unwrap();
+        set_path(&mut t, &p, v).unwrap();
+        assert_eq!(t["world"]["country"][0]["gdp"].as_float(), Some(2.5));
+        assert_eq!(t["world"]["country"][0]["rd"].as_float(), Some(1.5));
     }
 
     #[test]

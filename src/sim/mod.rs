@@ -262,9 +262,16 @@ impl<'a> Simulation<'a> {
         self.step
     }
 
-    /// g_i * rd_i * exp(phi * (l_i - l*)) for every country.
+    /// g_i * rd_i * exp(phi * (l_i - l*)) for every country, l* = max_j l_j.
     fn arrival_intensities(&self) -> Vec<f64> {
         let phi = self.sc.innovation.knowledge_elasticity;
+        // l* here is the best current level (MODEL.md section 2), not the
+        // frontier of section 6.
+        let best = self
+            .log_prod
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
         self.sc
             .world
             .countries
@@ -274,7 +281,7 @@ impl<'a> Simulation<'a> {
                 let tilt = if phi == 0.0 {
                     1.0
                 } else {
-                    (phi * (l - self.frontier)).exp()
+                    (phi * (l - best)).exp()
                 };
                 c.gdp * c.rd * tilt
             })
@@ -940,9 +947,15 @@ impl<'a> Simulation<'a> {
                 .iter()
                 .map(|&a| self.view.eff[a as usize][s])
                 .fold(0.0, f64::max);
-            if largest > 0.0 {
-                sectors.push((s, (sc.trust.reciprocity * largest).min(1.0)));
+            let scope = (sc.trust.reciprocity * largest).min(1.0);
+            if scope > 0.0 {
+                sectors.push((s, scope));
             }
+        }
+        // A counter-regime that would cover nothing (reciprocity 0) is not a
+        // retaliation at all.
+        if sectors.is_empty() {
+            return None;
         }
         let regs = list
             .iter()
