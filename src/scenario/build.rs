@@ -726,13 +726,16 @@ fn sector_names(sectors: &[Sector]) -> String {
         .join(", ")
 }
 
+/// Draws one value of a synthetic country field.
+type Sampler = Box<dyn FnMut(&mut rand_chacha::ChaCha8Rng) -> f64>;
+
 fn draw(
     dist: Option<&DistributionFile>,
     key: &str,
     default: f64,
     range: Range,
     ctx: &Context,
-) -> Result<Box<dyn FnMut(&mut rand_chacha::ChaCha8Rng) -> f64>, InputError> {
+) -> Result<Sampler, InputError> {
     let Some(d) = dist else {
         return Ok(Box::new(move |_| default));
     };
@@ -777,7 +780,7 @@ fn draw(
             ));
         }
     }
-    let f: Box<dyn FnMut(&mut rand_chacha::ChaCha8Rng) -> f64> = match d.distribution.as_str() {
+    let f: Sampler = match d.distribution.as_str() {
         "constant" => {
             let v = need(d.value, "value")?;
             if !range.contains(v) {
@@ -790,7 +793,7 @@ fn draw(
         }
         "uniform" => {
             let (lo, hi) = (need(d.min, "min")?, need(d.max, "max")?);
-            if !(lo <= hi) || !range.contains(lo) || !range.contains(hi) {
+            if lo > hi || !range.contains(lo) || !range.contains(hi) {
                 return Err(ctx.error(
                     &format!("{key}.min"),
                     format!(

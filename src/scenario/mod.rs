@@ -180,7 +180,6 @@ fn clean_serde_message(msg: &str) -> String {
         .replace("invalid type: floating point", "invalid type: number")
         .replace("expected a sequence", "expected an array")
         .replace("expected a map", "expected a table")
-        .replace("expected a string", "expected a string")
 }
 
 /// Check that a key path names something a scenario can hold, for sweeps:
