@@ -63,6 +63,10 @@ pub enum Error {
     /// Bad input: exit code 2.
     #[error("{0}")]
     Input(#[from] InputError),
+    /// A sweep finished, but some of its runs failed (see failures.csv):
+    /// exit code 3.
+    #[error("{0} runs failed")]
+    SomeRunsFailed(usize),
     /// Writing results failed (disk full, permissions): exit code 1.
     #[error("cannot write {}: {source}", path.display())]
     Output {
@@ -85,6 +89,7 @@ impl Error {
         match self {
             Error::Input(_) => 2,
             Error::Output { .. } => 1,
+            Error::SomeRunsFailed(_) => 3,
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod run;
 pub mod scenario;
 pub mod sim;
 pub mod stats;
+pub mod sweep;
 
 pub use error::{Error, InputError};
 pub use model::Scenario;

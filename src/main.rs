@@ -12,6 +12,8 @@ use techdiff::error::{Error, InputError};
 use techdiff::output::{self, RunFacts};
 use techdiff::run::run_scenario;
 use techdiff::scenario::{self, LoadedScenario};
+use techdiff::sweep::Sweep;
+use techdiff::sweep::execute::{Shard, execute};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +37,38 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run a policy sweep: a design over scenario keys, with replications.
+    Sweep(SweepArgs),
+    /// Combine the folders of a sharded sweep into the files one unsharded sweep writes.
+    Merge {
+        /// Shard folders (each from `techdiff sweep FILE --shard K/N`).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Output folder (default: results/<sweep name>/<run id>-merged/).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct SweepArgs {
+    /// Sweep file (TOML).
+    file: PathBuf,
+    /// Output folder (default: results/<sweep name>/<run id>/).
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    out: Option<PathBuf>,
+    /// Finish an interrupted sweep in DIR: run only the missing runs.
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
+    /// Run only shard K of N (1-based), for a cluster's job array; combine with `techdiff merge`.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long, value_name = "T")]
+    threads: Option<usize>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Args, Default)]
@@ -70,11 +104,16 @@ fn main() -> ExitCode {
         None => run(RunArgs::default()),
         Some(Command::Run(args)) => run(args),
         Some(Command::Validate { files }) => return validate(&files),
+        Some(Command::Sweep(args)) => sweep(args),
+        Some(Command::Merge { dirs, out }) => merge(&dirs, out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            // A sweep with failed runs has already said so.
+            if !matches!(e, Error::SomeRunsFailed(_)) {
+                eprintln!("error: {e}");
+            }
             ExitCode::from(e.exit_code())
         }
     }
@@ -94,11 +133,10 @@ fn load(args: &RunArgs) -> Result<LoadedScenario, InputError> {
     }
 }
 
-fn run(args: RunArgs) -> Result<(), Error> {
-    let loaded = load(&args)?;
-    let sc = &loaded.scenario;
+/// A rayon pool of `threads` workers (default: one per core).
+fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool, Error> {
     let mut builder = rayon::ThreadPoolBuilder::new();
-    if let Some(t) = args.threads {
+    if let Some(t) = threads {
         // A huge count would spend minutes spawning threads before failing.
         if t == 0 || t > MAX_THREADS {
             return Err(InputError::new(
@@ -109,12 +147,19 @@ fn run(args: RunArgs) -> Result<(), Error> {
         }
         builder = builder.num_threads(t);
     }
-    let pool = builder.build().map_err(|e| {
+    builder.build().map_err(|e| {
         InputError::new(
             "command line",
-            format!("cannot start {} threads: {e}", args.threads.unwrap_or(0)),
+            format!("cannot start {} threads: {e}", threads.unwrap_or(0)),
         )
-    })?;
+        .into()
+    })
+}
+
+fn run(args: RunArgs) -> Result<(), Error> {
+    let loaded = load(&args)?;
+    let sc = &loaded.scenario;
+    let pool = thread_pool(args.threads)?;
     let threads = pool.current_num_threads();
     let out_dir = args
         .out
@@ -198,4 +243,99 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     } else {
         ExitCode::from(2)
     }
+}
+
+fn sweep_bar(quiet: bool, name: &str) -> ProgressBar {
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {pos}/{len} runs, {per_sec}, ETA {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(name.to_string());
+    bar
+}
+
+fn sweep(args: SweepArgs) -> Result<(), Error> {
+    let spec = Sweep::load(&args.file)?;
+    let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
+    let pool = thread_pool(args.threads)?;
+    let resume = args.resume.is_some();
+    let dir = match (&args.resume, &args.out) {
+        (Some(d), _) | (None, Some(d)) => d.clone(),
+        (None, None) => output::default_dir(
+            &spec.name,
+            spec.seed,
+            shard.map(|s| format!("shard{}of{}", s.index, s.count)),
+        ),
+    };
+    let bar = sweep_bar(args.quiet, &spec.name);
+    let clock = Instant::now();
+    let outcome = pool.install(|| {
+        execute(&spec, &dir, shard, resume, &|| bar.inc(1), &|n| {
+            bar.set_length(n as u64)
+        })
+    })?;
+    bar.finish_and_clear();
+    let wall = clock.elapsed().as_secs_f64();
+    println!(
+        "{}: {} design points x {} replications ({} design); ran {} runs in {:.2} s ({:.1} runs/s) on {} threads",
+        spec.name,
+        spec.points.len(),
+        spec.replications,
+        spec.design.name(),
+        outcome.ran,
+        wall,
+        outcome.ran as f64 / wall.max(1e-9),
+        pool.current_num_threads()
+    );
+    if outcome.finished {
+        println!("results written to {}", outcome.dir.display());
+    } else {
+        println!(
+            "shard written to {}; combine all shards with `techdiff merge DIR...`",
+            outcome.dir.display()
+        );
+    }
+    if outcome.failed_total > 0 {
+        eprintln!(
+            "warning: {} runs failed; see failures.csv",
+            outcome.failed_total
+        );
+        return Err(Error::SomeRunsFailed(outcome.failed_total));
+    }
+    Ok(())
+}
+
+fn merge(dirs: &[PathBuf], out: Option<PathBuf>) -> Result<(), Error> {
+    let out = match out {
+        Some(o) => o,
+        None => {
+            let m = dirs[0].join("manifest.json");
+            let text = std::fs::read_to_string(&m).map_err(|e| {
+                InputError::new(
+                    m.display().to_string(),
+                    format!("cannot read the sweep manifest: {e}"),
+                )
+            })?;
+            let name = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["sweep_name"].as_str().map(str::to_string))
+                .unwrap_or_else(|| "sweep".into());
+            output::default_dir(&name, 0, Some("merged".into()))
+        }
+    };
+    let failed = techdiff::sweep::execute::merge(dirs, &out)?;
+    println!("merged {} folders into {}", dirs.len(), out.display());
+    if failed > 0 {
+        eprintln!("warning: {failed} runs failed; see failures.csv");
+        return Err(Error::SomeRunsFailed(failed));
+    }
+    Ok(())
 }

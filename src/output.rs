@@ -407,12 +407,18 @@ pub fn pretty(v: &Value) -> Vec<u8> {
 
 /// `results/<scenario name>/<UTC time>-s<seed>`, made unique with a suffix.
 pub fn default_run_dir(sc: &Scenario) -> PathBuf {
+    default_dir(&sc.name, sc.seed, None)
+}
+
+/// `results/<name>/<UTC time>-s<seed>[-<tag>]`, made unique with a suffix.
+pub fn default_dir(name: &str, seed: u64, tag: Option<String>) -> PathBuf {
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    let base = PathBuf::from("results").join(&sc.name);
-    let mut dir = base.join(format!("{stamp}-s{}", sc.seed));
+    let base = PathBuf::from("results").join(name);
+    let tag = tag.map(|t| format!("-{t}")).unwrap_or_default();
+    let mut dir = base.join(format!("{stamp}-s{seed}{tag}"));
     let mut k = 2;
     while dir.exists() {
-        dir = base.join(format!("{stamp}-s{}-{k}", sc.seed));
+        dir = base.join(format!("{stamp}-s{seed}{tag}-{k}"));
         k += 1;
     }
     dir

@@ -25,14 +25,18 @@ pub enum Purpose {
     /// Births of country `country` at `step`: counts, sectors, qualities,
     /// control draws u_k, co-invention draws.
     Arrival = 2,
-    /// Adoption thresholds of recipient `country` for innovations born at
-    /// `step`: one Exp(1) per innovation at word 2 * (index within step).
+    /// Adoption thresholds of the innovation born at `step` with index
+    /// `country` among that step's births: one Exp(1) per recipient.
     Threshold = 3,
     /// Perception noise of country `country` at `step`: one N(0,1) per
     /// partner j at word 4 * j.
     Perception = 4,
     /// Control draws u_k of the initial innovations.
     Initial = 5,
+    /// Sweep designs that draw (Latin hypercube, Morris trajectories).
+    Design = 6,
+    /// Bootstrap resampling of sensitivity indices (country slot: metric).
+    Bootstrap = 7,
 }
 
 /// The 32-byte ChaCha key for (seed, replication): the two numbers laid

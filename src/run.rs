@@ -67,3 +67,37 @@ pub fn run_scenario(sc: &Scenario, replications: u32, on_step: &(dyn Fn() + Sync
         runs,
     }
 }
+
+/// What a sweep keeps of one variant of one replication: the last step, the
+/// per-country outcomes and, per series, the sum over steps (for totals such
+/// as retaliations opened). Time series are not kept.
+#[derive(Debug, Clone)]
+pub struct VariantFinal {
+    pub last: StepRecord,
+    pub totals: Vec<f64>,
+    pub countries: Vec<CountryOutcome>,
+}
+
+/// Run one variant of one replication keeping only its final figures.
+pub fn run_final(
+    sc: &Scenario,
+    layout: &Layout,
+    replication: u32,
+    variant: Variant,
+) -> VariantFinal {
+    let mut last = None;
+    let mut totals = vec![0.0; layout.series.len()];
+    let countries = run_variant(sc, layout, replication, variant, |rec| {
+        for (t, v) in totals.iter_mut().zip(&rec.values) {
+            if !v.is_nan() {
+                *t += v;
+            }
+        }
+        last = Some(rec);
+    });
+    VariantFinal {
+        last: last.expect("step 0 is always recorded"),
+        totals,
+        countries,
+    }
+}

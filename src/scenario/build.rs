@@ -28,14 +28,16 @@ pub const MAX_STATE_BYTES: f64 = 12.0 * (1u64 << 30) as f64;
 pub struct Context {
     pub file: String,
     pub spans: SpanIndex,
+    /// Canonical key paths set by overrides, and who set them.
     pub overridden: Vec<String>,
+    pub override_source: String,
 }
 
 impl Context {
     pub fn error(&self, key: &str, message: impl Into<String>) -> InputError {
         let mut message = message.into();
         if self.overridden.iter().any(|o| key.starts_with(o.as_str())) {
-            message.push_str(" (value set on the command line)");
+            message.push_str(&format!(" (value set {})", self.override_source));
         }
         InputError::new(&self.file, message)
             .with_key(key)

@@ -128,34 +128,76 @@ pub fn parse_table(text: &str, shown: &str) -> Result<Table, InputError> {
     })
 }
 
-/// Apply `key.path=value` overrides to a parsed table. Returns the canonical
-/// paths that were set.
-pub fn apply_overrides(table: &mut Table, overrides: &[String]) -> Result<Vec<String>, InputError> {
-    let mut set = Vec::new();
-    for arg in overrides {
+/// A typed override: a key path and the value to put there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    pub path: KeyPath,
+    pub value: toml::Value,
+}
+
+impl Override {
+    /// Parse `key.path=value` (the `--set` syntax).
+    pub fn parse(arg: &str) -> Result<Override, InputError> {
         let (path, value) = keys::split_assignment(arg)?;
-        keys::set_path(table, &path, value).map_err(|e| {
-            InputError::new("command line", format!("cannot apply `--set {arg}`: {e}"))
-                .with_key(&path.text)
+        Ok(Override { path, value })
+    }
+}
+
+/// Apply overrides to a parsed table. Returns the canonical paths that were
+/// set. `source` says who set them, for messages ("on the command line").
+pub fn apply_overrides(
+    table: &mut Table,
+    overrides: &[Override],
+    source: &str,
+) -> Result<Vec<String>, InputError> {
+    let mut set = Vec::new();
+    for o in overrides {
+        keys::set_path(table, &o.path, o.value.clone()).map_err(|e| {
+            InputError::new(
+                source,
+                format!("cannot set `{}` = {}: {e}", o.path.text, o.value),
+            )
+            .with_key(&o.path.text)
         })?;
-        set.push(keys::canonical(table, &path));
+        set.push(keys::canonical(table, &o.path));
     }
     Ok(set)
 }
 
-/// Load a scenario from its text.
+/// Load a scenario from its text, with `--set` style overrides.
 pub fn load_text(
     text: &str,
     shown: &str,
     files: FileSource,
     overrides: &[String],
 ) -> Result<LoadedScenario, InputError> {
+    let typed = overrides
+        .iter()
+        .map(|a| Override::parse(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    load_with(text, shown, files, &typed, "command line")
+}
+
+/// Load a scenario from its text with typed overrides; `source` names who set
+/// them in messages ("command line", "sweep point 3").
+pub fn load_with(
+    text: &str,
+    shown: &str,
+    files: FileSource,
+    overrides: &[Override],
+    source: &str,
+) -> Result<LoadedScenario, InputError> {
     let mut table = parse_table(text, shown)?;
-    let overridden = apply_overrides(&mut table, overrides)?;
+    let overridden = apply_overrides(&mut table, overrides, source)?;
     let ctx = build::Context {
         file: shown.to_string(),
         spans: SpanIndex::build(text),
         overridden,
+        override_source: if source == "command line" {
+            "on the command line".into()
+        } else {
+            format!("by {source}")
+        },
     };
     let raw: file::ScenarioFile =
         serde_path_to_error::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
@@ -180,12 +222,6 @@ fn clean_serde_message(msg: &str) -> String {
         .replace("invalid type: floating point", "invalid type: number")
         .replace("expected a sequence", "expected an array")
         .replace("expected a map", "expected a table")
-}
-
-/// Check that a key path names something a scenario can hold, for sweeps:
-/// returns the canonical form or a message.
-pub fn check_key_path(text: &str) -> Result<KeyPath, String> {
-    KeyPath::parse(text)
 }
 
 #[cfg(test)]

@@ -1,0 +1,661 @@
+//! Running a sweep: every (point, replication) run through one rayon
+//! iterator; each finished run is appended to a journal (`runs.jsonl`) and
+//! flushed, so an interrupted sweep loses nothing finished and `--resume`
+//! runs only what is missing. Shards run a deterministic 1/N of the runs;
+//! `merge` unions their journals. The final files are made from the journal
+//! alone, in (point, replication) order, so they are byte-identical whatever
+//! the thread count, the completion order, the interruptions or the sharding.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as Json, json};
+
+use super::{Design, MetricKind, Reference, Sweep, display_value, sensitivity};
+use crate::error::{Error, InputError};
+use crate::output::{pretty, write_atomic};
+use crate::run::{VariantFinal, run_final};
+use crate::sim::Variant;
+use crate::sim::metrics::{GroupKind, Layout};
+use crate::stats::Estimate;
+
+pub const JOURNAL: &str = "runs.jsonl";
+pub const MANIFEST: &str = "manifest.json";
+
+/// One finished run as the journal records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub point: usize,
+    pub replication: u32,
+    /// Kept metrics of the policy variant (None = undefined).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Vec<Option<f64>>>,
+    /// The same metrics in the counterfactual variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counterfactual: Option<Vec<Option<f64>>>,
+    /// Why the run failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Which runs this invocation does: shard `index` (1-based) of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    pub fn parse(s: &str) -> Result<Shard, InputError> {
+        let bad = || {
+            InputError::new(
+                "command line",
+                format!("--shard takes K/N with 1 <= K <= N, got `{s}`"),
+            )
+        };
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count) = (
+            k.trim().parse::<usize>().map_err(|_| bad())?,
+            n.trim().parse::<usize>().map_err(|_| bad())?,
+        );
+        if index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+
+    fn owns(&self, run: usize) -> bool {
+        run % self.count == self.index - 1
+    }
+}
+
+/// How a sweep invocation went.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub ran: usize,
+    pub failed_total: usize,
+    pub finished: bool,
+    pub dir: PathBuf,
+}
+
+/// Compute the kept metrics of one run: (policy, counterfactual).
+fn run_metrics(
+    sweep: &Sweep,
+    point: usize,
+    replication: u32,
+) -> Result<(Vec<Option<f64>>, Vec<Option<f64>>), String> {
+    let loaded = sweep.scenario_at(point).map_err(|e| e.to_string())?;
+    let sc = &loaded.scenario;
+    let layout = Layout::new(sc);
+    let policy = run_final(sc, &layout, replication, Variant::Policy);
+    let cf = run_final(sc, &layout, replication, Variant::Counterfactual);
+    let mut p_out = Vec::with_capacity(sweep.metrics.len());
+    let mut c_out = Vec::with_capacity(sweep.metrics.len());
+    for m in &sweep.metrics {
+        let group = layout
+            .groups
+            .iter()
+            .find(|g| g.name == m.group)
+            .ok_or_else(|| format!("group `{}` does not exist at this point", m.group))?;
+        let value = |v: &VariantFinal| -> Result<Option<f64>, String> {
+            let x = match &m.kind {
+                MetricKind::SecuritizationCost { .. } => unreachable!("handled below"),
+                MetricKind::Final { series } => {
+                    v.last.values[layout
+                        .find(&m.group, series)
+                        .ok_or_else(|| format!("no series {series}@{}", m.group))?]
+                }
+                MetricKind::Total { series } => {
+                    v.totals[layout
+                        .find(&m.group, series)
+                        .ok_or_else(|| format!("no series {series}@{}", m.group))?]
+                }
+            };
+            Ok((!x.is_nan()).then_some(x))
+        };
+        match &m.kind {
+            MetricKind::SecuritizationCost { gdp_weighted } => {
+                let GroupKind::Countries(members) = &group.kind else {
+                    return Err(format!("`{}` is not a country group", m.group));
+                };
+                if members.is_empty() {
+                    p_out.push(None);
+                    c_out.push(None);
+                    continue;
+                }
+                let w = |i: usize| {
+                    if *gdp_weighted {
+                        sc.world.countries[i].gdp
+                    } else {
+                        1.0
+                    }
+                };
+                let wsum: f64 = members.iter().map(|&i| w(i)).sum();
+                let cost = 100.0
+                    * members
+                        .iter()
+                        .map(|&i| {
+                            w(i) * (cf.countries[i].log_productivity
+                                - policy.countries[i].log_productivity)
+                        })
+                        .sum::<f64>()
+                    / wsum;
+                p_out.push(Some(cost));
+                c_out.push(Some(0.0));
+            }
+            _ => {
+                p_out.push(value(&policy)?);
+                c_out.push(value(&cf)?);
+            }
+        }
+    }
+    Ok((p_out, c_out))
+}
+
+fn run_one(sweep: &Sweep, point: usize, replication: u32) -> RunRecord {
+    let result = catch_unwind(AssertUnwindSafe(|| run_metrics(sweep, point, replication)));
+    let result = match result {
+        Ok(r) => r,
+        Err(panic) => Err(format!(
+            "internal error: {}",
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default()
+        )),
+    };
+    match result {
+        Ok((p, c)) => RunRecord {
+            point,
+            replication,
+            policy: Some(p),
+            counterfactual: Some(c),
+            error: None,
+        },
+        Err(e) => RunRecord {
+            point,
+            replication,
+            policy: None,
+            counterfactual: None,
+            error: Some(e),
+        },
+    }
+}
+
+/// Read a journal, keeping complete lines; a torn last line (a kill during
+/// a write) is dropped.
+pub fn read_journal(path: &Path) -> Result<Vec<RunRecord>, Error> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::output(path, e)),
+    };
+    let mut out = Vec::new();
+    for line in BufReader::new(file).split(b'\n') {
+        let line = line.map_err(|e| Error::output(path, e))?;
+        if let Ok(rec) = serde_json::from_slice::<RunRecord>(&line) {
+            out.push(rec);
+        }
+    }
+    Ok(out)
+}
+
+fn manifest_json(sweep: &Sweep, shard: Option<Shard>, extra: Json) -> Json {
+    json!({
+        "techdiff_version": env!("CARGO_PKG_VERSION"),
+        "git_revision": option_env!("TECHDIFF_GIT_REVISION"),
+        "sweep_name": sweep.name,
+        "description": sweep.description,
+        "sweep_file": sweep.file,
+        "sweep_text": sweep.text,
+        "scenario_file": sweep.scenario_file,
+        "scenario_text": sweep.scenario_text,
+        "table_text": sweep.table_text,
+        "design": sweep.design.name(),
+        "points": sweep.points.len(),
+        "replications": sweep.replications,
+        "runs": sweep.runs(),
+        "seed": sweep.seed,
+        "run_seeds": "every run uses the sweep seed with its replication index as the stream key (seed, replication): all points share the streams of a replication (common random numbers)",
+        "shard": shard.map(|s| format!("{}/{}", s.index, s.count)),
+        "metrics": sweep.metrics.iter().map(|m| m.label.clone()).collect::<Vec<_>>(),
+        "run": extra,
+    })
+}
+
+/// Does `dir` hold a run of this very sweep (same files, same texts)?
+fn check_same_sweep(dir: &Path, sweep: &Sweep) -> Result<Option<Shard>, InputError> {
+    let path = dir.join(MANIFEST);
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| InputError::new(&shown, format!("cannot read the sweep manifest: {e}")))?;
+    let m: Json = serde_json::from_str(&text)
+        .map_err(|e| InputError::new(&shown, format!("not a sweep manifest: {e}")))?;
+    for (key, ours) in [
+        ("sweep_text", &sweep.text),
+        ("scenario_text", &sweep.scenario_text),
+    ] {
+        if m[key].as_str() != Some(ours.as_str()) {
+            return Err(InputError::new(
+                &shown,
+                format!(
+                    "this folder holds a different sweep (`{key}` differs): resume or merge only runs of the same sweep and scenario files"
+                ),
+            ));
+        }
+    }
+    if m["table_text"].as_str() != sweep.table_text.as_deref() {
+        return Err(InputError::new(
+            &shown,
+            "this folder holds a sweep with a different table file",
+        ));
+    }
+    Ok(match m["shard"].as_str() {
+        Some(s) => Some(Shard::parse(s)?),
+        None => None,
+    })
+}
+
+/// Run a sweep (or one shard of it, or what a previous invocation left
+/// missing) into `dir`, then, if every run is there, write the final files.
+pub fn execute(
+    sweep: &Sweep,
+    dir: &Path,
+    shard: Option<Shard>,
+    resume: bool,
+    on_run: &(dyn Fn() + Sync),
+    on_start: &dyn Fn(usize),
+) -> Result<Outcome, Error> {
+    let journal_path = dir.join(JOURNAL);
+    let mut done: Vec<RunRecord> = Vec::new();
+    if resume {
+        let prev_shard = check_same_sweep(dir, sweep)?;
+        if prev_shard != shard {
+            return Err(InputError::new(
+                "command line",
+                format!(
+                    "the folder was run with --shard {}; resume it with the same --shard",
+                    prev_shard
+                        .map(|s| format!("{}/{}", s.index, s.count))
+                        .unwrap_or_else(|| "(none)".into())
+                ),
+            )
+            .into());
+        }
+        done = read_journal(&journal_path)?;
+        // Rewrite the journal with complete lines only, so appends start clean.
+        let mut bytes = Vec::new();
+        for r in &done {
+            bytes.extend(serde_json::to_vec(r).expect("serialisable"));
+            bytes.push(b'\n');
+        }
+        write_atomic(&journal_path, &bytes)?;
+    } else if dir.join(MANIFEST).exists() || journal_path.exists() {
+        return Err(InputError::new(
+            "command line",
+            format!("{} already holds a sweep: pass `--resume {}` to finish it, or choose another --out", dir.display(), dir.display()),
+        )
+        .into());
+    }
+    write_atomic(
+        &dir.join(MANIFEST),
+        &pretty(&manifest_json(sweep, shard, json!({"status": "running"}))),
+    )?;
+
+    let have: std::collections::HashSet<(usize, u32)> =
+        done.iter().map(|r| (r.point, r.replication)).collect();
+    let reps = sweep.replications as usize;
+    let todo: Vec<(usize, u32)> = (0..sweep.runs())
+        .filter(|&run| shard.is_none_or(|s| s.owns(run)))
+        .map(|run| (run / reps, (run % reps) as u32))
+        .filter(|key| !have.contains(key))
+        .collect();
+    on_start(todo.len());
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&journal_path)
+        .map_err(|e| Error::output(&journal_path, e))?;
+    let journal = Mutex::new(file);
+    let write_error: Mutex<Option<Error>> = Mutex::new(None);
+    todo.par_iter().for_each(|&(point, rep)| {
+        let rec = run_one(sweep, point, rep);
+        let mut line = serde_json::to_vec(&rec).expect("serialisable");
+        line.push(b'\n');
+        let mut f = journal.lock().expect("journal lock");
+        if let Err(e) = f.write_all(&line).and_then(|_| f.flush()) {
+            write_error
+                .lock()
+                .expect("lock")
+                .get_or_insert(Error::output(&journal_path, e));
+        }
+        drop(f);
+        on_run();
+    });
+    if let Some(e) = write_error.into_inner().expect("lock") {
+        return Err(e);
+    }
+    let ran = todo.len();
+    let all = read_journal(&journal_path)?;
+    if shard.is_some() {
+        let failed_total = all.iter().filter(|r| r.error.is_some()).count();
+        write_atomic(
+            &dir.join(MANIFEST),
+            &pretty(&manifest_json(
+                sweep,
+                shard,
+                json!({"status": "shard complete", "runs_in_shard": all.len(), "failed": failed_total}),
+            )),
+        )?;
+        return Ok(Outcome {
+            ran,
+            failed_total,
+            finished: false,
+            dir: dir.to_path_buf(),
+        });
+    }
+    let failed_total = finalize(sweep, dir, all)?;
+    Ok(Outcome {
+        ran,
+        failed_total,
+        finished: true,
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// Combine shard folders of one sweep into `out`, writing the same files an
+/// unsharded sweep writes.
+pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<usize, Error> {
+    let first = dirs
+        .first()
+        .ok_or_else(|| InputError::new("command line", "merge needs at least one folder"))?;
+    let manifest_path = first.join(MANIFEST);
+    let shown = manifest_path.display().to_string();
+    let text = std::fs::read_to_string(&manifest_path)
+        .map_err(|e| InputError::new(&shown, format!("cannot read the sweep manifest: {e}")))?;
+    let m: Json = serde_json::from_str(&text)
+        .map_err(|e| InputError::new(&shown, format!("not a sweep manifest: {e}")))?;
+    let sweep_file = m["sweep_file"].as_str().unwrap_or_default().to_string();
+    let dir = Path::new(&sweep_file)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let sweep = Sweep::from_text(
+        m["sweep_text"].as_str().unwrap_or_default(),
+        &sweep_file,
+        &dir,
+    )?;
+    let mut records: BTreeMap<(usize, u32), RunRecord> = BTreeMap::new();
+    for d in dirs {
+        check_same_sweep(d, &sweep)?;
+        for r in read_journal(&d.join(JOURNAL))? {
+            match records.get(&(r.point, r.replication)) {
+                Some(prev) if *prev != r => {
+                    return Err(InputError::new(
+                        d.display().to_string(),
+                        format!(
+                            "run (point {}, replication {}) differs between shards",
+                            r.point, r.replication
+                        ),
+                    )
+                    .into());
+                }
+                _ => {
+                    records.insert((r.point, r.replication), r);
+                }
+            }
+        }
+    }
+    let all: Vec<RunRecord> = records.into_values().collect();
+    std::fs::create_dir_all(out).map_err(|e| Error::output(out, e))?;
+    write_atomic(
+        &out.join(MANIFEST),
+        &pretty(&manifest_json(
+            &sweep,
+            None,
+            json!({"status": "merging", "merged_from": dirs}),
+        )),
+    )?;
+    let mut bytes = Vec::new();
+    for r in &all {
+        bytes.extend(serde_json::to_vec(r).expect("serialisable"));
+        bytes.push(b'\n');
+    }
+    write_atomic(&out.join(JOURNAL), &bytes)?;
+    finalize(&sweep, out, all)
+}
+
+fn cell(v: Option<f64>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_default()
+}
+
+/// Write runs.csv, points.csv, failures.csv, sensitivity.csv (sobol,
+/// morris) and the final manifest. Returns the number of failed runs.
+fn finalize(sweep: &Sweep, dir: &Path, records: Vec<RunRecord>) -> Result<usize, Error> {
+    let mut by_key: BTreeMap<(usize, u32), RunRecord> = BTreeMap::new();
+    for r in records {
+        by_key.insert((r.point, r.replication), r);
+    }
+    let missing = sweep.runs() - by_key.len();
+    if missing > 0 {
+        return Err(InputError::new(
+            dir.display().to_string(),
+            format!(
+                "{missing} of {} runs are missing: resume the sweep or merge every shard",
+                sweep.runs()
+            ),
+        )
+        .into());
+    }
+    let reps = sweep.replications;
+    let m_count = sweep.metrics.len();
+    let get = |p: usize, r: u32| &by_key[&(p, r)];
+
+    // runs.csv
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["point".to_string(), "replication".into(), "seed".into()];
+    header.extend(sweep.params.iter().map(|p| p.name.clone()));
+    header.push("status".into());
+    header.extend(sweep.metrics.iter().map(|m| m.label.clone()));
+    w.write_record(&header).expect("memory");
+    for ((p, r), rec) in &by_key {
+        let mut row = vec![p.to_string(), r.to_string(), sweep.seed.to_string()];
+        row.extend(sweep.points[*p].values.iter().map(display_value));
+        row.push(if rec.error.is_some() {
+            "failed".into()
+        } else {
+            "ok".into()
+        });
+        match &rec.policy {
+            Some(v) => row.extend(v.iter().map(|x| cell(*x))),
+            None => row.extend(std::iter::repeat_n(String::new(), m_count)),
+        }
+        w.write_record(&row).expect("memory");
+    }
+    write_atomic(&dir.join("runs.csv"), &w.into_inner().expect("memory"))?;
+
+    // failures.csv
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["point".to_string(), "replication".into(), "seed".into()];
+    header.extend(sweep.params.iter().map(|p| p.name.clone()));
+    header.push("error".into());
+    w.write_record(&header).expect("memory");
+    let mut failed = 0;
+    for ((p, r), rec) in &by_key {
+        if let Some(e) = &rec.error {
+            failed += 1;
+            let mut row = vec![p.to_string(), r.to_string(), sweep.seed.to_string()];
+            row.extend(sweep.points[*p].values.iter().map(display_value));
+            row.push(e.clone());
+            w.write_record(&row).expect("memory");
+        }
+    }
+    write_atomic(&dir.join("failures.csv"), &w.into_inner().expect("memory"))?;
+
+    // points.csv
+    let metric_values = |p: usize, m: usize| -> Vec<f64> {
+        (0..reps)
+            .map(|r| {
+                get(p, r)
+                    .policy
+                    .as_ref()
+                    .and_then(|v| v[m])
+                    .unwrap_or(f64::NAN)
+            })
+            .collect()
+    };
+    let diffs = |p: usize, m: usize| -> Vec<f64> {
+        (0..reps)
+            .map(|r| {
+                let mine = get(p, r).policy.as_ref().and_then(|v| v[m]);
+                let theirs = match sweep.reference {
+                    Reference::Counterfactual => {
+                        get(p, r).counterfactual.as_ref().and_then(|v| v[m])
+                    }
+                    Reference::Point(q) => get(q, r).policy.as_ref().and_then(|v| v[m]),
+                };
+                match (mine, theirs) {
+                    (Some(a), Some(b)) => a - b,
+                    _ => f64::NAN,
+                }
+            })
+            .collect()
+    };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["point".to_string()];
+    header.extend(sweep.params.iter().map(|p| p.name.clone()));
+    header.push("runs_ok".into());
+    for m in &sweep.metrics {
+        for suffix in [
+            "mean",
+            "sd",
+            "ci95_low",
+            "ci95_high",
+            "diff_mean",
+            "diff_ci95_low",
+            "diff_ci95_high",
+        ] {
+            header.push(format!("{}:{suffix}", m.label));
+        }
+    }
+    w.write_record(&header).expect("memory");
+    let mut point_means = vec![vec![f64::NAN; sweep.points.len()]; m_count];
+    for p in 0..sweep.points.len() {
+        let mut row = vec![p.to_string()];
+        row.extend(sweep.points[p].values.iter().map(display_value));
+        row.push(
+            (0..reps)
+                .filter(|&r| get(p, r).error.is_none())
+                .count()
+                .to_string(),
+        );
+        for (m, means) in point_means.iter_mut().enumerate() {
+            let e = Estimate::of(&metric_values(p, m));
+            let d = Estimate::of(&diffs(p, m));
+            means[p] = e.map_or(f64::NAN, |e| e.mean);
+            row.push(cell(e.map(|e| e.mean)));
+            row.push(cell(e.map(|e| e.sd)));
+            row.push(cell(e.and_then(|e| e.ci95).map(|c| c.0)));
+            row.push(cell(e.and_then(|e| e.ci95).map(|c| c.1)));
+            row.push(cell(d.map(|e| e.mean)));
+            row.push(cell(d.and_then(|e| e.ci95).map(|c| c.0)));
+            row.push(cell(d.and_then(|e| e.ci95).map(|c| c.1)));
+        }
+        w.write_record(&row).expect("memory");
+    }
+    write_atomic(&dir.join("points.csv"), &w.into_inner().expect("memory"))?;
+
+    // sensitivity.csv
+    let mut notes = Vec::new();
+    if matches!(sweep.design, Design::Sobol | Design::Morris) {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let d = sweep.params.len();
+        if sweep.design == Design::Sobol {
+            w.write_record([
+                "metric",
+                "parameter",
+                "first_order",
+                "first_order_ci95_low",
+                "first_order_ci95_high",
+                "total",
+                "total_ci95_low",
+                "total_ci95_high",
+            ])
+            .expect("memory");
+        } else {
+            w.write_record(["metric", "parameter", "mu", "mu_star", "sigma"])
+                .expect("memory");
+        }
+        for (m, y) in point_means.iter().enumerate() {
+            let label = &sweep.metrics[m].label;
+            if y.iter().any(|v| v.is_nan()) {
+                notes.push(format!(
+                    "{label}: no sensitivity indices, some design points have no successful run"
+                ));
+                continue;
+            }
+            if sweep.design == Design::Sobol {
+                let n = sweep.samples.expect("sobol has samples");
+                let mut rng =
+                    crate::rng::stream(sweep.seed, 0, crate::rng::Purpose::Bootstrap, 0, m as u32);
+                for (j, s) in sensitivity::sobol_indices(y, n, d, sweep.bootstrap, &mut rng)
+                    .iter()
+                    .enumerate()
+                {
+                    w.write_record([
+                        label.clone(),
+                        sweep.params[j].name.clone(),
+                        s.first.to_string(),
+                        s.first_ci.0.to_string(),
+                        s.first_ci.1.to_string(),
+                        s.total.to_string(),
+                        s.total_ci.0.to_string(),
+                        s.total_ci.1.to_string(),
+                    ])
+                    .expect("memory");
+                }
+            } else {
+                let r = sweep.samples.expect("morris has samples");
+                let unit: Vec<Vec<f64>> = sweep
+                    .points
+                    .iter()
+                    .map(|p| p.unit.clone().expect("morris points have unit coordinates"))
+                    .collect();
+                for (j, s) in sensitivity::morris_indices(&unit, y, r, d)
+                    .iter()
+                    .enumerate()
+                {
+                    w.write_record([
+                        label.clone(),
+                        sweep.params[j].name.clone(),
+                        s.mu.to_string(),
+                        s.mu_star.to_string(),
+                        s.sigma.to_string(),
+                    ])
+                    .expect("memory");
+                }
+            }
+        }
+        write_atomic(
+            &dir.join("sensitivity.csv"),
+            &w.into_inner().expect("memory"),
+        )?;
+    }
+    write_atomic(
+        &dir.join(MANIFEST),
+        &pretty(&manifest_json(
+            sweep,
+            None,
+            json!({"status": "complete", "failed": failed, "notes": notes}),
+        )),
+    )?;
+    Ok(failed)
+}
