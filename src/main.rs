@@ -39,6 +39,15 @@ enum Command {
     },
     /// Run a policy sweep: a design over scenario keys, with replications.
     Sweep(SweepArgs),
+    /// Measure simulation throughput: whole paired runs of benchmark scenarios.
+    Bench(BenchArgs),
+    /// (internal) Measure one scenario in this process and print JSON.
+    #[command(hide = true)]
+    BenchWorker {
+        scenario: PathBuf,
+        #[arg(long)]
+        runs: usize,
+    },
     /// Combine the folders of a sharded sweep into the files one unsharded sweep writes.
     Merge {
         /// Shard folders (each from `techdiff sweep FILE --shard K/N`).
@@ -48,6 +57,21 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Scenario files (default: scenarios/bench/{small,medium,medium_policy,large}.toml).
+    scenarios: Vec<PathBuf>,
+    /// Timed runs per scenario (each a policy + counterfactual pair), after one warm-up run.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    runs: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "T")]
+    threads: Option<usize>,
+    /// CSV to write (default: results/benchmarks/<date>-<host>.csv).
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -106,6 +130,8 @@ fn main() -> ExitCode {
         Some(Command::Validate { files }) => return validate(&files),
         Some(Command::Sweep(args)) => sweep(args),
         Some(Command::Merge { dirs, out }) => merge(&dirs, out),
+        Some(Command::Bench(args)) => bench::bench(args),
+        Some(Command::BenchWorker { scenario, runs }) => bench::worker(&scenario, runs),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -338,4 +364,206 @@ fn merge(dirs: &[PathBuf], out: Option<PathBuf>) -> Result<(), Error> {
         return Err(Error::SomeRunsFailed(failed));
     }
     Ok(())
+}
+
+/// `techdiff bench`: each scenario is measured in a child process
+/// (`bench-worker`) so that its peak resident memory is its own.
+mod bench {
+    use super::*;
+    use techdiff::run::{WorkCounts, run_pair_counts};
+    use techdiff::sim::metrics::Layout;
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    pub struct Measured {
+        pub scenario: String,
+        pub countries: usize,
+        pub steps: u32,
+        pub threads: usize,
+        pub seconds: Vec<f64>,
+        pub counts: WorkCounts,
+        pub peak_rss_mib: f64,
+    }
+
+    /// Peak resident set size of this process (Linux), in MiB.
+    fn peak_rss_mib() -> f64 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            })
+            .map_or(f64::NAN, |kib| kib / 1024.0)
+    }
+
+    pub fn worker(path: &std::path::Path, runs: usize) -> Result<(), Error> {
+        let loaded = scenario::load(path, &[])?;
+        let sc = &loaded.scenario;
+        let layout = Layout::new(sc);
+        let counts = run_pair_counts(sc, &layout, 0); // warm-up, and the work figures
+        let mut seconds = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let clock = Instant::now();
+            let again = run_pair_counts(sc, &layout, 0);
+            seconds.push(clock.elapsed().as_secs_f64());
+            assert_eq!(again, counts, "a fixed seed does the same work every time");
+        }
+        let m = Measured {
+            scenario: sc.name.clone(),
+            countries: sc.world.len(),
+            steps: sc.steps,
+            threads: rayon::current_num_threads(),
+            seconds,
+            counts,
+            peak_rss_mib: peak_rss_mib(),
+        };
+        println!("{}", serde_json::to_string(&m).expect("serialisable"));
+        Ok(())
+    }
+
+    fn median(v: &[f64]) -> f64 {
+        let mut s = v.to_vec();
+        s.sort_by(f64::total_cmp);
+        let n = s.len();
+        if n % 2 == 1 {
+            s[n / 2]
+        } else {
+            (s[n / 2 - 1] + s[n / 2]) / 2.0
+        }
+    }
+
+    pub fn bench(args: BenchArgs) -> Result<(), Error> {
+        if args.runs == 0 {
+            return Err(InputError::new("command line", "--runs must be at least 1").into());
+        }
+        let scenarios = if args.scenarios.is_empty() {
+            ["small", "medium", "medium_policy", "large"]
+                .iter()
+                .map(|s| PathBuf::from(format!("scenarios/bench/{s}.toml")))
+                .collect()
+        } else {
+            args.scenarios.clone()
+        };
+        for s in &scenarios {
+            // Check every file before measuring anything.
+            scenario::load(s, &[])?;
+        }
+        let exe = std::env::current_exe().map_err(|e| Error::output("techdiff executable", e))?;
+        let mut rows = Vec::new();
+        for s in &scenarios {
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.arg("bench-worker")
+                .arg(s)
+                .arg("--runs")
+                .arg(args.runs.to_string());
+            if let Some(t) = args.threads {
+                cmd.env("RAYON_NUM_THREADS", t.to_string());
+            }
+            eprintln!("measuring {} ({} runs)...", s.display(), args.runs);
+            let out = cmd.output().map_err(|e| Error::output(&exe, e))?;
+            if !out.status.success() {
+                return Err(InputError::new(
+                    s.display().to_string(),
+                    format!(
+                        "benchmark run failed: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ),
+                )
+                .into());
+            }
+            let m: Measured = serde_json::from_slice(&out.stdout).map_err(|e| {
+                InputError::new(
+                    s.display().to_string(),
+                    format!("unreadable benchmark result: {e}"),
+                )
+            })?;
+            rows.push((s.display().to_string(), m));
+        }
+        let mut table = comfy_table::Table::new();
+        table.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
+        table.set_header(vec![
+            "scenario",
+            "countries",
+            "median s",
+            "min s",
+            "max s",
+            "steps/s",
+            "adoptions/s",
+            "country-innovation-steps/s",
+            "peak MiB",
+            "threads",
+        ]);
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record([
+            "scenario",
+            "file",
+            "countries",
+            "steps",
+            "runs",
+            "median_seconds",
+            "min_seconds",
+            "max_seconds",
+            "steps_per_second",
+            "adoptions_per_second",
+            "country_innovation_steps_per_second",
+            "adoptions",
+            "country_innovation_steps",
+            "peak_rss_mib",
+            "threads",
+        ])
+        .expect("memory");
+        for (file, m) in &rows {
+            let med = median(&m.seconds);
+            let min = m.seconds.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = m.seconds.iter().copied().fold(0.0, f64::max);
+            let per = |x: u64| x as f64 / med;
+            table.add_row(vec![
+                m.scenario.clone(),
+                m.countries.to_string(),
+                format!("{med:.3}"),
+                format!("{min:.3}"),
+                format!("{max:.3}"),
+                format!("{:.0}", per(m.counts.steps)),
+                format!("{:.3e}", per(m.counts.adoptions)),
+                format!("{:.3e}", per(m.counts.country_innovation_steps)),
+                format!("{:.0}", m.peak_rss_mib),
+                m.threads.to_string(),
+            ]);
+            w.write_record([
+                m.scenario.clone(),
+                file.clone(),
+                m.countries.to_string(),
+                m.steps.to_string(),
+                m.seconds.len().to_string(),
+                med.to_string(),
+                min.to_string(),
+                max.to_string(),
+                per(m.counts.steps).to_string(),
+                per(m.counts.adoptions).to_string(),
+                per(m.counts.country_innovation_steps).to_string(),
+                m.counts.adoptions.to_string(),
+                m.counts.country_innovation_steps.to_string(),
+                m.peak_rss_mib.to_string(),
+                m.threads.to_string(),
+            ])
+            .expect("memory");
+        }
+        println!("{table}");
+        println!(
+            "Whole paired runs (policy + counterfactual), median of {} after a warm-up; release build.",
+            args.runs
+        );
+        let path = args.csv.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "unknown-host".into());
+            PathBuf::from("results/benchmarks").join(format!(
+                "{}-{host}.csv",
+                chrono::Utc::now().format("%Y-%m-%d")
+            ))
+        });
+        output::write_atomic(&path, &w.into_inner().expect("memory"))?;
+        println!("written to {}", path.display());
+        Ok(())
+    }
 }

@@ -101,3 +101,37 @@ pub fn run_final(
         countries,
     }
 }
+
+/// Work done by one paired run, for throughput figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WorkCounts {
+    /// Steps simulated (both variants).
+    pub steps: u64,
+    /// Adoptions by diffusion (both variants).
+    pub adoptions: u64,
+    /// Sum over steps of countries x innovations in existence (both variants).
+    pub country_innovation_steps: u64,
+}
+
+/// Run one replication's policy and counterfactual variants side by side
+/// (two rayon tasks) and count the work done.
+pub fn run_pair_counts(sc: &Scenario, layout: &Layout, replication: u32) -> WorkCounts {
+    let one = |variant: Variant| {
+        let mut sim = crate::sim::Simulation::new(sc, layout, replication, variant);
+        let n = sc.world.len() as u64;
+        let mut counts = WorkCounts::default();
+        for _ in 0..sc.steps {
+            sim.step();
+            counts.steps += 1;
+            counts.country_innovation_steps += n * sim.innovation_count() as u64;
+        }
+        counts.adoptions = sim.adoptions();
+        counts
+    };
+    let (a, b) = rayon::join(|| one(Variant::Policy), || one(Variant::Counterfactual));
+    WorkCounts {
+        steps: a.steps + b.steps,
+        adoptions: a.adoptions + b.adoptions,
+        country_innovation_steps: a.country_innovation_steps + b.country_innovation_steps,
+    }
+}
