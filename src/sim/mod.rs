@@ -734,27 +734,33 @@ impl<'a> Simulation<'a> {
             if d.cover.is_empty() && chill == 1.0 {
                 return Arc::new(m);
             }
-            let regs: Vec<&ExportControl> =
-                d.cover.iter().map(|&r| &self.regimes[r as usize]).collect();
-            let is_ext: Vec<bool> = d.cover.iter().map(|r| d.ext.contains(r)).collect();
+            // Gate products per pair, visiting only each covering regime's
+            // own (source, target) pairs: counter-regimes are single pairs.
+            let mut gate = vec![1.0; n * n];
+            let mut covered = vec![false; n * n];
+            let all: Vec<usize> = (0..n).collect();
+            for &r in &d.cover {
+                let reg = &self.regimes[r as usize];
+                let sources: Vec<usize> = if d.ext.contains(&r) {
+                    all.clone()
+                } else {
+                    (0..n).filter(|&j| reg.controllers[j]).collect()
+                };
+                let g = reg.gate();
+                for i in (0..n).filter(|&i| reg.targets[i]) {
+                    for &j in &sources {
+                        gate[j * n + i] *= g;
+                        covered[j * n + i] = true;
+                    }
+                }
+            }
             for i in 0..n {
-                let targeted = regs.iter().any(|r| r.targets[i]);
                 for j in 0..n {
-                    let mut covered = false;
-                    let mut g = 1.0;
-                    if targeted {
-                        for (r, &ext) in regs.iter().zip(&is_ext) {
-                            if r.targets[i] && (r.controllers[j] || ext) {
-                                covered = true;
-                                g *= r.gate();
-                            }
-                        }
-                    }
-                    if !covered && chill != 1.0 && self.view.chilled(j, i) {
-                        g = chill;
-                    }
-                    if covered || g != 1.0 {
-                        m[j * n + i] *= g;
+                    let at = j * n + i;
+                    if covered[at] {
+                        m[at] *= gate[at];
+                    } else if chill != 1.0 && self.view.chilled(j, i) {
+                        m[at] *= chill;
                     }
                 }
             }
