@@ -408,11 +408,18 @@ fn bad_sweep_files_exit_2_with_a_message() {
 #[test]
 fn shipped_sweeps_load_and_lay_out_their_designs() {
     let dir = repo().join("scenarios/sweeps");
-    for (name, points) in [("scope_vs_licence", 20), ("cooperation_design", 24), ("sensitivity", 16 * (6 + 2))] {
-        let sweep = techdiff::sweep::Sweep::load(&dir.join(format!("{name}.toml"))).unwrap_or_else(|e| panic!("{e}"));
+    for (name, points) in [
+        ("scope_vs_licence", 20),
+        ("cooperation_design", 24),
+        ("sensitivity", 16 * (6 + 2)),
+    ] {
+        let sweep = techdiff::sweep::Sweep::load(&dir.join(format!("{name}.toml")))
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(sweep.points.len(), points, "{name}");
         for p in 0..sweep.points.len() {
-            sweep.scenario_at(p).unwrap_or_else(|e| panic!("{name} point {p}: {e}"));
+            sweep
+                .scenario_at(p)
+                .unwrap_or_else(|e| panic!("{name} point {p}: {e}"));
         }
     }
 }

@@ -291,12 +291,7 @@ pub fn execute(
         }
         done = read_journal(&journal_path)?;
         // Rewrite the journal with complete lines only, so appends start clean.
-        let mut bytes = Vec::new();
-        for r in &done {
-            bytes.extend(serde_json::to_vec(r).expect("serialisable"));
-            bytes.push(b'\n');
-        }
-        write_atomic(&journal_path, &bytes)?;
+        write_atomic(&journal_path, &journal_bytes(&done))?;
     } else if dir.join(MANIFEST).exists() || journal_path.exists() {
         return Err(InputError::new(
             "command line",
@@ -424,13 +419,35 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<usize, Error> {
             json!({"status": "merging", "merged_from": dirs}),
         )),
     )?;
+    write_atomic(&out.join(JOURNAL), &journal_bytes(&all))?;
+    finalize(&sweep, out, all)
+}
+
+/// Journal lines for `records`.
+fn journal_bytes(records: &[RunRecord]) -> Vec<u8> {
     let mut bytes = Vec::new();
-    for r in &all {
+    for r in records {
         bytes.extend(serde_json::to_vec(r).expect("serialisable"));
         bytes.push(b'\n');
     }
-    write_atomic(&out.join(JOURNAL), &bytes)?;
-    finalize(&sweep, out, all)
+    bytes
+}
+
+/// Leading columns of runs.csv and failures.csv.
+fn run_header(sweep: &Sweep) -> Vec<String> {
+    let mut header = vec!["point".to_string(), "replication".into(), "seed".into()];
+    header.extend(sweep.params.iter().map(|p| p.name.clone()));
+    header
+}
+
+fn run_prefix(sweep: &Sweep, point: usize, replication: u32) -> Vec<String> {
+    let mut row = vec![
+        point.to_string(),
+        replication.to_string(),
+        sweep.seed.to_string(),
+    ];
+    row.extend(sweep.points[point].values.iter().map(display_value));
+    row
 }
 
 fn cell(v: Option<f64>) -> String {
@@ -461,14 +478,12 @@ fn finalize(sweep: &Sweep, dir: &Path, records: Vec<RunRecord>) -> Result<usize,
 
     // runs.csv
     let mut w = csv::Writer::from_writer(Vec::new());
-    let mut header = vec!["point".to_string(), "replication".into(), "seed".into()];
-    header.extend(sweep.params.iter().map(|p| p.name.clone()));
+    let mut header = run_header(sweep);
     header.push("status".into());
     header.extend(sweep.metrics.iter().map(|m| m.label.clone()));
     w.write_record(&header).expect("memory");
     for ((p, r), rec) in &by_key {
-        let mut row = vec![p.to_string(), r.to_string(), sweep.seed.to_string()];
-        row.extend(sweep.points[*p].values.iter().map(display_value));
+        let mut row = run_prefix(sweep, *p, *r);
         row.push(if rec.error.is_some() {
             "failed".into()
         } else {
@@ -484,16 +499,14 @@ fn finalize(sweep: &Sweep, dir: &Path, records: Vec<RunRecord>) -> Result<usize,
 
     // failures.csv
     let mut w = csv::Writer::from_writer(Vec::new());
-    let mut header = vec!["point".to_string(), "replication".into(), "seed".into()];
-    header.extend(sweep.params.iter().map(|p| p.name.clone()));
+    let mut header = run_header(sweep);
     header.push("error".into());
     w.write_record(&header).expect("memory");
     let mut failed = 0;
     for ((p, r), rec) in &by_key {
         if let Some(e) = &rec.error {
             failed += 1;
-            let mut row = vec![p.to_string(), r.to_string(), sweep.seed.to_string()];
-            row.extend(sweep.points[*p].values.iter().map(display_value));
+            let mut row = run_prefix(sweep, *p, *r);
             row.push(e.clone());
             w.write_record(&row).expect("memory");
         }
