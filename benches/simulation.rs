@@ -1,0 +1,103 @@
+//! Criterion benches, grouped by problem size, fixed seeds:
+//! `cargo bench --bench simulation`. Whole runs are paired (policy and
+//! counterfactual); one step is the first step after 20 warm steps.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use techdiff::run::run_pair_counts;
+use techdiff::scenario::{LoadedScenario, load};
+use techdiff::sim::metrics::Layout;
+use techdiff::sim::{Simulation, Variant};
+use techdiff::sweep::Sweep;
+use techdiff::sweep::execute::execute;
+
+fn scenarios() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
+}
+
+fn bench_scenario(name: &str) -> LoadedScenario {
+    load(&scenarios().join(format!("bench/{name}.toml")), &[]).expect("bench scenario loads")
+}
+
+fn size_group(c: &mut Criterion, name: &str, whole_run: bool) {
+    let loaded = bench_scenario(name);
+    let sc = &loaded.scenario;
+    let layout = Layout::new(sc);
+    let mut group = c.benchmark_group(name);
+    group.sample_size(10);
+    group.bench_function("one_step_policy", |b| {
+        b.iter_batched(
+            || {
+                let mut sim = Simulation::new(sc, &layout, 0, Variant::Policy);
+                for _ in 0..20.min(sc.steps - 1) {
+                    sim.step();
+                }
+                sim
+            },
+            |mut sim| black_box(sim.step()),
+            BatchSize::LargeInput,
+        )
+    });
+    if whole_run {
+        group.bench_function("whole_paired_run", |b| {
+            b.iter(|| black_box(run_pair_counts(sc, &layout, 0)))
+        });
+    }
+    group.finish();
+}
+
+fn small(c: &mut Criterion) {
+    size_group(c, "small", true);
+}
+
+fn medium(c: &mut Criterion) {
+    size_group(c, "medium", true);
+    size_group(c, "medium_policy", true);
+}
+
+fn large(c: &mut Criterion) {
+    // A whole large run takes about a minute: one step only.
+    size_group(c, "large", false);
+}
+
+fn loading(c: &mut Criterion) {
+    let path = scenarios().join("tightening.toml");
+    c.bench_function("load_tightening", |b| {
+        b.iter(|| black_box(load(&path, &[]).unwrap()))
+    });
+}
+
+/// The sweep engine on 64 small runs (16 points x 4 replications).
+fn sweep_engine(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "scenario = \"{}\"\nreplications = 4\ndesign = \"lhs\"\nsamples = 16\nmetrics = [\"securitization_cost@all\"]\n[[param]]\npath = \"policy.export_control[controls].licence_rate\"\nmin = 0.0\nmax = 1.0\n",
+        scenarios().join("bench/small.toml").display()
+    );
+    let sweep = Sweep::from_text(&text, "bench-sweep.toml", dir.path()).unwrap();
+    let mut group = c.benchmark_group("sweep_64_small_runs");
+    group.sample_size(10);
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        group.bench_function(format!("{threads}_threads"), |b| {
+            b.iter_batched(
+                || tempfile::tempdir().unwrap(),
+                |out| {
+                    pool.install(|| {
+                        execute(&sweep, out.path(), None, false, &|| {}, &|_| {}).unwrap()
+                    })
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, small, medium, large, loading, sweep_engine);
+criterion_main!(benches);
