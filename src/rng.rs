@@ -10,8 +10,8 @@
 //! for innovation k or partner j is found with `set_word_pos` and does not
 //! depend on which other draws were made.
 
+use rand::Rng;
 use rand::SeedableRng;
-use rand::{Rng, RngExt};
 use rand_chacha::ChaCha8Rng;
 
 /// What a stream is for. The discriminant is part of the stream number, so
@@ -111,11 +111,6 @@ pub fn weighted_index(weights: &[f64], total: f64, u: f64) -> usize {
         }
     }
     last_positive
-}
-
-/// Convenience re-export so callers need not name rand's traits.
-pub fn random_range(rng: &mut ChaCha8Rng, lo: f64, hi: f64) -> f64 {
-    rng.random_range(lo..hi)
 }
 
 #[cfg(test)]

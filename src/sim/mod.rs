@@ -258,10 +258,6 @@ impl<'a> Simulation<'a> {
         sim
     }
 
-    pub fn step_count(&self) -> u32 {
-        self.step
-    }
-
     /// g_i * rd_i * exp(phi * (l_i - l*)) for every country, l* = max_j l_j.
     fn arrival_intensities(&self) -> Vec<f64> {
         let phi = self.sc.innovation.knowledge_elasticity;
