@@ -14,6 +14,7 @@
 
 pub mod metrics;
 pub mod policy;
+mod rows;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use crate::model::{ExportControl, Scenario};
 use crate::rng::{self, Purpose};
 use metrics::{GroupKind, Layout, Metric};
 use policy::{KeyDesc, KeyInterner, PolicyView, expected_product};
+use rows::{Links, Row};
 
 /// Which of the paired runs this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -66,7 +68,7 @@ pub struct CountryOutcome {
     pub retaliations_opened: u32,
 }
 
-const NONE: u32 = u32::MAX;
+use rows::NONE;
 
 /// Innovations, structure of arrays, indexed by birth order.
 #[derive(Debug, Default, Clone)]
@@ -118,11 +120,9 @@ pub struct Simulation<'a> {
     /// held_by_sector[i * S + s].
     held_by_sector: Vec<u64>,
     sector_count: Vec<u64>,
-    /// E_ik at [k * n + i]: one row per innovation (stale for holders).
-    exposure: Vec<f64>,
-    /// Threshold minus cumulative hazard at [k * n + i]; i adopts k when it
-    /// reaches 0. Infinite for holders.
-    residual: Vec<f64>,
+    /// Per innovation, its non-holders' exposures and residuals.
+    rows: Vec<Row>,
+    links: Links,
     log_prod: Vec<f64>,
     log_prod_prev: Vec<f64>,
     log_prod0: Vec<f64>,
@@ -178,8 +178,8 @@ impl<'a> Simulation<'a> {
             held_count: vec![0; n],
             held_by_sector: vec![0; n * s_count],
             sector_count: vec![0; s_count],
-            exposure: Vec::new(),
-            residual: Vec::new(),
+            rows: Vec::new(),
+            links: Links::new(&sc.world.weights),
             log_prod: log_prod0.clone(),
             log_prod_prev: log_prod0.clone(),
             log_prod0,
@@ -336,9 +336,7 @@ impl<'a> Simulation<'a> {
     /// Country i comes to hold innovation k.
     fn give(&mut self, i: usize, k: usize) {
         debug_assert!(!self.held[i].contains(k));
-        if let Some(r) = self.residual.get_mut(k * self.n + i) {
-            *r = f64::INFINITY;
-        }
+        debug_assert!(self.rows.get(k).is_none_or(|r| r.exposure_of(i).is_none()));
         self.held[i].insert(k);
         self.inn.holders[k].insert(i);
         self.inn.holder_count[k] += 1;
@@ -352,33 +350,23 @@ impl<'a> Simulation<'a> {
 
     /// Add the rows of the innovations born at `step` (indices from `first`):
     /// zero exposure, and one Exp(1) threshold per recipient from the
-    /// innovation's own stream (keyed by birth step and index within it);
-    /// holders get an infinite threshold.
+    /// innovation's own stream (keyed by birth step and index within it;
+    /// holders' draws are made and discarded).
     fn extend_rows(&mut self, step: u32, first: usize) {
         let n = self.n;
-        let old = self.residual.len() / n;
-        let total = self.inn.len();
-        if total == old {
-            return;
-        }
-        self.exposure.resize(total * n, 0.0);
-        self.residual.resize(total * n, 0.0);
+        let old = self.rows.len();
         let (seed, rep) = (self.sc.seed, self.replication);
         let holders = &self.inn.holders;
-        self.residual[old * n..]
-            .par_chunks_mut(n)
-            .enumerate()
-            .for_each(|(offset, row)| {
-                let k = old + offset;
+        let new_rows: Vec<Row> = (old..self.inn.len())
+            .into_par_iter()
+            .map(|k| {
                 let index = (k - first) as u32;
                 let mut stream = rng::stream(seed, rep, Purpose::Threshold, step, index);
-                for x in row.iter_mut() {
-                    *x = rng::exp1(&mut stream);
-                }
-                for i in holders[k].ones() {
-                    row[i] = f64::INFINITY;
-                }
-            });
+                let thresholds = (0..n).map(move |_| rng::exp1(&mut stream));
+                Row::new(thresholds, |i| holders[k].contains(i))
+            })
+            .collect();
+        self.rows.extend(new_rows);
     }
 
     /// Metrics of the current state.
@@ -525,20 +513,23 @@ impl<'a> Simulation<'a> {
         let a_cur = self.contact_weights();
         let n_old = self.inn.len();
 
-        // Which pairs' weights moved since last step, per recipient.
-        let mut changed: Vec<Vec<u32>> = vec![Vec::new(); n];
+        // Which linked pairs' weights moved since last step, per recipient
+        // (unlinked pairs weigh 0 whatever happens).
+        let mut changed: Vec<FixedBitSet> = Vec::new();
         let mut any_changed = false;
         if self.variant == Variant::Policy {
-            for (i, ch) in changed.iter_mut().enumerate() {
-                for j in 0..n {
-                    if j != i
-                        && (a_cur[j * n + i] != self.a_prev[j * n + i]
-                            || self.view.chilled(j, i) != prev_view.chilled(j, i))
+            changed = vec![FixedBitSet::with_capacity(n); n];
+            for j in 0..n {
+                let (_, targets) = self.links.of(j);
+                for &i in targets {
+                    let (i, at) = (i as usize, j * n + i as usize);
+                    if a_cur[at] != self.a_prev[at]
+                        || self.view.chilled(j, i) != prev_view.chilled(j, i)
                     {
-                        ch.push(j as u32);
+                        changed[i].insert(j);
+                        any_changed = true;
                     }
                 }
-                any_changed |= !ch.is_empty();
             }
         }
 
@@ -570,11 +561,9 @@ impl<'a> Simulation<'a> {
             .map(|c| c.absorptive)
             .collect();
         let inputs = DiffuseInputs {
-            n,
+            links: &self.links,
             new_from: self.new_from,
-            held: &self.held,
             holders: &self.inn.holders,
-            holder_count: &self.inn.holder_count,
             sector: &self.inn.sector,
             events: &self.events,
             event_start: &event_start,
@@ -583,6 +572,10 @@ impl<'a> Simulation<'a> {
             recompute_flag: &recompute_flag,
             mats_prev: &self.mats_prev,
             mats_cur: &mats_cur,
+            moved_list: changed
+                .iter()
+                .map(|c| c.ones().map(|j| j as u32).collect())
+                .collect(),
             changed: &changed,
             beta_a: absorptive
                 .iter()
@@ -591,15 +584,17 @@ impl<'a> Simulation<'a> {
             nu: self.sc.sectors.iter().map(|s| s.reinvention).collect(),
             absorptive,
         };
-        // Diffusion reads only last step's state: first the pairs whose
-        // weight moved (by recipient), then each innovation's row.
-        inputs.apply_pair_changes(&mut self.exposure[..n_old * n]);
-        let adoptions: Vec<(u32, u32)> = self.exposure[..n_old * n]
-            .par_chunks_mut(n)
-            .zip(self.residual[..n_old * n].par_chunks_mut(n))
+        // Diffusion reads only last step's state, one innovation's row at a
+        // time.
+        let adoptions: Vec<(u32, u32)> = self.rows[..n_old]
+            .par_iter_mut()
             .enumerate()
             .with_min_len(64)
-            .flat_map_iter(|(k, (e, r))| inputs.update_row(k, e, r))
+            .fold(Vec::new, |mut out, (k, row)| {
+                inputs.update_row(k, row, &mut out);
+                out
+            })
+            .flatten_iter()
             .collect();
 
         if self.verify_exposure {
@@ -696,7 +691,8 @@ impl<'a> Simulation<'a> {
         out
     }
 
-    /// M^c[j * n + i] = a_ji * boost_s * gate_c(j, i) for every class in use.
+    /// M^c(j, i) = a_ji * boost_s * gate_c(j, i) for every class in use, at
+    /// the slots of [`Links`].
     fn gate_matrices(
         &self,
         keys: &[u32],
@@ -713,6 +709,7 @@ impl<'a> Simulation<'a> {
         let sc = self.sc;
         let coop = &sc.cooperation;
         let chill_on = self.variant == Variant::Policy && coop.chilling > 0.0;
+        let all_targets: Vec<u32> = (0..n as u32).collect();
         let build = |c: usize| -> Arc<Vec<f64>> {
             let d = &self.interner.descs[c];
             let s = d.sector as usize;
@@ -721,7 +718,14 @@ impl<'a> Simulation<'a> {
             } else {
                 1.0
             };
-            let mut m: Vec<f64> = a.iter().map(|&x| x * boost).collect();
+            let links = &self.links;
+            let mut m: Vec<f64> = if links.dense {
+                a.iter().map(|&x| x * boost).collect()
+            } else {
+                (0..n)
+                    .flat_map(|j| links.of(j).1.iter().map(move |&i| a[j * n + i as usize] * boost))
+                    .collect()
+            };
             let chill = if chill_on && !coop.positive_list[s] {
                 1.0 - coop.chilling * sc.sectors[s].sensitivity * coop.uncertainty()
             } else {
@@ -730,10 +734,11 @@ impl<'a> Simulation<'a> {
             if d.cover.is_empty() && chill == 1.0 {
                 return Arc::new(m);
             }
-            // Gate products per pair, visiting only each covering regime's
-            // own (source, target) pairs: counter-regimes are single pairs.
-            let mut gate = vec![1.0; n * n];
-            let mut covered = vec![false; n * n];
+            // Gate products per linked pair, visiting only each covering
+            // regime's own (source, target) pairs: counter-regimes are
+            // single pairs.
+            let mut gate = vec![1.0; m.len()];
+            let mut covered = vec![false; m.len()];
             let all: Vec<usize> = (0..n).collect();
             for &r in &d.cover {
                 let reg = &self.regimes[r as usize];
@@ -745,17 +750,24 @@ impl<'a> Simulation<'a> {
                 let g = reg.gate();
                 for i in (0..n).filter(|&i| reg.targets[i]) {
                     for &j in &sources {
-                        gate[j * n + i] *= g;
-                        covered[j * n + i] = true;
+                        let at = links.slot[j * n + i];
+                        if at != NONE {
+                            gate[at as usize] *= g;
+                            covered[at as usize] = true;
+                        }
                     }
                 }
             }
-            for i in 0..n {
-                for j in 0..n {
-                    let at = j * n + i;
+            for j in 0..n {
+                let (slots, targets) = if links.dense {
+                    (j * n..(j + 1) * n, &all_targets[..])
+                } else {
+                    links.of(j)
+                };
+                for (at, &i) in slots.zip(targets) {
                     if covered[at] {
                         m[at] *= gate[at];
-                    } else if chill != 1.0 && self.view.chilled(j, i) {
+                    } else if chill != 1.0 && self.view.chilled(j, i as usize) {
                         m[at] *= chill;
                     }
                 }
@@ -1088,7 +1100,10 @@ impl Simulation<'_> {
                             * boost
                     })
                     .sum();
-                let kept = self.exposure[k * self.n + i].max(0.0);
+                let kept = self.rows[k]
+                    .exposure_of(i)
+                    .expect("a non-holder has a row entry")
+                    .max(0.0);
                 assert!(
                     (kept - direct).abs() <= 1e-9 * (1.0 + direct.abs()),
                     "step {t}: exposure of country {i} to innovation {k} is {kept}, direct evaluation gives {direct}"
@@ -1109,12 +1124,10 @@ struct Birth {
 /// What the parallel diffusion phase reads: last step's state and this
 /// step's gate-class matrices.
 struct DiffuseInputs<'s> {
-    n: usize,
+    links: &'s Links,
     /// Innovations with index >= this were born last step.
     new_from: usize,
-    held: &'s [FixedBitSet],
     holders: &'s [FixedBitSet],
-    holder_count: &'s [u32],
     sector: &'s [u32],
     /// (innovation, new holder), by innovation; `event_start` indexes it.
     events: &'s [(u32, u32)],
@@ -1125,35 +1138,16 @@ struct DiffuseInputs<'s> {
     recompute_flag: &'s [bool],
     mats_prev: &'s [Option<Arc<Vec<f64>>>],
     mats_cur: &'s [Option<Arc<Vec<f64>>>],
-    /// Per recipient: sources whose weight to it moved.
-    changed: &'s [Vec<u32>],
+    /// Per recipient: linked sources whose weight to it moved (empty in the
+    /// counterfactual).
+    changed: &'s [FixedBitSet],
+    /// The same sources as ascending lists.
+    moved_list: Vec<Vec<u32>>,
     /// beta * a_i.
     beta_a: Vec<f64>,
     /// nu_s.
     nu: Vec<f64>,
     absorptive: Vec<f64>,
-}
-
-/// Column-wise write access to the exposure rows, for the phase that works
-/// by recipient: each recipient's task touches only its own column.
-struct ColumnWriter {
-    ptr: *mut f64,
-    len: usize,
-}
-
-// SAFETY: `add` is only called with each column index from one task at a
-// time (see `apply_pair_changes`), so no element is accessed concurrently.
-unsafe impl Sync for ColumnWriter {}
-
-impl ColumnWriter {
-    /// # Safety
-    /// No other thread may access element `at` during the call.
-    #[inline]
-    unsafe fn add(&self, at: usize, v: f64) {
-        assert!(at < self.len);
-        // SAFETY: in bounds (checked above); exclusive per the caller.
-        unsafe { *self.ptr.add(at) += v };
-    }
 }
 
 impl DiffuseInputs<'_> {
@@ -1171,86 +1165,96 @@ impl DiffuseInputs<'_> {
             .expect("class in use this step")
     }
 
-    /// Pairs whose weight moved: for every innovation (born before last
-    /// step, same class as last step) the source holds and the recipient
-    /// lacks, add the difference. In parallel over recipients.
-    fn apply_pair_changes(&self, exposure: &mut [f64]) {
-        let n = self.n;
-        let writer = ColumnWriter {
-            ptr: exposure.as_mut_ptr(),
-            len: exposure.len(),
-        };
-        let words = self.new_from.div_ceil(usize::BITS as usize);
-        (0..n)
-            .into_par_iter()
-            .filter(|&i| !self.changed[i].is_empty())
-            .for_each(|i| {
-                let mine = self.held[i].as_slice();
-                for &j in &self.changed[i] {
-                    let j = j as usize;
-                    let theirs = self.held[j].as_slice();
-                    for w in 0..words {
-                        let mut bits = theirs[w] & !mine[w];
-                        while bits != 0 {
-                            let k = w * usize::BITS as usize + bits.trailing_zeros() as usize;
-                            bits &= bits - 1;
-                            if k >= self.new_from || self.recompute_flag[k] {
-                                continue;
-                            }
-                            let m = j * n + i;
-                            let c = self.key_cur[k];
-                            // SAFETY: this task is the only one writing column i.
-                            unsafe { writer.add(k * n + i, self.m_cur(c)[m] - self.m_prev(c)[m]) };
-                        }
-                    }
-                }
-            });
-    }
-
     /// Bring innovation k's exposures to this step, apply one step of hazard
-    /// to every recipient, and return the adoptions (k, i).
-    fn update_row(&self, k: usize, exposure: &mut [f64], residual: &mut [f64]) -> Vec<(u32, u32)> {
-        let n = self.n;
-        if self.holder_count[k] as usize == n {
-            return Vec::new();
+    /// to every non-holder, drop the adopters from the row and append them
+    /// to `out` as (k, i), ascending.
+    fn update_row(&self, k: usize, row: &mut Row, out: &mut Vec<(u32, u32)>) {
+        if row.is_retired() {
+            return;
         }
         if self.recompute_flag[k] {
             let m = self.m_cur(self.key_cur[k]);
-            exposure.fill(0.0);
+            row.e.fill(0.0);
             for j in self.holders[k].ones() {
-                add_row(exposure, &m[j * n..(j + 1) * n]);
+                row.add_source(self.links, m, j);
             }
         } else {
+            if !self.changed.is_empty() {
+                self.apply_pair_changes(k, row);
+            }
             let range = self.event_start[k] as usize..self.event_start[k + 1] as usize;
             if !range.is_empty() {
                 let m = self.m_prev(self.key_prev[k]);
                 for &(_, j) in &self.events[range] {
-                    let j = j as usize;
-                    add_row(exposure, &m[j * n..(j + 1) * n]);
+                    row.add_source(self.links, m, j as usize);
                 }
             }
         }
         let nu = self.nu[self.sector[k] as usize];
-        let mut adopted = Vec::new();
-        for (i, ((r, &e), (&ba, &a))) in residual
-            .iter_mut()
-            .zip(exposure.iter())
-            .zip(self.beta_a.iter().zip(&self.absorptive))
-            .enumerate()
-        {
+        let (beta_a, absorptive) = (&self.beta_a[..], &self.absorptive[..]);
+        assert!(beta_a.len() == self.links.n && absorptive.len() == self.links.n);
+        let first = out.len();
+        for (r, (&e, &i)) in row.r.iter_mut().zip(row.e.iter().zip(&row.idx)) {
+            // SAFETY: entries' countries are below n (see Row::add_source).
+            let (ba, a) = unsafe {
+                (
+                    *beta_a.get_unchecked(i as usize),
+                    *absorptive.get_unchecked(i as usize),
+                )
+            };
             *r -= ba * e.max(0.0) + nu * a;
             if *r <= 0.0 {
-                adopted.push((k as u32, i as u32));
+                out.push((k as u32, i));
             }
         }
-        adopted
+        for &(_, i) in &out[first..] {
+            let p = row.pos[i as usize] as usize;
+            row.kill(p);
+        }
+        row.tidy();
     }
-}
 
-#[inline]
-fn add_row(acc: &mut [f64], row: &[f64]) {
-    for (x, &y) in acc.iter_mut().zip(row) {
-        *x += y;
+    /// Pairs whose weight moved: for each non-holder i of an innovation
+    /// that keeps its class (born before last step), add the difference of
+    /// every moved source j -> i that holds it, in ascending j. Last step's
+    /// new holders are included: their rows are added at last step's
+    /// values just after.
+    fn apply_pair_changes(&self, k: usize, row: &mut Row) {
+        if k >= self.new_from {
+            return;
+        }
+        let c = self.key_cur[k];
+        let (cur, prev) = (self.m_cur(c), self.m_prev(c));
+        let holders = self.holders[k].as_slice();
+        let n = self.links.n;
+        let words = holders.len();
+        for (e, &i) in row.e.iter_mut().zip(&row.idx) {
+            let list = &self.moved_list[i as usize];
+            if list.is_empty() {
+                continue;
+            }
+            let mut add = |j: usize| {
+                let at = self.links.slot[j * n + i as usize] as usize;
+                *e += cur[at] - prev[at];
+            };
+            if list.len() < 2 * words {
+                // Few moved sources: test each against the holders.
+                for &j in list {
+                    if self.holders[k].contains(j as usize) {
+                        add(j as usize);
+                    }
+                }
+            } else {
+                let moved = self.changed[i as usize].as_slice();
+                for (w, (&h, &ch)) in holders.iter().zip(moved).enumerate() {
+                    let mut bits = h & ch;
+                    while bits != 0 {
+                        add(w * usize::BITS as usize + bits.trailing_zeros() as usize);
+                        bits &= bits - 1;
+                    }
+                }
+            }
+        }
     }
 }
 

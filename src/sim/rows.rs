@@ -1,0 +1,283 @@
+//! Storage of the diffusion state: one compact row per live innovation
+//! holding only its non-holders, and the network's links in the layout the
+//! exposure updates read.
+
+use ndarray::Array2;
+
+/// Marks "no entry" in position maps and pair slots.
+pub(crate) const NONE: u32 = u32::MAX;
+
+/// The network's links j -> i (w_ji != 0), and how gate-class matrices are
+/// laid out. Dense networks (gravity) keep full n x n matrices, indexed
+/// `j * n + i`, and update a row by reading the matrix at the row's own
+/// countries; sparse ones (Barabasi-Albert, small world) keep one value per
+/// link, source-major, and update a row by visiting the source's links.
+#[derive(Debug, Clone)]
+pub(crate) struct Links {
+    pub n: usize,
+    pub dense: bool,
+    /// Links of source j: `targets[start[j]..start[j + 1]]`, ascending.
+    pub start: Vec<usize>,
+    pub targets: Vec<u32>,
+    /// slot[j * n + i]: where the value of j -> i sits in a class matrix,
+    /// NONE when there is no link (and never NONE when dense).
+    pub slot: Vec<u32>,
+}
+
+impl Links {
+    /// A network is stored densely when at least a quarter of the pairs
+    /// are linked: reading a dense matrix row is then cheaper than chasing
+    /// link lists.
+    pub fn new(w: &Array2<f64>) -> Self {
+        let n = w.nrows();
+        let mut start = Vec::with_capacity(n + 1);
+        let mut targets = Vec::new();
+        start.push(0);
+        for j in 0..n {
+            targets.extend((0..n).filter(|&i| w[[j, i]] != 0.0).map(|i| i as u32));
+            start.push(targets.len());
+        }
+        let dense = 4 * targets.len() >= n * n;
+        let slot = if dense {
+            (0..(n * n) as u32).collect()
+        } else {
+            let mut slot = vec![NONE; n * n];
+            for j in 0..n {
+                for (q, &i) in targets[start[j]..start[j + 1]].iter().enumerate() {
+                    slot[j * n + i as usize] = (start[j] + q) as u32;
+                }
+            }
+            slot
+        };
+        Links {
+            n,
+            dense,
+            start,
+            targets,
+            slot,
+        }
+    }
+
+    /// Slots of j's links and the countries they reach.
+    #[inline]
+    pub fn of(&self, j: usize) -> (std::ops::Range<usize>, &[u32]) {
+        let range = self.start[j]..self.start[j + 1];
+        let targets = &self.targets[range.clone()];
+        (range, targets)
+    }
+}
+
+/// The non-holders of one live innovation, ascending by country: their
+/// exposure E_ik and residual (threshold minus cumulative hazard; i adopts
+/// when it reaches 0). Adopters stay in place as dead entries (infinite
+/// residual, no position) until a quarter of the row is dead, then the row
+/// is compacted. Retired rows (everyone holds) are empty.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Row {
+    pub idx: Vec<u32>,
+    pub e: Vec<f64>,
+    pub r: Vec<f64>,
+    /// pos[i]: where country i sits in `idx`, NONE for holders.
+    pub pos: Vec<u32>,
+    /// Dead entries in the row.
+    dead: usize,
+}
+
+impl Row {
+    /// A new row from the thresholds of every country (holders included,
+    /// so that the stream is consumed the same way whoever holds).
+    pub fn new(thresholds: impl Iterator<Item = f64>, is_holder: impl Fn(usize) -> bool) -> Self {
+        let (n, _) = thresholds.size_hint();
+        let mut row = Row {
+            idx: Vec::with_capacity(n),
+            e: Vec::with_capacity(n),
+            r: Vec::with_capacity(n),
+            pos: Vec::with_capacity(n),
+            dead: 0,
+        };
+        for (i, x) in thresholds.enumerate() {
+            if is_holder(i) {
+                row.pos.push(NONE);
+            } else {
+                row.pos.push(row.idx.len() as u32);
+                row.idx.push(i as u32);
+                row.e.push(0.0);
+                row.r.push(x);
+            }
+        }
+        if row.idx.is_empty() {
+            return Row::default();
+        }
+        row
+    }
+
+    /// Entries in the row, dead ones included.
+    #[cfg(test)]
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.idx.len()
+    }
+
+    /// Whether every country holds the innovation.
+    #[inline]
+    pub fn is_retired(&self) -> bool {
+        self.idx.len() == self.dead
+    }
+
+    /// Exposure of country i, None when i holds the innovation.
+    pub fn exposure_of(&self, i: usize) -> Option<f64> {
+        match self.pos.get(i) {
+            Some(&p) if p != NONE => Some(self.e[p as usize]),
+            _ => None,
+        }
+    }
+
+    /// Add source j's row of a class matrix to every non-holder's exposure.
+    /// Skipped terms are exact zeros (no link), so the sums are the same
+    /// whichever way the row is visited.
+    #[inline]
+    pub fn add_source(&mut self, links: &Links, m: &[f64], j: usize) {
+        if links.dense {
+            let n = links.n;
+            let from = &m[j * n..(j + 1) * n];
+            assert_eq!(self.pos.len(), n);
+            for (e, &i) in self.e.iter_mut().zip(&self.idx) {
+                // SAFETY: every entry's country is below n = from.len()
+                // (rows are built over n countries and only ever shrink).
+                *e += unsafe { *from.get_unchecked(i as usize) };
+            }
+        } else {
+            let (slots, targets) = links.of(j);
+            assert_eq!(self.pos.len(), links.n);
+            for (&v, &i) in m[slots].iter().zip(targets) {
+                // SAFETY: link targets are countries, below n = pos.len(),
+                // and a position map entry is NONE or a valid entry index.
+                unsafe {
+                    let p = *self.pos.get_unchecked(i as usize);
+                    if p != NONE {
+                        *self.e.get_unchecked_mut(p as usize) += v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Country i at entry p adopts: the entry dies (it can never adopt
+    /// again: its residual is infinite).
+    #[inline]
+    pub fn kill(&mut self, p: usize) {
+        let i = self.idx[p] as usize;
+        self.pos[i] = NONE;
+        self.r[p] = f64::INFINITY;
+        self.dead += 1;
+    }
+
+    /// Compact the row once a quarter of it is dead (or free it when all
+    /// is), keeping the order and the position map.
+    pub fn tidy(&mut self) {
+        if self.is_retired() {
+            *self = Row::default();
+            return;
+        }
+        if 4 * self.dead <= self.idx.len() {
+            return;
+        }
+        let mut w = 0;
+        for p in 0..self.idx.len() {
+            let i = self.idx[p];
+            if self.pos[i as usize] != p as u32 {
+                continue;
+            }
+            if w != p {
+                self.idx[w] = i;
+                self.e[w] = self.e[p];
+                self.r[w] = self.r[p];
+                self.pos[i as usize] = w as u32;
+            }
+            w += 1;
+        }
+        self.idx.truncate(w);
+        self.e.truncate(w);
+        self.r.truncate(w);
+        self.dead = 0;
+        if self.idx.capacity() > 4 * w + 16 {
+            self.idx.shrink_to_fit();
+            self.e.shrink_to_fit();
+            self.r.shrink_to_fit();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring(n: usize) -> Array2<f64> {
+        let mut w = Array2::zeros((n, n));
+        for j in 0..n {
+            w[[j, (j + 1) % n]] = 0.5;
+            w[[j, (j + n - 1) % n]] = 0.25;
+        }
+        w
+    }
+
+    #[test]
+    fn sparse_and_dense_rows_add_the_same_exposures() {
+        let n = 12;
+        let w = ring(n);
+        let sparse = Links::new(&w);
+        assert!(!sparse.dense);
+        let mut dense = sparse.clone();
+        dense.dense = true;
+        dense.slot = (0..(n * n) as u32).collect();
+        let full: Vec<f64> = w.iter().copied().collect();
+        let per_link: Vec<f64> = (0..n)
+            .flat_map(|j| sparse.of(j).1.iter().map(move |&i| w[[j, i as usize]]))
+            .collect();
+        let holders = [0usize, 5];
+        let make = || Row::new((0..n).map(|i| i as f64 + 1.0), |i| holders.contains(&i));
+        let (mut a, mut b) = (make(), make());
+        for &j in &holders {
+            a.add_source(&sparse, &per_link, j);
+            b.add_source(&dense, &full, j);
+        }
+        assert_eq!(a.e, b.e);
+        for i in 0..n {
+            let expect = holders
+                .iter()
+                .map(|&j| w[[j, i]])
+                .sum::<f64>();
+            match a.exposure_of(i) {
+                None => assert!(holders.contains(&i)),
+                Some(e) => assert_eq!(e, expect, "country {i}"),
+            }
+        }
+    }
+
+    #[test]
+    fn removal_keeps_order_and_positions() {
+        // Countries 0..8, 3 holds: entries 0 1 2 4 5 6 7 at positions 0..7.
+        let mut row = Row::new((0..8).map(f64::from), |i| i == 3);
+        row.kill(1); // country 1
+        row.tidy();
+        assert_eq!(row.len(), 7, "one dead entry in seven is kept");
+        assert_eq!(row.exposure_of(1), None);
+        row.kill(5); // country 6
+        row.tidy();
+        assert_eq!(row.idx, vec![0, 2, 4, 5, 7]);
+        assert_eq!(row.r, vec![0.0, 2.0, 4.0, 5.0, 7.0]);
+        for (p, &i) in row.idx.iter().enumerate() {
+            assert_eq!(row.pos[i as usize], p as u32);
+        }
+        for i in [1usize, 3, 6] {
+            assert_eq!(row.exposure_of(i), None);
+        }
+        for p in 0..5 {
+            row.kill(p);
+        }
+        assert!(row.is_retired());
+        row.tidy();
+        assert_eq!(row.len(), 0);
+        assert!(row.pos.is_empty());
+    }
+}
