@@ -598,7 +598,7 @@ impl<'a> Simulation<'a> {
             .collect();
 
         if self.verify_exposure {
-            self.check_exposures(t, n_old);
+            self.check_exposures(t, n_old, &adoptions);
         }
 
         // Births at t use l(t-1) and T(t-1), so they come before any update.
@@ -723,7 +723,13 @@ impl<'a> Simulation<'a> {
                 a.iter().map(|&x| x * boost).collect()
             } else {
                 (0..n)
-                    .flat_map(|j| links.of(j).1.iter().map(move |&i| a[j * n + i as usize] * boost))
+                    .flat_map(|j| {
+                        links
+                            .of(j)
+                            .1
+                            .iter()
+                            .map(move |&i| a[j * n + i as usize] * boost)
+                    })
                     .collect()
             };
             let chill = if chill_on && !coop.positive_list[s] {
@@ -1077,7 +1083,9 @@ impl Simulation<'_> {
         }
     }
 
-    fn check_exposures(&self, t: u32, n_old: usize) {
+    /// `adopted`: this step's adoptions, by (innovation, country), whose
+    /// row entries are gone already.
+    fn check_exposures(&self, t: u32, n_old: usize, adopted: &[(u32, u32)]) {
         let sc = self.sc;
         let mu = sc.diffusion.trust_exponent;
         for i in 0..self.n {
@@ -1100,10 +1108,14 @@ impl Simulation<'_> {
                             * boost
                     })
                     .sum();
-                let kept = self.rows[k]
-                    .exposure_of(i)
-                    .expect("a non-holder has a row entry")
-                    .max(0.0);
+                let Some(kept) = self.rows[k].exposure_of(i) else {
+                    assert!(
+                        adopted.binary_search(&(k as u32, i as u32)).is_ok(),
+                        "step {t}: country {i} lacks innovation {k} but has no row entry"
+                    );
+                    continue;
+                };
+                let kept = kept.max(0.0);
                 assert!(
                     (kept - direct).abs() <= 1e-9 * (1.0 + direct.abs()),
                     "step {t}: exposure of country {i} to innovation {k} is {kept}, direct evaluation gives {direct}"
@@ -1348,7 +1360,26 @@ mod tests {
 
     #[test]
     fn incremental_exposure_matches_direct_evaluation() {
-        let loaded = load_text(STRESS, "stress.toml", FileSource::Embedded, &[]).unwrap();
+        check_stress(STRESS);
+    }
+
+    /// The same on a sparse network (one value per link, per-link updates).
+    #[test]
+    fn incremental_exposure_matches_direct_evaluation_on_a_sparse_network() {
+        let sparse = STRESS
+            .replace(
+                "kind = \"gravity\"",
+                "kind = \"barabasi_albert\"\n        m = 2",
+            )
+            .replace("count = 14", "count = 30");
+        assert_ne!(sparse, STRESS);
+        let loaded = load_text(&sparse, "stress.toml", FileSource::Embedded, &[]).unwrap();
+        assert!(!Links::new(&loaded.scenario.world.weights).dense);
+        check_stress(&sparse);
+    }
+
+    fn check_stress(text: &str) {
+        let loaded = load_text(text, "stress.toml", FileSource::Embedded, &[]).unwrap();
         let sc = &loaded.scenario;
         let layout = Layout::new(sc);
         for variant in [Variant::Policy, Variant::Counterfactual] {

@@ -231,6 +231,7 @@ mod tests {
         dense.dense = true;
         dense.slot = (0..(n * n) as u32).collect();
         let full: Vec<f64> = w.iter().copied().collect();
+        let w = &w;
         let per_link: Vec<f64> = (0..n)
             .flat_map(|j| sparse.of(j).1.iter().map(move |&i| w[[j, i as usize]]))
             .collect();
@@ -243,10 +244,7 @@ mod tests {
         }
         assert_eq!(a.e, b.e);
         for i in 0..n {
-            let expect = holders
-                .iter()
-                .map(|&j| w[[j, i]])
-                .sum::<f64>();
+            let expect = holders.iter().map(|&j| w[[j, i]]).sum::<f64>();
             match a.exposure_of(i) {
                 None => assert!(holders.contains(&i)),
                 Some(e) => assert_eq!(e, expect, "country {i}"),
