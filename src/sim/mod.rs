@@ -28,7 +28,7 @@ use crate::model::{ExportControl, Scenario};
 use crate::rng::{self, Purpose};
 use metrics::{GroupKind, Layout, Metric};
 use policy::{KeyDesc, KeyInterner, PolicyView, expected_product};
-use rows::{Links, Row};
+use rows::{ClassMatrix, Gates, Links, Row};
 
 /// Which of the paired runs this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -135,7 +135,15 @@ pub struct Simulation<'a> {
     view: PolicyView,
     interner: KeyInterner,
     key_prev: Vec<u32>,
-    mats_prev: Vec<Option<Arc<Vec<f64>>>>,
+    /// Gate factors per class id, built when a class is first used: they
+    /// depend on neither trust nor the chilled pairs.
+    gates: Vec<Option<Arc<Gates>>>,
+    /// Whether each slot of [`Links`] is chilled, last step.
+    chilled_prev: Vec<bool>,
+    /// Per class in use last step, its effective gates (None: all 1).
+    effs_prev: Vec<Option<Arc<Vec<f64>>>>,
+    /// Which classes `effs_prev` holds.
+    effs_known_prev: Vec<bool>,
     /// a[j * n + i] = w_ji * T_ij^mu of the previous step.
     a_prev: Vec<f64>,
     /// Adoptions of the previous step: (innovation, adopter), by innovation.
@@ -190,7 +198,10 @@ impl<'a> Simulation<'a> {
             view: PolicyView::empty(n, s_count),
             interner: KeyInterner::default(),
             key_prev: Vec::new(),
-            mats_prev: Vec::new(),
+            gates: Vec::new(),
+            chilled_prev: Vec::new(),
+            effs_prev: Vec::new(),
+            effs_known_prev: Vec::new(),
             a_prev: Vec::new(),
             events: Vec::new(),
             new_from: 0,
@@ -204,6 +215,7 @@ impl<'a> Simulation<'a> {
         };
         sim.view = sim.policy_view(0);
         sim.a_prev = sim.contact_weights();
+        sim.chilled_prev = sim.chilled_slots();
 
         // Initial innovations (step 0).
         let mut u_rng = rng::stream(sc.seed, replication, Purpose::Initial, 0, 0);
@@ -291,18 +303,18 @@ impl<'a> Simulation<'a> {
         }
     }
 
-    /// a[j * n + i] = w_ji * T_ij^mu from the current trust.
+    /// a_ji = w_ji * T_ij^mu from the current trust, at the slots of
+    /// [`Links`] (0 where there is no link).
     fn contact_weights(&self) -> Vec<f64> {
         let n = self.n;
         let mu = self.sc.diffusion.trust_exponent;
         let w = &self.sc.world.weights;
-        let mut a = vec![0.0; n * n];
+        let links = &self.links;
+        let mut a = vec![0.0; links.values()];
         for j in 0..n {
-            for i in 0..n {
-                let wji = w[[j, i]];
-                if wji != 0.0 {
-                    a[j * n + i] = wji * self.trust[[i, j]].powf(mu);
-                }
+            for &i in links.of(j).1 {
+                let i = i as usize;
+                a[links.slot[j * n + i] as usize] = w[[j, i]] * self.trust[[i, j]].powf(mu);
             }
         }
         a
@@ -509,25 +521,22 @@ impl<'a> Simulation<'a> {
         let t = self.step + 1;
         let n = self.n;
         let next_view = self.policy_view(t);
-        let prev_view = std::mem::replace(&mut self.view, next_view);
+        self.view = next_view;
         let a_cur = self.contact_weights();
         let n_old = self.inn.len();
 
         // Which linked pairs' weights moved since last step, per recipient
         // (unlinked pairs weigh 0 whatever happens).
+        let chilled_cur = self.chilled_slots();
         let mut changed: Vec<FixedBitSet> = Vec::new();
-        let mut any_changed = false;
         if self.variant == Variant::Policy {
             changed = vec![FixedBitSet::with_capacity(n); n];
             for j in 0..n {
-                let (_, targets) = self.links.of(j);
-                for &i in targets {
-                    let (i, at) = (i as usize, j * n + i as usize);
-                    if a_cur[at] != self.a_prev[at]
-                        || self.view.chilled(j, i) != prev_view.chilled(j, i)
-                    {
+                for &i in self.links.of(j).1 {
+                    let i = i as usize;
+                    let at = self.links.slot[j * n + i] as usize;
+                    if chilled_cur[at] != self.chilled_prev[at] || a_cur[at] != self.a_prev[at] {
                         changed[i].insert(j);
-                        any_changed = true;
                     }
                 }
             }
@@ -543,7 +552,9 @@ impl<'a> Simulation<'a> {
                 recompute.push(k as u32);
             }
         }
-        let mats_cur = self.gate_matrices(&key_cur, &a_cur, any_changed);
+        self.build_gates(&key_cur);
+        let chill_moved = chilled_cur != self.chilled_prev;
+        let effs_cur = self.effective_gates(&key_cur, &chilled_cur, chill_moved);
 
         // Last step's new holders of each innovation (events are by innovation).
         let mut event_start = vec![0u32; n_old + 1];
@@ -570,8 +581,11 @@ impl<'a> Simulation<'a> {
             key_prev: &self.key_prev,
             key_cur: &key_cur,
             recompute_flag: &recompute_flag,
-            mats_prev: &self.mats_prev,
-            mats_cur: &mats_cur,
+            gates: &self.gates,
+            a_prev: &self.a_prev,
+            a_cur: &a_cur,
+            effs_prev: &self.effs_prev,
+            effs_cur: &effs_cur,
             moved_list: changed
                 .iter()
                 .map(|c| c.ones().map(|j| j as u32).collect())
@@ -645,7 +659,14 @@ impl<'a> Simulation<'a> {
         self.extend_rows(t, n_old);
 
         self.key_prev = key_cur;
-        self.mats_prev = mats_cur;
+        self.chilled_prev = chilled_cur;
+        self.effs_prev = effs_cur;
+        self.effs_known_prev = vec![false; self.effs_prev.len()];
+        for &k in &self.key_prev {
+            if k != NONE {
+                self.effs_known_prev[k as usize] = true;
+            }
+        }
         self.a_prev = a_cur;
         self.opened_now.iter_mut().for_each(|x| *x = 0);
         if self.variant == Variant::Policy {
@@ -691,26 +712,54 @@ impl<'a> Simulation<'a> {
         out
     }
 
-    /// M^c(j, i) = a_ji * boost_s * gate_c(j, i) for every class in use, at
-    /// the slots of [`Links`].
-    fn gate_matrices(
-        &self,
-        keys: &[u32],
-        a: &[f64],
-        any_changed: bool,
-    ) -> Vec<Option<Arc<Vec<f64>>>> {
-        let mut used = vec![false; self.interner.descs.len()];
-        for &k in keys {
+    /// Whether each slot of [`Links`] is chilled now (never in the
+    /// counterfactual, whose view is empty).
+    fn chilled_slots(&self) -> Vec<bool> {
+        let n = self.n;
+        let links = &self.links;
+        let mut out = vec![false; links.values()];
+        if self.variant == Variant::Policy {
+            for j in 0..n {
+                for &i in links.of(j).1 {
+                    let i = i as usize;
+                    out[links.slot[j * n + i] as usize] = self.view.chilled(j, i);
+                }
+            }
+        }
+        out
+    }
+
+    /// Build the gate factors of the classes in use that have none yet:
+    /// per slot of [`Links`], the product of the covering regimes' gates,
+    /// or NaN where no regime covers the pair (the chilling factor or 1
+    /// then applies), so that M^c(j, i) = (a_ji * boost_s) * gate_c(j, i).
+    /// Classes used neither now nor last step are dropped.
+    fn build_gates(&mut self, keys: &[u32]) {
+        let classes = self.interner.descs.len();
+        self.gates.resize(classes, None);
+        let mut used = vec![false; classes];
+        for &k in keys.iter().chain(&self.key_prev) {
             if k != NONE {
                 used[k as usize] = true;
+            }
+        }
+        for (g, &u) in self.gates.iter_mut().zip(&used) {
+            if !u {
+                *g = None;
+            }
+        }
+        let mut todo = vec![false; classes];
+        for &k in keys {
+            if k != NONE && self.gates[k as usize].is_none() {
+                todo[k as usize] = true;
             }
         }
         let n = self.n;
         let sc = self.sc;
         let coop = &sc.cooperation;
         let chill_on = self.variant == Variant::Policy && coop.chilling > 0.0;
-        let all_targets: Vec<u32> = (0..n as u32).collect();
-        let build = |c: usize| -> Arc<Vec<f64>> {
+        let links = &self.links;
+        let build = |c: usize| -> Arc<Gates> {
             let d = &self.interner.descs[c];
             let s = d.sector as usize;
             let boost = if coop.positive_list[s] {
@@ -718,33 +767,22 @@ impl<'a> Simulation<'a> {
             } else {
                 1.0
             };
-            let links = &self.links;
-            let mut m: Vec<f64> = if links.dense {
-                a.iter().map(|&x| x * boost).collect()
-            } else {
-                (0..n)
-                    .flat_map(|j| {
-                        links
-                            .of(j)
-                            .1
-                            .iter()
-                            .map(move |&i| a[j * n + i as usize] * boost)
-                    })
-                    .collect()
-            };
             let chill = if chill_on && !coop.positive_list[s] {
                 1.0 - coop.chilling * sc.sectors[s].sensitivity * coop.uncertainty()
             } else {
                 1.0
             };
-            if d.cover.is_empty() && chill == 1.0 {
-                return Arc::new(m);
+            if d.cover.is_empty() {
+                return Arc::new(Gates {
+                    boost,
+                    chill,
+                    factor: None,
+                });
             }
             // Gate products per linked pair, visiting only each covering
             // regime's own (source, target) pairs: counter-regimes are
             // single pairs.
-            let mut gate = vec![1.0; m.len()];
-            let mut covered = vec![false; m.len()];
+            let mut gate = vec![f64::NAN; links.values()];
             let all: Vec<usize> = (0..n).collect();
             for &r in &d.cover {
                 let reg = &self.regimes[r as usize];
@@ -758,43 +796,60 @@ impl<'a> Simulation<'a> {
                     for &j in &sources {
                         let at = links.slot[j * n + i];
                         if at != NONE {
-                            gate[at as usize] *= g;
-                            covered[at as usize] = true;
+                            let x = &mut gate[at as usize];
+                            *x = if x.is_nan() { 1.0 * g } else { *x * g };
                         }
                     }
                 }
             }
-            for j in 0..n {
-                let (slots, targets) = if links.dense {
-                    (j * n..(j + 1) * n, &all_targets[..])
-                } else {
-                    links.of(j)
-                };
-                for (at, &i) in slots.zip(targets) {
-                    if covered[at] {
-                        m[at] *= gate[at];
-                    } else if chill != 1.0 && self.view.chilled(j, i as usize) {
-                        m[at] *= chill;
-                    }
-                }
-            }
-            Arc::new(m)
+            Arc::new(Gates {
+                boost,
+                chill,
+                factor: Some(gate),
+            })
         };
-        let ids: Vec<usize> = (0..used.len()).filter(|&c| used[c]).collect();
-        let built: Vec<(usize, Arc<Vec<f64>>)> = ids
+        let ids: Vec<usize> = (0..classes).filter(|&c| todo[c]).collect();
+        let built: Vec<(usize, Arc<Gates>)> = ids.par_iter().map(|&c| (c, build(c))).collect();
+        for (c, g) in built {
+            self.gates[c] = Some(g);
+        }
+    }
+
+    /// Effective gates of the classes in use (see [`Gates::effective`]),
+    /// kept from last step unless the chilled pairs moved.
+    fn effective_gates(
+        &self,
+        keys: &[u32],
+        chilled: &[bool],
+        chill_moved: bool,
+    ) -> Vec<Option<Arc<Vec<f64>>>> {
+        let classes = self.gates.len();
+        let mut used = vec![false; classes];
+        for &k in keys {
+            if k != NONE {
+                used[k as usize] = true;
+            }
+        }
+        let ids: Vec<usize> = (0..classes).filter(|&c| used[c]).collect();
+        let built: Vec<(usize, Option<Arc<Vec<f64>>>)> = ids
             .par_iter()
             .map(|&c| {
-                let reuse = if any_changed {
-                    None
-                } else {
-                    self.mats_prev.get(c).and_then(|m| m.clone())
+                let kept = (!chill_moved && self.effs_known_prev.get(c) == Some(&true))
+                    .then(|| self.effs_prev[c].clone());
+                let eff = match kept {
+                    Some(e) => e,
+                    None => self.gates[c]
+                        .as_deref()
+                        .expect("gates built for classes in use")
+                        .effective(chilled)
+                        .map(Arc::new),
                 };
-                (c, reuse.unwrap_or_else(|| build(c)))
+                (c, eff)
             })
             .collect();
-        let mut out = vec![None; used.len()];
-        for (c, m) in built {
-            out[c] = Some(m);
+        let mut out = vec![None; classes];
+        for (c, e) in built {
+            out[c] = e;
         }
         out
     }
@@ -1148,8 +1203,14 @@ struct DiffuseInputs<'s> {
     key_cur: &'s [u32],
     /// New innovations and those whose gate class changed.
     recompute_flag: &'s [bool],
-    mats_prev: &'s [Option<Arc<Vec<f64>>>],
-    mats_cur: &'s [Option<Arc<Vec<f64>>>],
+    /// Gate factors by class id.
+    gates: &'s [Option<Arc<Gates>>],
+    /// Contact weights a_ji and chilled flags at the slots of [`Links`],
+    /// last step and now.
+    a_prev: &'s [f64],
+    a_cur: &'s [f64],
+    effs_prev: &'s [Option<Arc<Vec<f64>>>],
+    effs_cur: &'s [Option<Arc<Vec<f64>>>],
     /// Per recipient: linked sources whose weight to it moved (empty in the
     /// counterfactual).
     changed: &'s [FixedBitSet],
@@ -1163,18 +1224,30 @@ struct DiffuseInputs<'s> {
 }
 
 impl DiffuseInputs<'_> {
+    /// Class `key`'s matrix as it was last step.
     #[inline]
-    fn m_prev(&self, key: u32) -> &[f64] {
-        self.mats_prev[key as usize]
+    fn m_prev(&self, key: u32) -> ClassMatrix<'_> {
+        let g = self.gates[key as usize]
             .as_deref()
-            .expect("class in use last step")
+            .expect("class in use last step");
+        ClassMatrix::new(
+            self.a_prev,
+            g.boost,
+            self.effs_prev[key as usize].as_deref().map(|v| &v[..]),
+        )
     }
 
+    /// Class `key`'s matrix now.
     #[inline]
-    fn m_cur(&self, key: u32) -> &[f64] {
-        self.mats_cur[key as usize]
+    fn m_cur(&self, key: u32) -> ClassMatrix<'_> {
+        let g = self.gates[key as usize]
             .as_deref()
-            .expect("class in use this step")
+            .expect("class in use this step");
+        ClassMatrix::new(
+            self.a_cur,
+            g.boost,
+            self.effs_cur[key as usize].as_deref().map(|v| &v[..]),
+        )
     }
 
     /// Bring innovation k's exposures to this step, apply one step of hazard
@@ -1188,7 +1261,7 @@ impl DiffuseInputs<'_> {
             let m = self.m_cur(self.key_cur[k]);
             row.e.fill(0.0);
             for j in self.holders[k].ones() {
-                row.add_source(self.links, m, j);
+                row.add_source(self.links, &m, j);
             }
         } else {
             if !self.changed.is_empty() {
@@ -1198,7 +1271,7 @@ impl DiffuseInputs<'_> {
             if !range.is_empty() {
                 let m = self.m_prev(self.key_prev[k]);
                 for &(_, j) in &self.events[range] {
-                    row.add_source(self.links, m, j as usize);
+                    row.add_source(self.links, &m, j as usize);
                 }
             }
         }
@@ -1247,7 +1320,7 @@ impl DiffuseInputs<'_> {
             }
             let mut add = |j: usize| {
                 let at = self.links.slot[j * n + i as usize] as usize;
-                *e += cur[at] - prev[at];
+                *e += cur.at(at) - prev.at(at);
             };
             if list.len() < 2 * words {
                 // Few moved sources: test each against the holders.

@@ -58,12 +58,92 @@ impl Links {
         }
     }
 
+    /// Number of slots: n * n when dense, one per link otherwise.
+    pub fn values(&self) -> usize {
+        if self.dense {
+            self.n * self.n
+        } else {
+            self.targets.len()
+        }
+    }
+
     /// Slots of j's links and the countries they reach.
     #[inline]
     pub fn of(&self, j: usize) -> (std::ops::Range<usize>, &[u32]) {
         let range = self.start[j]..self.start[j + 1];
         let targets = &self.targets[range.clone()];
         (range, targets)
+    }
+}
+
+/// The trust-free part of a gate class: its positive-list boost, its
+/// chilling factor, and (unless no regime covers it) the gate product of
+/// every slot, NaN where no regime covers the pair.
+#[derive(Debug, Clone)]
+pub(crate) struct Gates {
+    pub boost: f64,
+    /// Applies to chilled pairs that no regime covers (1 when none).
+    pub chill: f64,
+    pub factor: Option<Vec<f64>>,
+}
+
+impl Gates {
+    /// The gate of every slot given the chilled slots: the covering
+    /// regimes' product, else the chilling factor on chilled pairs, else 1.
+    /// None when every gate is 1.
+    pub fn effective(&self, chilled: &[bool]) -> Option<Vec<f64>> {
+        let chills = self.chill != 1.0 && chilled.iter().any(|&c| c);
+        match &self.factor {
+            None if !chills => None,
+            None => Some(
+                chilled
+                    .iter()
+                    .map(|&c| if c { self.chill } else { 1.0 })
+                    .collect(),
+            ),
+            Some(f) => Some(
+                f.iter()
+                    .zip(chilled)
+                    .map(|(&g, &c)| {
+                        if !g.is_nan() {
+                            g
+                        } else if c && chills {
+                            self.chill
+                        } else {
+                            1.0
+                        }
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// A gate class's matrix M(j, i) = (a_ji * boost) * gate(j, i), read at the
+/// slots of [`Links`] without being stored (a gate of 1 is left out: x * 1
+/// is x exactly).
+#[derive(Clone, Copy)]
+pub(crate) struct ClassMatrix<'a> {
+    a: &'a [f64],
+    boost: f64,
+    gate: Option<&'a [f64]>,
+}
+
+impl<'a> ClassMatrix<'a> {
+    pub fn new(a: &'a [f64], boost: f64, gate: Option<&'a [f64]>) -> Self {
+        if let Some(g) = gate {
+            assert_eq!(g.len(), a.len());
+        }
+        ClassMatrix { a, boost, gate }
+    }
+
+    #[inline]
+    pub fn at(&self, slot: usize) -> f64 {
+        let x = self.a[slot] * self.boost;
+        match self.gate {
+            Some(g) => x * g[slot],
+            None => x,
+        }
     }
 }
 
@@ -136,26 +216,40 @@ impl Row {
     /// Skipped terms are exact zeros (no link), so the sums are the same
     /// whichever way the row is visited.
     #[inline]
-    pub fn add_source(&mut self, links: &Links, m: &[f64], j: usize) {
+    pub fn add_source(&mut self, links: &Links, m: &ClassMatrix<'_>, j: usize) {
+        let n = links.n;
+        assert_eq!(self.pos.len(), n);
         if links.dense {
-            let n = links.n;
-            let from = &m[j * n..(j + 1) * n];
-            assert_eq!(self.pos.len(), n);
-            for (e, &i) in self.e.iter_mut().zip(&self.idx) {
-                // SAFETY: every entry's country is below n = from.len()
-                // (rows are built over n countries and only ever shrink).
-                *e += unsafe { *from.get_unchecked(i as usize) };
+            // Slots j * n .. (j + 1) * n.
+            let a = &m.a[j * n..(j + 1) * n];
+            let boost = m.boost;
+            match m.gate {
+                Some(g) => {
+                    let g = &g[j * n..(j + 1) * n];
+                    for (e, &i) in self.e.iter_mut().zip(&self.idx) {
+                        // SAFETY: every entry's country is below n = a.len()
+                        // = g.len() (rows are built over n countries).
+                        *e += unsafe {
+                            (*a.get_unchecked(i as usize) * boost) * *g.get_unchecked(i as usize)
+                        };
+                    }
+                }
+                None => {
+                    for (e, &i) in self.e.iter_mut().zip(&self.idx) {
+                        // SAFETY: as above.
+                        *e += unsafe { *a.get_unchecked(i as usize) * boost };
+                    }
+                }
             }
         } else {
             let (slots, targets) = links.of(j);
-            assert_eq!(self.pos.len(), links.n);
-            for (&v, &i) in m[slots].iter().zip(targets) {
+            for (slot, &i) in slots.zip(targets) {
                 // SAFETY: link targets are countries, below n = pos.len(),
                 // and a position map entry is NONE or a valid entry index.
                 unsafe {
                     let p = *self.pos.get_unchecked(i as usize);
                     if p != NONE {
-                        *self.e.get_unchecked_mut(p as usize) += v;
+                        *self.e.get_unchecked_mut(p as usize) += m.at(slot);
                     }
                 }
             }
@@ -239,8 +333,8 @@ mod tests {
         let make = || Row::new((0..n).map(|i| i as f64 + 1.0), |i| holders.contains(&i));
         let (mut a, mut b) = (make(), make());
         for &j in &holders {
-            a.add_source(&sparse, &per_link, j);
-            b.add_source(&dense, &full, j);
+            a.add_source(&sparse, &ClassMatrix::new(&per_link, 1.0, None), j);
+            b.add_source(&dense, &ClassMatrix::new(&full, 1.0, None), j);
         }
         assert_eq!(a.e, b.e);
         for i in 0..n {
