@@ -590,6 +590,9 @@ impl<'a> Simulation<'a> {
                 .iter()
                 .map(|c| c.ones().map(|j| j as u32).collect())
                 .collect(),
+            moved_to: (0..n as u32)
+                .filter(|&i| changed.get(i as usize).is_some_and(|c| !c.is_clear()))
+                .collect(),
             changed: &changed,
             beta_a: absorptive
                 .iter()
@@ -1216,6 +1219,8 @@ struct DiffuseInputs<'s> {
     changed: &'s [FixedBitSet],
     /// The same sources as ascending lists.
     moved_list: Vec<Vec<u32>>,
+    /// Recipients with any moved source, ascending.
+    moved_to: Vec<u32>,
     /// beta * a_i.
     beta_a: Vec<f64>,
     /// nu_s.
@@ -1264,7 +1269,7 @@ impl DiffuseInputs<'_> {
                 row.add_source(self.links, &m, j);
             }
         } else {
-            if !self.changed.is_empty() {
+            if !self.moved_to.is_empty() {
                 self.apply_pair_changes(k, row);
             }
             let range = self.event_start[k] as usize..self.event_start[k + 1] as usize;
@@ -1277,25 +1282,11 @@ impl DiffuseInputs<'_> {
         }
         let nu = self.nu[self.sector[k] as usize];
         let (beta_a, absorptive) = (&self.beta_a[..], &self.absorptive[..]);
-        assert!(beta_a.len() == self.links.n && absorptive.len() == self.links.n);
-        let first = out.len();
-        for (r, (&e, &i)) in row.r.iter_mut().zip(row.e.iter().zip(&row.idx)) {
-            // SAFETY: entries' countries are below n (see Row::add_source).
-            let (ba, a) = unsafe {
-                (
-                    *beta_a.get_unchecked(i as usize),
-                    *absorptive.get_unchecked(i as usize),
-                )
-            };
-            *r -= ba * e.max(0.0) + nu * a;
-            if *r <= 0.0 {
-                out.push((k as u32, i));
-            }
-        }
-        for &(_, i) in &out[first..] {
-            let p = row.pos[i as usize] as usize;
-            row.kill(p);
-        }
+        row.step(
+            k as u32,
+            |i, e| beta_a[i] * e.max(0.0) + nu * absorptive[i],
+            out,
+        );
         row.tidy();
     }
 
@@ -1313,11 +1304,12 @@ impl DiffuseInputs<'_> {
         let holders = self.holders[k].as_slice();
         let n = self.links.n;
         let words = holders.len();
-        for (e, &i) in row.e.iter_mut().zip(&row.idx) {
-            let list = &self.moved_list[i as usize];
-            if list.is_empty() {
+        for &i in &self.moved_to {
+            if self.holders[k].contains(i as usize) {
                 continue;
             }
+            let e = &mut row.e[i as usize];
+            let list = &self.moved_list[i as usize];
             let mut add = |j: usize| {
                 let at = self.links.slot[j * n + i as usize] as usize;
                 *e += cur.at(at) - prev.at(at);

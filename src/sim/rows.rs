@@ -147,19 +147,21 @@ impl<'a> ClassMatrix<'a> {
     }
 }
 
-/// The non-holders of one live innovation, ascending by country: their
-/// exposure E_ik and residual (threshold minus cumulative hazard; i adopts
-/// when it reaches 0). Adopters stay in place as dead entries (infinite
-/// residual, no position) until a quarter of the row is dead, then the row
-/// is compacted. Retired rows (everyone holds) are empty.
+/// The non-holders of one live innovation: their residuals (threshold
+/// minus cumulative hazard; i adopts when it reaches 0) in a compact list
+/// ascending by country, and the exposure E_ik of every country in a dense
+/// vector indexed by country (holders' values are kept up to date too but
+/// never read), so that a new holder's links add straight into it.
+/// Adopters stay in the list as dead entries (infinite residual) until a
+/// quarter of it is dead, then it is compacted. Retired rows (everyone
+/// holds) are empty.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Row {
     pub idx: Vec<u32>,
-    pub e: Vec<f64>,
     pub r: Vec<f64>,
-    /// pos[i]: where country i sits in `idx`, NONE for holders.
-    pub pos: Vec<u32>,
-    /// Dead entries in the row.
+    /// Exposure by country: n values, or none when retired.
+    pub e: Vec<f64>,
+    /// Dead entries in the list.
     dead: usize,
 }
 
@@ -170,30 +172,27 @@ impl Row {
         let (n, _) = thresholds.size_hint();
         let mut row = Row {
             idx: Vec::with_capacity(n),
-            e: Vec::with_capacity(n),
             r: Vec::with_capacity(n),
-            pos: Vec::with_capacity(n),
+            e: Vec::new(),
             dead: 0,
         };
+        let mut count = 0;
         for (i, x) in thresholds.enumerate() {
-            if is_holder(i) {
-                row.pos.push(NONE);
-            } else {
-                row.pos.push(row.idx.len() as u32);
+            count += 1;
+            if !is_holder(i) {
                 row.idx.push(i as u32);
-                row.e.push(0.0);
                 row.r.push(x);
             }
         }
         if row.idx.is_empty() {
             return Row::default();
         }
+        row.e = vec![0.0; count];
         row
     }
 
-    /// Entries in the row, dead ones included.
+    /// Entries in the list, dead ones included.
     #[cfg(test)]
-    #[inline]
     pub fn len(&self) -> usize {
         self.idx.len()
     }
@@ -206,68 +205,74 @@ impl Row {
 
     /// Exposure of country i, None when i holds the innovation.
     pub fn exposure_of(&self, i: usize) -> Option<f64> {
-        match self.pos.get(i) {
-            Some(&p) if p != NONE => Some(self.e[p as usize]),
-            _ => None,
-        }
+        let p = self.idx.binary_search(&(i as u32)).ok()?;
+        (self.r[p] != f64::INFINITY).then(|| self.e[i])
     }
 
-    /// Add source j's row of a class matrix to every non-holder's exposure.
-    /// Skipped terms are exact zeros (no link), so the sums are the same
+    /// Add source j's row of a class matrix to the exposures. Skipped terms
+    /// are exact zeros (no link), so every non-holder's sum is the same
     /// whichever way the row is visited.
     #[inline]
     pub fn add_source(&mut self, links: &Links, m: &ClassMatrix<'_>, j: usize) {
         let n = links.n;
-        assert_eq!(self.pos.len(), n);
+        assert_eq!(self.e.len(), n);
         if links.dense {
-            // Slots j * n .. (j + 1) * n.
+            // Slots j * n .. (j + 1) * n: all of them while many countries
+            // lack the innovation (a straight vector loop), else only the
+            // non-holders'.
             let a = &m.a[j * n..(j + 1) * n];
-            let boost = m.boost;
-            match m.gate {
-                Some(g) => {
-                    let g = &g[j * n..(j + 1) * n];
-                    for (e, &i) in self.e.iter_mut().zip(&self.idx) {
-                        // SAFETY: every entry's country is below n = a.len()
-                        // = g.len() (rows are built over n countries).
-                        *e += unsafe {
-                            (*a.get_unchecked(i as usize) * boost) * *g.get_unchecked(i as usize)
-                        };
+            let g = m.gate.map(|g| &g[j * n..(j + 1) * n]);
+            let e = &mut self.e[..];
+            if 4 * (self.idx.len() - self.dead) >= n {
+                match g {
+                    Some(g) => {
+                        for ((e, &a), &g) in e.iter_mut().zip(a).zip(g) {
+                            *e += (a * m.boost) * g;
+                        }
+                    }
+                    None => {
+                        for (e, &a) in e.iter_mut().zip(a) {
+                            *e += a * m.boost;
+                        }
                     }
                 }
-                None => {
-                    for (e, &i) in self.e.iter_mut().zip(&self.idx) {
-                        // SAFETY: as above.
-                        *e += unsafe { *a.get_unchecked(i as usize) * boost };
-                    }
+            } else {
+                for &i in &self.idx {
+                    let i = i as usize;
+                    e[i] += match g {
+                        Some(g) => (a[i] * m.boost) * g[i],
+                        None => a[i] * m.boost,
+                    };
                 }
             }
         } else {
             let (slots, targets) = links.of(j);
             for (slot, &i) in slots.zip(targets) {
-                // SAFETY: link targets are countries, below n = pos.len(),
-                // and a position map entry is NONE or a valid entry index.
-                unsafe {
-                    let p = *self.pos.get_unchecked(i as usize);
-                    if p != NONE {
-                        *self.e.get_unchecked_mut(p as usize) += m.at(slot);
-                    }
-                }
+                // SAFETY: link targets are countries, below n = e.len().
+                unsafe { *self.e.get_unchecked_mut(i as usize) += m.at(slot) };
             }
         }
     }
 
-    /// Country i at entry p adopts: the entry dies (it can never adopt
-    /// again: its residual is infinite).
+    /// Apply one step of hazard, `hazard(i, e_i)`, to every non-holder and
+    /// append the adopters (their residual reached 0) to `out` as (k, i),
+    /// ascending; their entries die.
     #[inline]
-    pub fn kill(&mut self, p: usize) {
-        let i = self.idx[p] as usize;
-        self.pos[i] = NONE;
-        self.r[p] = f64::INFINITY;
-        self.dead += 1;
+    pub fn step(&mut self, k: u32, hazard: impl Fn(usize, f64) -> f64, out: &mut Vec<(u32, u32)>) {
+        let e = &self.e[..];
+        for (r, &i) in self.r.iter_mut().zip(&self.idx) {
+            // Dead entries stay infinite.
+            *r -= hazard(i as usize, e[i as usize]);
+            if *r <= 0.0 {
+                out.push((k, i));
+                *r = f64::INFINITY;
+                self.dead += 1;
+            }
+        }
     }
 
-    /// Compact the row once a quarter of it is dead (or free it when all
-    /// is), keeping the order and the position map.
+    /// Compact the list once a quarter of it is dead (or free the row when
+    /// all is), keeping the order.
     pub fn tidy(&mut self) {
         if self.is_retired() {
             *self = Row::default();
@@ -278,25 +283,18 @@ impl Row {
         }
         let mut w = 0;
         for p in 0..self.idx.len() {
-            let i = self.idx[p];
-            if self.pos[i as usize] != p as u32 {
+            if self.r[p] == f64::INFINITY {
                 continue;
             }
-            if w != p {
-                self.idx[w] = i;
-                self.e[w] = self.e[p];
-                self.r[w] = self.r[p];
-                self.pos[i as usize] = w as u32;
-            }
+            self.idx[w] = self.idx[p];
+            self.r[w] = self.r[p];
             w += 1;
         }
         self.idx.truncate(w);
-        self.e.truncate(w);
         self.r.truncate(w);
         self.dead = 0;
         if self.idx.capacity() > 4 * w + 16 {
             self.idx.shrink_to_fit();
-            self.e.shrink_to_fit();
             self.r.shrink_to_fit();
         }
     }
@@ -347,29 +345,32 @@ mod tests {
     }
 
     #[test]
-    fn removal_keeps_order_and_positions() {
-        // Countries 0..8, 3 holds: entries 0 1 2 4 5 6 7 at positions 0..7.
-        let mut row = Row::new((0..8).map(f64::from), |i| i == 3);
-        row.kill(1); // country 1
+    fn adopters_die_and_the_list_is_compacted_in_order() {
+        // Countries 0..8, 3 holds: entries 0 1 2 4 5 6 7.
+        let mut row = Row::new((0..8).map(|i| f64::from(i) + 0.5), |i| i == 3);
+        let mut out = Vec::new();
+        // Hazard 1 for country 1 only: its residual 1.5 -> 0.5, no adoption.
+        row.step(9, |i, _| if i == 1 { 1.0 } else { 0.0 }, &mut out);
+        assert!(out.is_empty());
+        row.step(9, |i, _| if i == 1 { 1.0 } else { 0.0 }, &mut out);
+        assert_eq!(out, vec![(9, 1)]);
         row.tidy();
         assert_eq!(row.len(), 7, "one dead entry in seven is kept");
         assert_eq!(row.exposure_of(1), None);
-        row.kill(5); // country 6
+        assert_eq!(row.exposure_of(3), None);
+        assert_eq!(row.exposure_of(2), Some(0.0));
+        out.clear();
+        row.step(9, |i, _| if i == 6 { 10.0 } else { 0.0 }, &mut out);
+        assert_eq!(out, vec![(9, 6)]);
         row.tidy();
         assert_eq!(row.idx, vec![0, 2, 4, 5, 7]);
-        assert_eq!(row.r, vec![0.0, 2.0, 4.0, 5.0, 7.0]);
-        for (p, &i) in row.idx.iter().enumerate() {
-            assert_eq!(row.pos[i as usize], p as u32);
-        }
-        for i in [1usize, 3, 6] {
-            assert_eq!(row.exposure_of(i), None);
-        }
-        for p in 0..5 {
-            row.kill(p);
-        }
+        assert_eq!(row.r, vec![0.5, 2.5, 4.5, 5.5, 7.5]);
+        out.clear();
+        row.step(9, |_, _| 100.0, &mut out);
+        assert_eq!(out.len(), 5);
         assert!(row.is_retired());
         row.tidy();
         assert_eq!(row.len(), 0);
-        assert!(row.pos.is_empty());
+        assert!(row.e.is_empty());
     }
 }
