@@ -47,6 +47,8 @@ enum Command {
         scenario: PathBuf,
         #[arg(long)]
         runs: usize,
+        #[arg(long = "set")]
+        set: Vec<String>,
     },
     /// Combine the folders of a sharded sweep into the files one unsharded sweep writes.
     Merge {
@@ -69,6 +71,10 @@ struct BenchArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "T")]
     threads: Option<usize>,
+    /// Override a key of every scenario measured (as for `run`), e.g. to
+    /// measure how cost scales: `--set world.synthetic.count=500`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
     /// CSV to write (default: results/benchmarks/<date>-<host>.csv).
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
@@ -131,7 +137,11 @@ fn main() -> ExitCode {
         Some(Command::Sweep(args)) => sweep(args),
         Some(Command::Merge { dirs, out }) => merge(&dirs, out),
         Some(Command::Bench(args)) => bench::bench(args),
-        Some(Command::BenchWorker { scenario, runs }) => bench::worker(&scenario, runs),
+        Some(Command::BenchWorker {
+            scenario,
+            runs,
+            set,
+        }) => bench::worker(&scenario, runs, &set),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -378,6 +388,8 @@ mod bench {
         pub scenario: String,
         pub countries: usize,
         pub steps: u32,
+        /// Innovations in existence at the end of one variant's run.
+        pub innovations: u64,
         pub threads: usize,
         pub seconds: Vec<f64>,
         pub counts: WorkCounts,
@@ -396,8 +408,8 @@ mod bench {
             .map_or(f64::NAN, |kib| kib / 1024.0)
     }
 
-    pub fn worker(path: &std::path::Path, runs: usize) -> Result<(), Error> {
-        let loaded = scenario::load(path, &[])?;
+    pub fn worker(path: &std::path::Path, runs: usize, set: &[String]) -> Result<(), Error> {
+        let loaded = scenario::load(path, set)?;
         let sc = &loaded.scenario;
         let layout = Layout::new(sc);
         let counts = run_pair_counts(sc, &layout, 0); // warm-up, and the work figures
@@ -412,6 +424,7 @@ mod bench {
             scenario: sc.name.clone(),
             countries: sc.world.len(),
             steps: sc.steps,
+            innovations: counts.innovations / 2,
             threads: rayon::current_num_threads(),
             seconds,
             counts,
@@ -446,7 +459,7 @@ mod bench {
         };
         for s in &scenarios {
             // Check every file before measuring anything.
-            scenario::load(s, &[])?;
+            scenario::load(s, &args.set)?;
         }
         let exe = std::env::current_exe().map_err(|e| Error::output("techdiff executable", e))?;
         let mut rows = Vec::new();
@@ -456,6 +469,9 @@ mod bench {
                 .arg(s)
                 .arg("--runs")
                 .arg(args.runs.to_string());
+            for kv in &args.set {
+                cmd.arg(format!("--set={kv}"));
+            }
             if let Some(t) = args.threads {
                 cmd.env("RAYON_NUM_THREADS", t.to_string());
             }
@@ -484,6 +500,7 @@ mod bench {
         table.set_header(vec![
             "scenario",
             "countries",
+            "innovations",
             "median s",
             "min s",
             "max s",
@@ -497,7 +514,9 @@ mod bench {
         w.write_record([
             "scenario",
             "file",
+            "settings",
             "countries",
+            "innovations",
             "steps",
             "runs",
             "median_seconds",
@@ -520,6 +539,7 @@ mod bench {
             table.add_row(vec![
                 m.scenario.clone(),
                 m.countries.to_string(),
+                m.innovations.to_string(),
                 format!("{med:.3}"),
                 format!("{min:.3}"),
                 format!("{max:.3}"),
@@ -532,7 +552,9 @@ mod bench {
             w.write_record([
                 m.scenario.clone(),
                 file.clone(),
+                args.set.join(" "),
                 m.countries.to_string(),
+                m.innovations.to_string(),
                 m.steps.to_string(),
                 m.seconds.len().to_string(),
                 med.to_string(),

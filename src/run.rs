@@ -111,6 +111,8 @@ pub struct WorkCounts {
     pub adoptions: u64,
     /// Sum over steps of countries x innovations in existence (both variants).
     pub country_innovation_steps: u64,
+    /// Innovations in existence at the end (both variants).
+    pub innovations: u64,
 }
 
 /// Run one replication's policy and counterfactual variants side by side
@@ -126,6 +128,7 @@ pub fn run_pair_counts(sc: &Scenario, layout: &Layout, replication: u32) -> Work
             counts.country_innovation_steps += n * sim.innovation_count() as u64;
         }
         counts.adoptions = sim.adoptions();
+        counts.innovations = sim.innovation_count() as u64;
         counts
     };
     let (a, b) = rayon::join(|| one(Variant::Policy), || one(Variant::Counterfactual));
@@ -133,5 +136,6 @@ pub fn run_pair_counts(sc: &Scenario, layout: &Layout, replication: u32) -> Work
         steps: a.steps + b.steps,
         adoptions: a.adoptions + b.adoptions,
         country_innovation_steps: a.country_innovation_steps + b.country_innovation_steps,
+        innovations: a.innovations + b.innovations,
     }
 }
