@@ -144,8 +144,10 @@ pub struct Simulation<'a> {
     effs_prev: Vec<Option<Arc<Vec<f64>>>>,
     /// Which classes `effs_prev` holds.
     effs_known_prev: Vec<bool>,
-    /// a[j * n + i] = w_ji * T_ij^mu of the previous step.
+    /// a_ji = w_ji * T_ij^mu of the previous step, at the slots of [`Links`].
     a_prev: Vec<f64>,
+    /// The trust each slot of `a_prev` was computed from.
+    trust_used: Vec<f64>,
     /// Adoptions of the previous step: (innovation, adopter), by innovation.
     events: Vec<(u32, u32)>,
     /// Innovations with index >= this were born in the previous step.
@@ -203,6 +205,7 @@ impl<'a> Simulation<'a> {
             effs_prev: Vec::new(),
             effs_known_prev: Vec::new(),
             a_prev: Vec::new(),
+            trust_used: Vec::new(),
             events: Vec::new(),
             new_from: 0,
             coinv_num: vec![0; n],
@@ -304,17 +307,29 @@ impl<'a> Simulation<'a> {
     }
 
     /// a_ji = w_ji * T_ij^mu from the current trust, at the slots of
-    /// [`Links`] (0 where there is no link).
-    fn contact_weights(&self) -> Vec<f64> {
+    /// [`Links`] (0 where there is no link). Pairs whose trust has not moved
+    /// since `a_prev` was computed keep their value (the same bits).
+    fn contact_weights(&mut self) -> Vec<f64> {
         let n = self.n;
         let mu = self.sc.diffusion.trust_exponent;
         let w = &self.sc.world.weights;
         let links = &self.links;
-        let mut a = vec![0.0; links.values()];
+        let fresh = self.a_prev.is_empty();
+        let mut a = if fresh {
+            vec![0.0; links.values()]
+        } else {
+            self.a_prev.clone()
+        };
+        self.trust_used.resize(links.values(), f64::NAN);
         for j in 0..n {
             for &i in links.of(j).1 {
                 let i = i as usize;
-                a[links.slot[j * n + i] as usize] = w[[j, i]] * self.trust[[i, j]].powf(mu);
+                let at = links.slot[j * n + i] as usize;
+                let t = self.trust[[i, j]];
+                if fresh || t != self.trust_used[at] {
+                    a[at] = w[[j, i]] * t.powf(mu);
+                    self.trust_used[at] = t;
+                }
             }
         }
         a
