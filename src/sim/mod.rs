@@ -609,12 +609,11 @@ impl<'a> Simulation<'a> {
                 .filter(|&i| changed.get(i as usize).is_some_and(|c| !c.is_clear()))
                 .collect(),
             changed: &changed,
-            beta_a: absorptive
+            rates: absorptive
                 .iter()
-                .map(|a| self.sc.diffusion.beta * a)
+                .map(|&a| (self.sc.diffusion.beta * a, a))
                 .collect(),
             nu: self.sc.sectors.iter().map(|s| s.reinvention).collect(),
-            absorptive,
         };
         // Diffusion reads only last step's state, one innovation's row at a
         // time.
@@ -1236,11 +1235,10 @@ struct DiffuseInputs<'s> {
     moved_list: Vec<Vec<u32>>,
     /// Recipients with any moved source, ascending.
     moved_to: Vec<u32>,
-    /// beta * a_i.
-    beta_a: Vec<f64>,
+    /// (beta * a_i, a_i) per country.
+    rates: Vec<(f64, f64)>,
     /// nu_s.
     nu: Vec<f64>,
-    absorptive: Vec<f64>,
 }
 
 impl DiffuseInputs<'_> {
@@ -1296,10 +1294,14 @@ impl DiffuseInputs<'_> {
             }
         }
         let nu = self.nu[self.sector[k] as usize];
-        let (beta_a, absorptive) = (&self.beta_a[..], &self.absorptive[..]);
+        // Per country: (beta * a_i, a_i).
+        let rates = &self.rates[..];
         row.step(
             k as u32,
-            |i, e| beta_a[i] * e.max(0.0) + nu * absorptive[i],
+            |i, e| {
+                let (ba, a) = rates[i];
+                ba * e.max(0.0) + nu * a
+            },
             out,
         );
         row.tidy();

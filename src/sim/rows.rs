@@ -262,7 +262,8 @@ impl Row {
         let e = &self.e[..];
         for (r, &i) in self.r.iter_mut().zip(&self.idx) {
             // Dead entries stay infinite.
-            *r -= hazard(i as usize, e[i as usize]);
+            // SAFETY: every entry's country is below n = e.len().
+            *r -= hazard(i as usize, unsafe { *e.get_unchecked(i as usize) });
             if *r <= 0.0 {
                 out.push((k, i));
                 *r = f64::INFINITY;
