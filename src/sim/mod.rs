@@ -354,9 +354,6 @@ impl<'a> Simulation<'a> {
         self.inn.holder_count.push(0);
         self.inn.holders.push(FixedBitSet::with_capacity(self.n));
         self.sector_count[sector] += 1;
-        for h in &mut self.held {
-            h.grow(k + 1);
-        }
         k
     }
 
@@ -364,6 +361,9 @@ impl<'a> Simulation<'a> {
     fn give(&mut self, i: usize, k: usize) {
         debug_assert!(!self.held[i].contains(k));
         debug_assert!(self.rows.get(k).is_none_or(|r| r.exposure_of(i).is_none()));
+        // Bitsets grow when a country first holds a newer innovation
+        // (reading beyond the end gives false).
+        self.held[i].grow(k + 1);
         self.held[i].insert(k);
         self.inn.holders[k].insert(i);
         self.inn.holder_count[k] += 1;
