@@ -17,7 +17,7 @@ pub mod policy;
 mod rows;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use fixedbitset::FixedBitSet;
 use ndarray::Array2;
@@ -601,14 +601,8 @@ impl<'a> Simulation<'a> {
             a_cur: &a_cur,
             effs_prev: &self.effs_prev,
             effs_cur: &effs_cur,
-            moved_list: changed
-                .iter()
-                .map(|c| c.ones().map(|j| j as u32).collect())
-                .collect(),
-            moved_to: (0..n as u32)
-                .filter(|&i| changed.get(i as usize).is_some_and(|c| !c.is_clear()))
-                .collect(),
-            changed: &changed,
+            moved: Moved::new(&changed, n),
+            deltas: (0..self.gates.len()).map(|_| OnceLock::new()).collect(),
             rates: absorptive
                 .iter()
                 .map(|&a| (self.sc.diffusion.beta * a, a))
@@ -1228,13 +1222,11 @@ struct DiffuseInputs<'s> {
     a_cur: &'s [f64],
     effs_prev: &'s [Option<Arc<Vec<f64>>>],
     effs_cur: &'s [Option<Arc<Vec<f64>>>],
-    /// Per recipient: linked sources whose weight to it moved (empty in the
-    /// counterfactual).
-    changed: &'s [FixedBitSet],
-    /// The same sources as ascending lists.
-    moved_list: Vec<Vec<u32>>,
-    /// Recipients with any moved source, ascending.
-    moved_to: Vec<u32>,
+    /// Linked pairs whose weight moved since last step.
+    moved: Moved,
+    /// Per class, the change of its matrix at every moved pair, in the
+    /// order of `moved.sources`; made by the first row that needs it.
+    deltas: Vec<OnceLock<Vec<f64>>>,
     /// (beta * a_i, a_i) per country.
     rates: Vec<(f64, f64)>,
     /// nu_s.
@@ -1282,7 +1274,7 @@ impl DiffuseInputs<'_> {
                 row.add_source(self.links, &m, j);
             }
         } else {
-            if !self.moved_to.is_empty() {
+            if !self.moved.to.is_empty() {
                 self.apply_pair_changes(k, row);
             }
             let range = self.event_start[k] as usize..self.event_start[k + 1] as usize;
@@ -1317,38 +1309,89 @@ impl DiffuseInputs<'_> {
             return;
         }
         let c = self.key_cur[k];
-        let (cur, prev) = (self.m_cur(c), self.m_prev(c));
+        let d = self.deltas[c as usize].get_or_init(|| {
+            let (cur, prev) = (self.m_cur(c), self.m_prev(c));
+            let n = self.links.n;
+            let mut d = Vec::with_capacity(self.moved.sources.len());
+            for &i in &self.moved.to {
+                let i = i as usize;
+                for &j in &self.moved.sources[self.moved.start[i]..self.moved.start[i + 1]] {
+                    let at = self.links.slot[j as usize * n + i] as usize;
+                    d.push(cur.at(at) - prev.at(at));
+                }
+            }
+            d
+        });
         let holders = self.holders[k].as_slice();
-        let n = self.links.n;
-        let words = holders.len();
-        for &i in &self.moved_to {
-            if self.holders[k].contains(i as usize) {
+        let words = self.moved.words;
+        for &i in &self.moved.to {
+            let i = i as usize;
+            if self.holders[k].contains(i) {
                 continue;
             }
-            let e = &mut row.e[i as usize];
-            let list = &self.moved_list[i as usize];
-            let mut add = |j: usize| {
-                let at = self.links.slot[j * n + i as usize] as usize;
-                *e += cur.at(at) - prev.at(at);
-            };
-            if list.len() < 2 * words {
-                // Few moved sources: test each against the holders.
-                for &j in list {
-                    if self.holders[k].contains(j as usize) {
-                        add(j as usize);
-                    }
-                }
-            } else {
-                let moved = self.changed[i as usize].as_slice();
-                for (w, (&h, &ch)) in holders.iter().zip(moved).enumerate() {
-                    let mut bits = h & ch;
-                    while bits != 0 {
-                        add(w * usize::BITS as usize + bits.trailing_zeros() as usize);
-                        bits &= bits - 1;
-                    }
+            let moved = &self.moved.bits[i * words..(i + 1) * words];
+            let rank = &self.moved.rank[i * words..(i + 1) * words];
+            let base = self.moved.start[i];
+            let mut e = row.e[i];
+            for (w, (&h, &m)) in holders.iter().zip(moved).enumerate() {
+                let mut bits = h & m;
+                while bits != 0 {
+                    let b = bits.trailing_zeros();
+                    let below = (m & ((1usize << b) - 1)).count_ones();
+                    e += d[base + (rank[w] + below) as usize];
+                    bits &= bits - 1;
                 }
             }
+            row.e[i] = e;
         }
+    }
+}
+
+/// Linked pairs whose weight moved since last step, by recipient.
+struct Moved {
+    /// Recipients with any moved source, ascending.
+    to: Vec<u32>,
+    /// Moved sources, by recipient then ascending; recipient i's are
+    /// `sources[start[i]..start[i + 1]]`.
+    sources: Vec<u32>,
+    start: Vec<usize>,
+    /// Bitset words per recipient.
+    words: usize,
+    /// bits[i * words + w]: word w of recipient i's moved sources.
+    bits: Vec<usize>,
+    /// rank[i * words + w]: recipient i's moved sources in words before w.
+    rank: Vec<u32>,
+}
+
+impl Moved {
+    /// From per-recipient bitsets of moved sources (none at all in the
+    /// counterfactual).
+    fn new(changed: &[FixedBitSet], n: usize) -> Self {
+        let words = n.div_ceil(usize::BITS as usize);
+        let mut m = Moved {
+            to: Vec::new(),
+            sources: Vec::new(),
+            start: vec![0; n + 1],
+            words,
+            bits: vec![0; if changed.is_empty() { 0 } else { n * words }],
+            rank: vec![0; if changed.is_empty() { 0 } else { n * words }],
+        };
+        for i in 0..n {
+            if let Some(c) = changed.get(i) {
+                if !c.is_clear() {
+                    m.to.push(i as u32);
+                    let mut count = 0;
+                    for (w, &word) in c.as_slice().iter().enumerate() {
+                        m.bits[i * words + w] = word;
+                        m.rank[i * words + w] = count;
+                        count += word.count_ones();
+                    }
+                    m.sources.extend(c.ones().map(|j| j as u32));
+                }
+            }
+            m.start[i + 1] = m.sources.len();
+        }
+        m
     }
 }
 
