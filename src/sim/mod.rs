@@ -568,8 +568,10 @@ impl<'a> Simulation<'a> {
             }
         }
         self.build_gates(&key_cur);
-        let chill_moved = chilled_cur != self.chilled_prev;
-        let effs_cur = self.effective_gates(&key_cur, &chilled_cur, chill_moved);
+        let chill_moved: Vec<usize> = (0..chilled_cur.len())
+            .filter(|&at| chilled_cur[at] != self.chilled_prev[at])
+            .collect();
+        let effs_cur = self.effective_gates(&key_cur, &chilled_cur, &chill_moved);
 
         // Last step's new holders of each innovation (events are by innovation).
         let mut event_start = vec![0u32; n_old + 1];
@@ -828,11 +830,13 @@ impl<'a> Simulation<'a> {
 
     /// Effective gates of the classes in use (see [`Gates::effective`]),
     /// kept from last step unless the chilled pairs moved.
+    /// `chill_moved`: the slots whose chilled flag changed since last step;
+    /// a class kept from last step is patched there.
     fn effective_gates(
         &self,
         keys: &[u32],
         chilled: &[bool],
-        chill_moved: bool,
+        chill_moved: &[usize],
     ) -> Vec<Option<Arc<Vec<f64>>>> {
         let classes = self.gates.len();
         let mut used = vec![false; classes];
@@ -845,15 +849,24 @@ impl<'a> Simulation<'a> {
         let built: Vec<(usize, Option<Arc<Vec<f64>>>)> = ids
             .par_iter()
             .map(|&c| {
-                let kept = (!chill_moved && self.effs_known_prev.get(c) == Some(&true))
-                    .then(|| self.effs_prev[c].clone());
-                let eff = match kept {
-                    Some(e) => e,
-                    None => self.gates[c]
-                        .as_deref()
-                        .expect("gates built for classes in use")
-                        .effective(chilled)
-                        .map(Arc::new),
+                let gates = self.gates[c]
+                    .as_deref()
+                    .expect("gates built for classes in use");
+                let known = self.effs_known_prev.get(c) == Some(&true);
+                let eff = match &self.effs_prev.get(c) {
+                    Some(Some(prev)) if known => {
+                        if chill_moved.is_empty() {
+                            Some(prev.clone())
+                        } else {
+                            let mut v = Vec::clone(prev);
+                            for &at in chill_moved {
+                                v[at] = gates.effective_at(at, chilled[at]);
+                            }
+                            Some(Arc::new(v))
+                        }
+                    }
+                    Some(None) if known && chill_moved.is_empty() => None,
+                    _ => gates.effective(chilled).map(Arc::new),
                 };
                 (c, eff)
             })

@@ -88,6 +88,20 @@ pub(crate) struct Gates {
 }
 
 impl Gates {
+    /// The gate of one slot: the covering regimes' product, else the
+    /// chilling factor if the pair is chilled, else 1.
+    #[inline]
+    pub fn effective_at(&self, slot: usize, chilled: bool) -> f64 {
+        let g = self.factor.as_ref().map_or(f64::NAN, |f| f[slot]);
+        if !g.is_nan() {
+            g
+        } else if chilled {
+            self.chill
+        } else {
+            1.0
+        }
+    }
+
     /// The gate of every slot given the chilled slots: the covering
     /// regimes' product, else the chilling factor on chilled pairs, else 1.
     /// None when every gate is 1.
