@@ -130,6 +130,8 @@ pub struct Simulation<'a> {
     /// T[[i, j]], i's trust in j.
     trust: Array2<f64>,
     regimes: Vec<ExportControl>,
+    /// Per regime: its controllers and its targets, ascending.
+    members: Vec<(Vec<u32>, Vec<u32>)>,
     /// retaliating[i * n + j]: the counter-regime i holds against j.
     retaliating: Vec<u32>,
     view: PolicyView,
@@ -196,6 +198,7 @@ impl<'a> Simulation<'a> {
             frontier: frontier0,
             trust: sc.trust.initial.clone(),
             regimes,
+            members: Vec::new(),
             retaliating: vec![NONE; n * n],
             view: PolicyView::empty(n, s_count),
             interner: KeyInterner::default(),
@@ -748,6 +751,10 @@ impl<'a> Simulation<'a> {
     /// then applies), so that M^c(j, i) = (a_ji * boost_s) * gate_c(j, i).
     /// Classes used neither now nor last step are dropped.
     fn build_gates(&mut self, keys: &[u32]) {
+        for r in &self.regimes[self.members.len()..] {
+            let list = |v: &[bool]| (0..self.n as u32).filter(|&x| v[x as usize]).collect();
+            self.members.push((list(&r.controllers), list(&r.targets)));
+        }
         let classes = self.interner.descs.len();
         self.gates.resize(classes, None);
         let mut used = vec![false; classes];
@@ -796,17 +803,20 @@ impl<'a> Simulation<'a> {
             // regime's own (source, target) pairs: counter-regimes are
             // single pairs.
             let mut gate = vec![f64::NAN; links.values()];
-            let all: Vec<usize> = (0..n).collect();
+            let all: Vec<u32> = (0..n as u32).collect();
             for &r in &d.cover {
                 let reg = &self.regimes[r as usize];
-                let sources: Vec<usize> = if d.ext.contains(&r) {
-                    all.clone()
+                let (controllers, targets) = &self.members[r as usize];
+                let sources = if d.ext.contains(&r) {
+                    &all
                 } else {
-                    (0..n).filter(|&j| reg.controllers[j]).collect()
+                    controllers
                 };
                 let g = reg.gate();
-                for i in (0..n).filter(|&i| reg.targets[i]) {
-                    for &j in &sources {
+                for &i in targets {
+                    let i = i as usize;
+                    for &j in sources {
+                        let j = j as usize;
                         let at = links.slot[j * n + i];
                         if at != NONE {
                             let x = &mut gate[at as usize];
