@@ -1,9 +1,11 @@
 //! Criterion benches, grouped by problem size, fixed seeds:
 //! `cargo bench --bench simulation`. Whole runs are paired (policy and
-//! counterfactual); one step is the first step after 20 warm steps.
+//! counterfactual); one step is a step of the policy variant after 20
+//! untimed ones.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use techdiff::run::run_pair_counts;
@@ -21,45 +23,59 @@ fn bench_scenario(name: &str) -> LoadedScenario {
     load(&scenarios().join(format!("bench/{name}.toml")), &[]).expect("bench scenario loads")
 }
 
-fn size_group(c: &mut Criterion, name: &str, whole_run: bool) {
+fn size_group(c: &mut Criterion, name: &str) {
     let loaded = bench_scenario(name);
     let sc = &loaded.scenario;
     let layout = Layout::new(sc);
     let mut group = c.benchmark_group(name);
     group.sample_size(10);
+    // One step of the policy variant, from step 21 on: the simulation is
+    // advanced 20 steps untimed, then successive steps are timed (a fresh
+    // simulation when the scenario runs out of steps).
     group.bench_function("one_step_policy", |b| {
-        b.iter_batched(
-            || {
-                let mut sim = Simulation::new(sc, &layout, 0, Variant::Policy);
-                for _ in 0..20.min(sc.steps - 1) {
-                    sim.step();
+        let warm = 20.min(sc.steps - 1);
+        let fresh = || {
+            let mut sim = Simulation::new(sc, &layout, 0, Variant::Policy);
+            for _ in 0..warm {
+                sim.step();
+            }
+            sim
+        };
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut sim = fresh();
+            let mut done = warm;
+            for _ in 0..iters {
+                if done == sc.steps {
+                    sim = fresh();
+                    done = warm;
                 }
-                sim
-            },
-            |mut sim| black_box(sim.step()),
-            BatchSize::LargeInput,
-        )
+                let clock = Instant::now();
+                black_box(sim.step());
+                total += clock.elapsed();
+                done += 1;
+            }
+            total
+        })
     });
-    if whole_run {
-        group.bench_function("whole_paired_run", |b| {
-            b.iter(|| black_box(run_pair_counts(sc, &layout, 0)))
-        });
-    }
+    group.bench_function("whole_paired_run", |b| {
+        b.iter(|| black_box(run_pair_counts(sc, &layout, 0)))
+    });
     group.finish();
 }
 
 fn small(c: &mut Criterion) {
-    size_group(c, "small", true);
+    size_group(c, "small");
 }
 
 fn medium(c: &mut Criterion) {
-    size_group(c, "medium", true);
-    size_group(c, "medium_policy", true);
+    size_group(c, "medium");
+    size_group(c, "medium_policy");
 }
 
 fn large(c: &mut Criterion) {
-    // A whole large run takes about a minute: one step only.
-    size_group(c, "large", false);
+    // A whole large run takes about 20 s: ten samples take minutes.
+    size_group(c, "large");
 }
 
 fn loading(c: &mut Criterion) {
