@@ -102,8 +102,9 @@ h1 { margin: 0 0 4px; font-size: 28px; }
 .description { max-width: 900px; margin: 8px 0 0; }
 h2 { font-size: 20px; margin: 26px 0 10px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
 h3 { font-size: 17px; margin: 0 0 6px; }
-.glance { display: flex; flex-wrap: wrap; gap: 28px; align-items: flex-start; }
-.glance > div { flex: 1 1 460px; }
+.glance > div { margin-bottom: 14px; overflow-x: auto; }
+.keyfacts { margin: 4px 0; font-size: 15px; }
+.sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 table { border-collapse: collapse; font-size: 14px; margin: 4px 0 8px; }
 th, td { padding: 4px 10px; border-bottom: 1px solid #e2e2e2; text-align: left; vertical-align: top; }
 th { background: #f3f6f9; }
@@ -159,7 +160,7 @@ impl Page {
             for (f, svg) in &self.figures {
                 let _ = write!(
                     s,
-                    "<figure class=\"chart\" id=\"{id}\" data-chart=\"{id}\">\n<h3>{title}</h3>\n{svg}\n\
+                    "<figure class=\"chart\" id=\"{id}\" data-chart=\"{id}\">\n<h3 class=\"sr-only\">{title}</h3>\n{svg}\n\
                      <figcaption>{caption} <span class=\"small\">(<a href=\"plots/{id}.svg\">plots/{id}.svg</a>)</span></figcaption>\n</figure>\n",
                     id = attr(&f.id),
                     title = esc(&f.title),

@@ -323,6 +323,18 @@ fn run_page(r: &RunFolder, dir: &Path, figures: &[(Figure, String)], notes: &[St
     ));
     let _ = write!(
         glance,
+        "<p class=\"keyfacts\">seed <strong>{}</strong> · <strong>{}</strong> replications, each paired with its counterfactual · <strong>{}</strong> steps, {}–{year} · {} countries · {} sectors · techdiff {}</p>\n<p class=\"keyfacts\">reproduce: {}</p>\n",
+        m.seed,
+        m.replications,
+        m.steps,
+        m.start_year,
+        m.countries,
+        m.sectors.len(),
+        esc(&git),
+        code(&shell_line(&reproduce))
+    );
+    let _ = write!(
+        glance,
         "<div class=\"glance\">\n<div>\n<h3>Securitization cost by group</h3>\n{table_html}<p class=\"small\">100 × (counterfactual − policy) final log productivity, mean over the group's countries (or GDP-weighted); 95% t-interval over {} paired replications. From summary.json.</p>\n</div>\n<div>\n<h3>How it was run</h3>\n{}</div>\n</div>\n",
         m.replications,
         facts_table(&facts)
@@ -498,6 +510,22 @@ fn sweep_page(
             )),
         ),
     ];
+    let _ = write!(
+        glance,
+        "<p class=\"keyfacts\"><strong>{}</strong> design · <strong>{}</strong> points × <strong>{}</strong> replications = {} runs{} · seed <strong>{}</strong> · techdiff {}</p>\n<p class=\"keyfacts\">reproduce: {}</p>\n",
+        esc(&m.design),
+        m.points,
+        m.replications,
+        m.runs,
+        if m.failed > 0 {
+            format!(" (<strong>{} failed</strong>)", m.failed)
+        } else {
+            String::new()
+        },
+        m.seed,
+        esc(&git),
+        code(&shell_line(&reproduce))
+    );
     let _ = write!(
         glance,
         "<div class=\"glance\">\n<div>\n<h3>Range over the design</h3>\n{}<p class=\"small\">Per metric, the design points with the lowest and the highest mean over replications (points.csv).</p>\n</div>\n<div>\n<h3>How it was run</h3>\n{}</div>\n</div>\n",

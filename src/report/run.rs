@@ -10,7 +10,6 @@ use super::chart::{
     Bar, BarPanel, BarSeries, Dash, Figure, Key, LegendEntry, MapPanel, MapPoint, Marks, Panel,
     Point, Series, XAxis, XyPanel, value_range,
 };
-use super::html;
 use super::read::{Csv, Json, json};
 use crate::error::InputError;
 use crate::stats::Estimate;
@@ -1241,7 +1240,7 @@ mod tests {
             assert!(svg.starts_with("<svg"), "{}", f.id);
             // Text is SVG text (no font files): the title is there as written.
             assert!(
-                svg.contains(&format!("\n{}\n</text>", html::esc(&f.title))),
+                svg.contains(&format!("\n{}\n</text>", super::super::html::esc(&f.title))),
                 "{}",
                 f.id
             );
