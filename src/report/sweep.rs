@@ -361,6 +361,12 @@ pub fn value_label(v: &str) -> String {
     if v == "[]" {
         return "[] (none)".into();
     }
+    // Sampled values print with every digit: 3 significant ones will do.
+    if v.len() > 8 {
+        if let Ok(x) = v.trim().parse::<f64>() {
+            return super::chart::short_number(x);
+        }
+    }
     v.replace('"', "")
 }
 
@@ -1064,6 +1070,9 @@ max = 1.0
             "securitization_cost_income_low"
         );
         assert_eq!(value_label("[\"a\", \"b\"]"), "[a, b]");
+        assert_eq!(value_label("0.9787707328796387"), "0.979");
+        assert_eq!(value_label("0.30000000000000004"), "0.300");
+        assert_eq!(value_label("0.75"), "0.75");
         assert_eq!(split_metric("x@bloc:A"), ("x", "bloc:A"));
         let points = Points {
             params: vec!["p".into()],
