@@ -595,6 +595,7 @@ pub fn effects(sw: &SweepFolder, base: &str) -> Figure {
             key: Key::Whisker,
         }))
         .collect();
+    let paired = " All points share each replication's random streams, so differences between values are paired and more precise than the intervals of the levels suggest (points.csv has paired differences).";
     let how = if sampled {
         format!(
             "Every design point of the {} design: its mean over replications and 95% t-interval (points.csv), against each parameter in turn (the other parameters vary too).",
@@ -606,6 +607,7 @@ pub fn effects(sw: &SweepFolder, base: &str) -> Figure {
         "Mean over replications with its 95% t-interval at each design point (points.csv).".into()
     };
     let categorical = (0..p.params.len()).any(|k| !levels(p, k).1);
+    let how = format!("{how}{paired}");
     let columns = p.params.len().min(if categorical { 2 } else { 3 });
     Figure {
         id: format!("effect_{}", slug(base)),
