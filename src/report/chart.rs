@@ -288,11 +288,13 @@ impl Axis {
         }
     }
 
-    fn years(lo: f64, hi: f64) -> Axis {
+    /// Year ticks, at most `max_ticks` of them.
+    fn years(lo: f64, hi: f64, max_ticks: usize) -> Axis {
         let span = hi - lo;
+        let most = max_ticks.clamp(2, 8) as f64;
         let step = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0]
             .into_iter()
-            .find(|s| span / s <= 8.0)
+            .find(|s| span / s <= most)
             .unwrap_or(1000.0);
         let first = (lo / step).ceil() as i64;
         let last = (hi / step).floor() as i64;
@@ -500,7 +502,8 @@ fn draw_xy(area: &Area, p: &XyPanel) -> DrawResult {
     }
     let width = area.dim_in_pixel().0;
     let x_axis = match &p.x_axis {
-        XAxis::Years => Axis::years(xlo, xhi),
+        // A year label needs about 45 px.
+        XAxis::Years => Axis::years(xlo, xhi, (width.saturating_sub(110) / 45) as usize),
         XAxis::Numeric => Axis::numeric(xlo, xhi, if width < 500 { 5 } else { 7 }),
         XAxis::Categories(names) => {
             // Each label gets its share of the width (about 6.5 px a character).
