@@ -751,7 +751,7 @@ pub fn adoption_by_sector(run: &RunFolder, sectors: &[String], ci_text: &str) ->
         id: "adoption_by_sector".into(),
         title: "Adoption curves by sector".into(),
         caption: format!(
-            "Share of (country, innovation) pairs of the sector that are held, 0 to 1, over time: policy against the paired counterfactual. Shaded: {ci_text}."
+            "Share of (country, innovation) pairs of the sector that are held, 0 to 1, over time: policy against the paired counterfactual, all sectors on one scale. Shaded: {ci_text} (cut at 0 and 1 where it reaches beyond)."
         ),
         panels,
         columns,
@@ -844,7 +844,7 @@ pub fn trust_and_retaliation(run: &RunFolder, groups: &[String], ci_text: &str) 
         id: "trust_and_retaliation".into(),
         title: "Trust and retaliation".into(),
         caption: format!(
-            "Left: mean trust of the group's countries in every other country, 0 to 1 (the counterfactual holds trust at its initial level). Right: counter-regimes opened by the group's countries since the start, under the policy (the counterfactual has no retaliation). Shaded: {ci_text}."
+            "Left: mean trust of the group's countries in every other country, 0 to 1 (the counterfactual holds trust at its initial level). Right: counter-regimes opened by the group's countries since the start, under the policy (the counterfactual has no retaliation). Shaded: {ci_text} (trust intervals cut at 0 and 1)."
         ),
         panels: vec![
             Panel::Xy(XyPanel {
