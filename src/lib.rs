@@ -16,6 +16,7 @@ pub mod error;
 pub mod model;
 pub mod network;
 pub mod output;
+pub mod report;
 pub mod rng;
 pub mod run;
 pub mod scenario;

@@ -50,6 +50,11 @@ enum Command {
         #[arg(long = "set")]
         set: Vec<String>,
     },
+    /// Draw the charts of a run or sweep folder: DIR/report.html (self-contained) and DIR/plots/*.svg.
+    Report {
+        /// A run folder (from `techdiff run`) or a finished sweep folder (from `techdiff sweep`).
+        dir: PathBuf,
+    },
     /// Combine the folders of a sharded sweep into the files one unsharded sweep writes.
     Merge {
         /// Shard folders (each from `techdiff sweep FILE --shard K/N`).
@@ -99,6 +104,9 @@ struct SweepArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Also write the report (report.html, plots/) into the folder when the sweep is complete.
+    #[arg(long)]
+    report: bool,
 }
 
 #[derive(Args, Default)]
@@ -123,6 +131,9 @@ struct RunArgs {
     /// No progress bar and no summary table.
     #[arg(long)]
     quiet: bool,
+    /// Also write the report (report.html, plots/) into the output folder.
+    #[arg(long)]
+    report: bool,
 }
 
 /// Most worker threads `--threads` accepts.
@@ -135,6 +146,7 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => run(args),
         Some(Command::Validate { files }) => return validate(&files),
         Some(Command::Sweep(args)) => sweep(args),
+        Some(Command::Report { dir }) => report(&dir),
         Some(Command::Merge { dirs, out }) => merge(&dirs, out),
         Some(Command::Bench(args)) => bench::bench(args),
         Some(Command::BenchWorker {
@@ -252,6 +264,27 @@ fn run(args: RunArgs) -> Result<(), Error> {
         );
     }
     println!("results written to {}", out_dir.display());
+    if args.report {
+        report(&out_dir)?;
+    }
+    Ok(())
+}
+
+/// Write DIR/report.html and DIR/plots/*.svg.
+fn report(dir: &std::path::Path) -> Result<(), Error> {
+    let clock = Instant::now();
+    let written = techdiff::report::write_report(dir)?;
+    let kind = match written.kind {
+        techdiff::report::Kind::Run => "run",
+        techdiff::report::Kind::Sweep => "sweep",
+    };
+    println!(
+        "{kind} report written to {} ({} charts, also in {}) in {:.2} s",
+        written.html.display(),
+        written.plots.len(),
+        dir.join("plots").display(),
+        clock.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -333,6 +366,9 @@ fn sweep(args: SweepArgs) -> Result<(), Error> {
     );
     if outcome.finished {
         println!("results written to {}", outcome.dir.display());
+        if args.report {
+            report(&outcome.dir)?;
+        }
     } else {
         println!(
             "shard written to {}; combine all shards with `techdiff merge DIR...`",

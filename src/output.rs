@@ -87,7 +87,8 @@ fn opt(v: f64) -> String {
     }
 }
 
-/// `countries.csv`: final per-country figures per replication and variant.
+/// `countries.csv`: final per-country figures per replication and variant,
+/// and the country's coordinates (empty where the scenario has none).
 pub fn countries_csv(sc: &Scenario, res: &RunResults) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
@@ -103,8 +104,11 @@ pub fn countries_csv(sc: &Scenario, res: &RunResults) -> Vec<u8> {
         "coinvention_share",
         "adoption_share",
         "retaliations_opened",
+        "lat",
+        "lon",
     ])
     .expect("writing to memory");
+    let coord = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
     for run in &res.runs {
         for (c, o) in sc.world.countries.iter().zip(&run.countries) {
             w.write_record([
@@ -120,6 +124,8 @@ pub fn countries_csv(sc: &Scenario, res: &RunResults) -> Vec<u8> {
                 &opt(o.coinvention_share),
                 &opt(o.adoption_share),
                 &o.retaliations_opened.to_string(),
+                &coord(c.lat),
+                &coord(c.lon),
             ])
             .expect("writing to memory");
         }

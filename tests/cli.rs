@@ -118,6 +118,16 @@ fn no_arguments_runs_the_embedded_default_scenario_from_any_folder() {
     assert!(ts.starts_with("variant,replication,step,year,group,metric,value\n"));
     assert!(ts.contains("policy,0,0,2019,all,log_productivity,"));
     assert!(ts.contains(",income:low,frontier_gap_gdp_weighted,"));
+    // countries.csv carries each country's coordinates (capital lat, lon).
+    let countries = String::from_utf8(read(&dir, "countries.csv")).unwrap();
+    assert!(countries.starts_with(
+        "variant,replication,code,name,bloc,income,log_productivity,growth,frontier_gap,coinvention_share,adoption_share,retaliations_opened,lat,lon\n"
+    ));
+    let usa = countries
+        .lines()
+        .find(|l| l.starts_with("policy,0,USA,"))
+        .unwrap();
+    assert!(usa.ends_with(",38.8895,-77.032"), "{usa}");
     let summary: serde_json::Value = serde_json::from_slice(&read(&dir, "summary.json")).unwrap();
     let cost = &summary["securitization_cost"]["income:low"];
     assert!(cost["mean"].as_f64().unwrap() > 0.0);

@@ -283,6 +283,53 @@ max = 1.0
 }
 
 #[test]
+fn morris_sweep_writes_indices_with_bootstrap_intervals() {
+    let morris = r#"scenario = "base.toml"
+replications = 1
+design = "morris"
+samples = 4
+levels = 4
+bootstrap = 40
+seed = 5
+metrics = ["securitization_cost@all"]
+[[param]]
+path = "policy.export_control[r].licence_rate"
+min = 0.0
+max = 1.0
+[[param]]
+path = "trust.erosion"
+min = 0.0
+max = 1.0
+"#;
+    let (tmp, sweep) = setup(morris);
+    let out = tmp.path().join("m");
+    ok(&techdiff(&[
+        "sweep",
+        sweep.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]));
+    let sens = String::from_utf8(read(&out, "sensitivity.csv").unwrap()).unwrap();
+    let mut lines = sens.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "metric,parameter,mu,mu_star,sigma,mu_star_ci95_low,mu_star_ci95_high,sigma_ci95_low,sigma_ci95_high"
+        )
+    );
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').skip(2).map(|x| x.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        let (mu_star, sigma) = (r[1], r[2]);
+        assert!(r[3] <= mu_star && mu_star <= r[4], "{r:?}");
+        assert!(r[5] <= r[6] && sigma >= 0.0, "{r:?}");
+    }
+}
+
+#[test]
 fn a_failing_run_is_recorded_and_the_others_finish() {
     let table = r#"scenario = "base.toml"
 replications = 2

@@ -604,8 +604,18 @@ fn finalize(sweep: &Sweep, dir: &Path, records: Vec<RunRecord>) -> Result<usize,
             ])
             .expect("memory");
         } else {
-            w.write_record(["metric", "parameter", "mu", "mu_star", "sigma"])
-                .expect("memory");
+            w.write_record([
+                "metric",
+                "parameter",
+                "mu",
+                "mu_star",
+                "sigma",
+                "mu_star_ci95_low",
+                "mu_star_ci95_high",
+                "sigma_ci95_low",
+                "sigma_ci95_high",
+            ])
+            .expect("memory");
         }
         for (m, y) in point_means.iter().enumerate() {
             let label = &sweep.metrics[m].label;
@@ -615,10 +625,10 @@ fn finalize(sweep: &Sweep, dir: &Path, records: Vec<RunRecord>) -> Result<usize,
                 ));
                 continue;
             }
+            let mut rng =
+                crate::rng::stream(sweep.seed, 0, crate::rng::Purpose::Bootstrap, 0, m as u32);
             if sweep.design == Design::Sobol {
                 let n = sweep.samples.expect("sobol has samples");
-                let mut rng =
-                    crate::rng::stream(sweep.seed, 0, crate::rng::Purpose::Bootstrap, 0, m as u32);
                 for (j, s) in sensitivity::sobol_indices(y, n, d, sweep.bootstrap, &mut rng)
                     .iter()
                     .enumerate()
@@ -642,8 +652,11 @@ fn finalize(sweep: &Sweep, dir: &Path, records: Vec<RunRecord>) -> Result<usize,
                     .iter()
                     .map(|p| p.unit.clone().expect("morris points have unit coordinates"))
                     .collect();
-                for (j, s) in sensitivity::morris_indices(&unit, y, r, d)
+                let intervals =
+                    sensitivity::morris_intervals(&unit, y, r, d, sweep.bootstrap, &mut rng);
+                for (j, (s, c)) in sensitivity::morris_indices(&unit, y, r, d)
                     .iter()
+                    .zip(&intervals)
                     .enumerate()
                 {
                     w.write_record([
@@ -652,6 +665,10 @@ fn finalize(sweep: &Sweep, dir: &Path, records: Vec<RunRecord>) -> Result<usize,
                         s.mu.to_string(),
                         s.mu_star.to_string(),
                         s.sigma.to_string(),
+                        c.mu_star_ci.0.to_string(),
+                        c.mu_star_ci.1.to_string(),
+                        c.sigma_ci.0.to_string(),
+                        c.sigma_ci.1.to_string(),
                     ])
                     .expect("memory");
                 }

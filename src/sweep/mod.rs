@@ -365,8 +365,11 @@ impl Sweep {
         if raw.levels.is_some() && design != Design::Morris {
             return Err(ctx.error("levels", "`levels` applies to design morris"));
         }
-        if raw.bootstrap.is_some() && design != Design::Sobol {
-            return Err(ctx.error("bootstrap", "`bootstrap` applies to design sobol"));
+        if raw.bootstrap.is_some() && !matches!(design, Design::Sobol | Design::Morris) {
+            return Err(ctx.error(
+                "bootstrap",
+                "`bootstrap` applies to designs sobol and morris",
+            ));
         }
         if raw.table.is_some() != (design == Design::Table) {
             return Err(ctx.error(

@@ -34,6 +34,14 @@ pub struct MorrisIndex {
     pub sigma: f64,
 }
 
+/// Bootstrap 95% percentile intervals of the Morris statistics `mu_star`
+/// and `sigma` of one parameter.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct MorrisInterval {
+    pub mu_star_ci: (f64, f64),
+    pub sigma_ci: (f64, f64),
+}
+
 /// The outputs of a Saltelli design, viewed by block.
 struct Blocks<'a> {
     y: &'a [f64],
@@ -218,6 +226,15 @@ pub fn sobol_indices(
 ///
 /// If `points` or `y` do not hold `r (d + 1)` entries.
 pub fn morris_indices(points: &[Vec<f64>], y: &[f64], r: usize, d: usize) -> Vec<MorrisIndex> {
+    morris_effects(points, y, r, d)
+        .iter()
+        .map(|ee| morris_statistics(ee))
+        .collect()
+}
+
+/// The elementary effects per parameter, `effects[j][t]` for trajectory `t`
+/// (one effect per parameter per trajectory).
+fn morris_effects(points: &[Vec<f64>], y: &[f64], r: usize, d: usize) -> Vec<Vec<f64>> {
     assert_eq!(
         points.len(),
         r * (d + 1),
@@ -240,24 +257,80 @@ pub fn morris_indices(points: &[Vec<f64>], y: &[f64], r: usize, d: usize) -> Vec
         }
     }
     effects
-        .iter()
-        .map(|ee| {
-            let m = ee.len() as f64;
-            if ee.is_empty() {
-                return MorrisIndex {
-                    mu: 0.0,
-                    mu_star: 0.0,
-                    sigma: 0.0,
-                };
-            }
-            let mu = ee.iter().sum::<f64>() / m;
-            let mu_star = ee.iter().map(|e| e.abs()).sum::<f64>() / m;
-            let sigma = if ee.len() < 2 {
-                0.0
-            } else {
-                (ee.iter().map(|e| (e - mu).powi(2)).sum::<f64>() / (m - 1.0)).sqrt()
+}
+
+fn morris_statistics(ee: &[f64]) -> MorrisIndex {
+    let m = ee.len() as f64;
+    if ee.is_empty() {
+        return MorrisIndex {
+            mu: 0.0,
+            mu_star: 0.0,
+            sigma: 0.0,
+        };
+    }
+    let mu = ee.iter().sum::<f64>() / m;
+    let mu_star = ee.iter().map(|e| e.abs()).sum::<f64>() / m;
+    let sigma = if ee.len() < 2 {
+        0.0
+    } else {
+        (ee.iter().map(|e| (e - mu).powi(2)).sum::<f64>() / (m - 1.0)).sqrt()
+    };
+    MorrisIndex { mu, mu_star, sigma }
+}
+
+/// Bootstrap 95% percentile intervals of `mu_star` and `sigma` for each of
+/// the `d` parameters (same inputs as [`morris_indices`]).
+///
+/// Each of the `resamples` resamples draws `r` trajectories with
+/// replacement from `rng` (a trajectory keeps one elementary effect per
+/// parameter, so every parameter is resampled with the same trajectories)
+/// and recomputes the statistics; the intervals are the 2.5% and 97.5%
+/// percentiles with linear interpolation, as for [`sobol_indices`]. With
+/// `resamples == 0` the intervals are `(NaN, NaN)`. With few trajectories
+/// they are rough (a percentile bootstrap of r values).
+///
+/// # Panics
+///
+/// As [`morris_indices`].
+pub fn morris_intervals(
+    points: &[Vec<f64>],
+    y: &[f64],
+    r: usize,
+    d: usize,
+    resamples: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<MorrisInterval> {
+    let effects = morris_effects(points, y, r, d);
+    let nan = (f64::NAN, f64::NAN);
+    if resamples == 0 || r == 0 {
+        return vec![
+            MorrisInterval {
+                mu_star_ci: nan,
+                sigma_ci: nan,
             };
-            MorrisIndex { mu, mu_star, sigma }
+            d
+        ];
+    }
+    let mut boot_mu_star = vec![Vec::with_capacity(resamples); d];
+    let mut boot_sigma = vec![Vec::with_capacity(resamples); d];
+    let mut rows = vec![0usize; r];
+    let mut sample = Vec::with_capacity(r);
+    for _ in 0..resamples {
+        for row in rows.iter_mut() {
+            *row = ((uniform(rng) * r as f64) as usize).min(r - 1);
+        }
+        for j in 0..d {
+            sample.clear();
+            sample.extend(rows.iter().map(|&t| effects[j][t]));
+            let s = morris_statistics(&sample);
+            boot_mu_star[j].push(s.mu_star);
+            boot_sigma[j].push(s.sigma);
+        }
+    }
+    (0..d)
+        .map(|j| MorrisInterval {
+            mu_star_ci: interval95(&mut boot_mu_star[j]),
+            sigma_ci: interval95(&mut boot_sigma[j]),
         })
         .collect()
 }
@@ -472,6 +545,43 @@ mod tests {
                 assert!(idx[3].sigma > 0.1 && idx[3].mu_star > 0.0, "{:?}", idx[3]);
             }
         }
+    }
+
+    #[test]
+    fn morris_intervals_bracket_and_repeat() {
+        let (r, d) = (30, 4);
+        let pts = morris(r, d, 4, &mut rng(11));
+        // A noisy effect for parameter 3 (u^2 plus an interaction).
+        let y: Vec<f64> = pts
+            .iter()
+            .map(|p| morris_model(p) + 5.0 * p[3] * p[0])
+            .collect();
+        let idx = morris_indices(&pts, &y, r, d);
+        let ci = morris_intervals(&pts, &y, r, d, 300, &mut rng(3));
+        assert_eq!(ci, morris_intervals(&pts, &y, r, d, 300, &mut rng(3)));
+        for (s, c) in idx.iter().zip(&ci) {
+            assert!(
+                c.mu_star_ci.0 <= s.mu_star && s.mu_star <= c.mu_star_ci.1,
+                "{s:?} {c:?}"
+            );
+            assert!(c.sigma_ci.0 <= c.sigma_ci.1, "{c:?}");
+        }
+        // A linear term without interaction has the same effect in every
+        // trajectory: no spread.
+        assert!((ci[2].mu_star_ci.0 - 2.0).abs() < 1e-9 && (ci[2].mu_star_ci.1 - 2.0).abs() < 1e-9);
+        assert!(ci[2].sigma_ci.1.abs() < 1e-9);
+        // The noisy parameter's interval has width.
+        assert!(
+            ci[3].mu_star_ci.1 - ci[3].mu_star_ci.0 > 0.05,
+            "{:?}",
+            ci[3]
+        );
+        // No resamples: no interval.
+        let none = morris_intervals(&pts, &y, r, d, 0, &mut rng(3));
+        assert!(
+            none.iter()
+                .all(|c| c.mu_star_ci.0.is_nan() && c.sigma_ci.1.is_nan())
+        );
     }
 
     #[test]

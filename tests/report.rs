@@ -1,0 +1,154 @@
+//! `techdiff report` and `--report` end to end: the files a report writes,
+//! that redrawing gives the same bytes, and bad folders (exit code 2).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::*;
+
+fn techdiff(args: &[&str], cwd: &Path) -> Output {
+    Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn plots(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("plots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn run_and_sweep_reports_are_written_and_redrawn_identically() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = repo().join("scenarios/tightening.toml");
+    let run = tmp.path().join("run");
+    let stdout = ok(&techdiff(
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--reps",
+            "2",
+            "--set",
+            "steps=5",
+            "--set",
+            "innovation.per_step=50",
+            "--out",
+            run.to_str().unwrap(),
+            "--quiet",
+            "--report",
+        ],
+        tmp.path(),
+    ));
+    assert!(stdout.contains("run report written to"), "{stdout}");
+    let first = std::fs::read(run.join("report.html")).unwrap();
+    assert_eq!(
+        plots(&run),
+        [
+            "adoption_by_sector.svg",
+            "coinvention_share.svg",
+            "controls.svg",
+            "productivity_by_bloc.svg",
+            "productivity_by_income.svg",
+            "securitization_cost.svg",
+            "trust_and_retaliation.svg",
+            "world_map.svg"
+        ]
+    );
+    // `techdiff report DIR` redraws the same page.
+    let stdout = ok(&techdiff(&["report", run.to_str().unwrap()], tmp.path()));
+    assert!(stdout.contains("8 charts"), "{stdout}");
+    assert_eq!(std::fs::read(run.join("report.html")).unwrap(), first);
+
+    std::fs::write(
+        tmp.path().join("base.toml"),
+        std::fs::read_to_string(repo().join("scenarios/bench/small.toml"))
+            .unwrap()
+            .replace("steps = 50", "steps = 6"),
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("sweep.toml"),
+        r#"scenario = "base.toml"
+replications = 2
+metrics = ["securitization_cost@all", "securitization_cost@income:low", "coinvention_share@all"]
+[[param]]
+name = "licence"
+path = "policy.export_control[0].licence_rate"
+values = [0.1, 0.9]
+[[param]]
+name = "chilling"
+path = "policy.cooperation.chilling"
+values = [0.0, 0.5]
+"#,
+    )
+    .unwrap();
+    let sweep = tmp.path().join("sweep");
+    let stdout = ok(&techdiff(
+        &[
+            "sweep",
+            "sweep.toml",
+            "--out",
+            sweep.to_str().unwrap(),
+            "--quiet",
+            "--report",
+        ],
+        tmp.path(),
+    ));
+    assert!(stdout.contains("sweep report written to"), "{stdout}");
+    assert_eq!(
+        plots(&sweep),
+        [
+            "effect_coinvention_share.svg",
+            "effect_securitization_cost.svg",
+            "heatmap_coinvention_share_all_licence_chilling.svg",
+            "heatmap_securitization_cost_all_licence_chilling.svg",
+            "heatmap_securitization_cost_income_low_licence_chilling.svg"
+        ]
+    );
+    let html = std::fs::read_to_string(sweep.join("report.html")).unwrap();
+    assert!(html.contains("techdiff sweep sweep.toml --out DIR"));
+}
+
+#[test]
+fn bad_folders_exit_2_with_one_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("empty")).unwrap();
+    std::fs::create_dir(tmp.path().join("broken")).unwrap();
+    std::fs::write(
+        tmp.path().join("broken/manifest.json"),
+        "{\"scenario_name\": \"x\"",
+    )
+    .unwrap();
+    for (dir, parts) in [
+        ("nowhere", &["nowhere", "no such folder"][..]),
+        ("empty", &["empty", "no manifest.json"]),
+        ("broken", &["manifest.json:1:", "malformed JSON"]),
+    ] {
+        let out = techdiff(&["report", dir], tmp.path());
+        assert_eq!(out.status.code(), Some(2), "{dir}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        for p in parts {
+            assert!(stderr.contains(p), "`{p}` not in {stderr}");
+        }
+        assert!(!tmp.path().join(dir).join("report.html").exists());
+    }
+}
