@@ -22,9 +22,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::output(dir, e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".techdiff-")
-        .suffix(".tmp")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".techdiff-").suffix(".tmp");
+    // Results are ordinary files: readable as the umask allows, not the
+    // owner-only mode temporary files get by default.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder
         .tempfile_in(dir)
         .map_err(|e| Error::output(dir, e))?;
     tmp.write_all(bytes).map_err(|e| Error::output(path, e))?;
