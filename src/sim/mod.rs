@@ -28,7 +28,7 @@ use crate::model::{ExportControl, Scenario};
 use crate::rng::{self, Purpose};
 use metrics::{GroupKind, Layout, Metric};
 use policy::{KeyDesc, KeyInterner, PolicyView, expected_product};
-use rows::{ClassMatrix, Gates, Links, Row};
+use rows::{ClassMatrix, Eff, Gates, Links, Row};
 
 /// Which of the paired runs this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -143,7 +143,7 @@ pub struct Simulation<'a> {
     /// Whether each slot of [`Links`] is chilled, last step.
     chilled_prev: Vec<bool>,
     /// Per class in use last step, its effective gates (None: all 1).
-    effs_prev: Vec<Option<Arc<Vec<f64>>>>,
+    effs_prev: Vec<Option<Arc<Eff>>>,
     /// Which classes `effs_prev` holds.
     effs_known_prev: Vec<bool>,
     /// a_ji = w_ji * T_ij^mu of the previous step, at the slots of [`Links`].
@@ -847,7 +847,7 @@ impl<'a> Simulation<'a> {
         keys: &[u32],
         chilled: &[bool],
         chill_moved: &[usize],
-    ) -> Vec<Option<Arc<Vec<f64>>>> {
+    ) -> Vec<Option<Arc<Eff>>> {
         let classes = self.gates.len();
         let mut used = vec![false; classes];
         for &k in keys {
@@ -856,7 +856,7 @@ impl<'a> Simulation<'a> {
             }
         }
         let ids: Vec<usize> = (0..classes).filter(|&c| used[c]).collect();
-        let built: Vec<(usize, Option<Arc<Vec<f64>>>)> = ids
+        let built: Vec<(usize, Option<Arc<Eff>>)> = ids
             .par_iter()
             .map(|&c| {
                 let gates = self.gates[c]
@@ -868,15 +868,17 @@ impl<'a> Simulation<'a> {
                         if chill_moved.is_empty() {
                             Some(prev.clone())
                         } else {
-                            let mut v = Vec::clone(prev);
-                            for &at in chill_moved {
-                                v[at] = gates.effective_at(at, chilled[at]);
-                            }
+                            let mut v = Eff::clone(prev);
+                            v.patch(&self.links, chill_moved, |at| {
+                                gates.effective_at(at, chilled[at])
+                            });
                             Some(Arc::new(v))
                         }
                     }
                     Some(None) if known && chill_moved.is_empty() => None,
-                    _ => gates.effective(chilled).map(Arc::new),
+                    _ => gates
+                        .effective(chilled)
+                        .map(|g| Arc::new(Eff::new(g, &self.links))),
                 };
                 (c, eff)
             })
@@ -1243,8 +1245,8 @@ struct DiffuseInputs<'s> {
     /// last step and now.
     a_prev: &'s [f64],
     a_cur: &'s [f64],
-    effs_prev: &'s [Option<Arc<Vec<f64>>>],
-    effs_cur: &'s [Option<Arc<Vec<f64>>>],
+    effs_prev: &'s [Option<Arc<Eff>>],
+    effs_cur: &'s [Option<Arc<Eff>>],
     /// Linked pairs whose weight moved since last step.
     moved: Moved,
     /// Per class, the change of its matrix at every moved pair, in the
@@ -1266,7 +1268,7 @@ impl DiffuseInputs<'_> {
         ClassMatrix::new(
             self.a_prev,
             g.boost,
-            self.effs_prev[key as usize].as_deref().map(|v| &v[..]),
+            self.effs_prev[key as usize].as_deref(),
         )
     }
 
@@ -1279,7 +1281,7 @@ impl DiffuseInputs<'_> {
         ClassMatrix::new(
             self.a_cur,
             g.boost,
-            self.effs_cur[key as usize].as_deref().map(|v| &v[..]),
+            self.effs_cur[key as usize].as_deref(),
         )
     }
 

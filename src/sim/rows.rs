@@ -67,6 +67,25 @@ impl Links {
         }
     }
 
+    /// Every slot of source j (all n when dense).
+    #[inline]
+    pub fn slots(&self, j: usize) -> std::ops::Range<usize> {
+        if self.dense {
+            j * self.n..(j + 1) * self.n
+        } else {
+            self.start[j]..self.start[j + 1]
+        }
+    }
+
+    /// The source a slot belongs to.
+    pub fn source_of(&self, slot: usize) -> usize {
+        if self.dense {
+            slot / self.n
+        } else {
+            self.start.partition_point(|&s| s <= slot) - 1
+        }
+    }
+
     /// Slots of j's links and the countries they reach.
     #[inline]
     pub fn of(&self, j: usize) -> (std::ops::Range<usize>, &[u32]) {
@@ -133,6 +152,36 @@ impl Gates {
     }
 }
 
+/// A class's effective gates at every slot, and for every source whether
+/// all its gates are 1 (so its rows can be read without them).
+#[derive(Debug, Clone)]
+pub(crate) struct Eff {
+    pub g: Vec<f64>,
+    pub ones: Vec<bool>,
+}
+
+impl Eff {
+    pub fn new(g: Vec<f64>, links: &Links) -> Self {
+        let ones = (0..links.n)
+            .map(|j| links.slots(j).all(|at| g[at] == 1.0))
+            .collect();
+        Eff { g, ones }
+    }
+
+    /// Set the gates of `slots` to `gate(slot)` and update the sources they
+    /// belong to.
+    pub fn patch(&mut self, links: &Links, slots: &[usize], gate: impl Fn(usize) -> f64) {
+        for &at in slots {
+            self.g[at] = gate(at);
+        }
+        let mut sources: Vec<usize> = slots.iter().map(|&at| links.source_of(at)).collect();
+        sources.dedup();
+        for j in sources {
+            self.ones[j] = links.slots(j).all(|at| self.g[at] == 1.0);
+        }
+    }
+}
+
 /// A gate class's matrix M(j, i) = (a_ji * boost) * gate(j, i), read at the
 /// slots of [`Links`] without being stored (a gate of 1 is left out: x * 1
 /// is x exactly).
@@ -141,14 +190,27 @@ pub(crate) struct ClassMatrix<'a> {
     a: &'a [f64],
     boost: f64,
     gate: Option<&'a [f64]>,
+    /// Per source: all its gates are 1.
+    ones: &'a [bool],
 }
 
 impl<'a> ClassMatrix<'a> {
-    pub fn new(a: &'a [f64], boost: f64, gate: Option<&'a [f64]>) -> Self {
-        if let Some(g) = gate {
-            assert_eq!(g.len(), a.len());
+    pub fn new(a: &'a [f64], boost: f64, eff: Option<&'a Eff>) -> Self {
+        if let Some(e) = eff {
+            assert_eq!(e.g.len(), a.len());
         }
-        ClassMatrix { a, boost, gate }
+        ClassMatrix {
+            a,
+            boost,
+            gate: eff.map(|e| &e.g[..]),
+            ones: eff.map_or(&[], |e| &e.ones[..]),
+        }
+    }
+
+    /// The gates of source j's slots, None when they are all 1.
+    #[inline]
+    fn gates_of(&self, j: usize) -> Option<&'a [f64]> {
+        self.gate.filter(|_| !self.ones[j])
     }
 
     #[inline]
@@ -235,7 +297,7 @@ impl Row {
             // lack the innovation (a straight vector loop), else only the
             // non-holders'.
             let a = &m.a[j * n..(j + 1) * n];
-            let g = m.gate.map(|g| &g[j * n..(j + 1) * n]);
+            let g = m.gates_of(j).map(|g| &g[j * n..(j + 1) * n]);
             let e = &mut self.e[..];
             if 4 * (self.idx.len() - self.dead) >= n {
                 match g {
@@ -261,9 +323,15 @@ impl Row {
             }
         } else {
             let (slots, targets) = links.of(j);
-            for (slot, &i) in slots.zip(targets) {
+            let (a, g) = (&m.a[slots.clone()], m.gates_of(j).map(|g| &g[slots]));
+            for (q, &i) in targets.iter().enumerate() {
+                let x = a[q] * m.boost;
+                let v = match g {
+                    Some(g) => x * g[q],
+                    None => x,
+                };
                 // SAFETY: link targets are countries, below n = e.len().
-                unsafe { *self.e.get_unchecked_mut(i as usize) += m.at(slot) };
+                unsafe { *self.e.get_unchecked_mut(i as usize) += v };
             }
         }
     }
