@@ -465,6 +465,70 @@ fn desc_style() -> TextStyle<'static> {
     (FONT, 16).into_font().into()
 }
 
+/// The chart a panel draws on.
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<Ticked, Ticked>>;
+
+/// A panel's chart: its caption, margins and label areas (in pixels) over
+/// the axes `x` and `y`.
+fn panel_chart<'a, 'b>(
+    area: &'a Area<'b>,
+    title: &str,
+    margin_right: u32,
+    x_label_area: u32,
+    y_label_area: u32,
+    x: Ticked,
+    y: Ticked,
+) -> Result<Chart<'a, 'b>, String> {
+    ChartBuilder::on(area)
+        .caption(title, caption_style())
+        .margin(10)
+        .margin_right(margin_right)
+        .x_label_area_size(x_label_area)
+        .y_label_area_size(y_label_area)
+        .build_cartesian_2d(x, y)
+        .map_err(err)
+}
+
+/// A chart's axes: their descriptions (where given), tick labels, and grid
+/// lines in `grid` (no grid where `None`).
+fn draw_mesh(
+    chart: &mut Chart,
+    x_desc: Option<&str>,
+    y_desc: Option<&str>,
+    xfmt: &dyn Fn(&f64) -> String,
+    yfmt: &dyn Fn(&f64) -> String,
+    grid: Option<RGBColor>,
+) -> DrawResult {
+    let mut mesh = chart.configure_mesh();
+    if let Some(d) = x_desc {
+        mesh.x_desc(d);
+    }
+    if let Some(d) = y_desc {
+        mesh.y_desc(d);
+    }
+    match grid {
+        Some(c) => mesh.bold_line_style(c),
+        None => mesh.disable_mesh(),
+    };
+    mesh.x_label_formatter(xfmt)
+        .y_label_formatter(yfmt)
+        .label_style(label_style())
+        .axis_desc_style(desc_style())
+        .draw()
+        .map_err(err)
+}
+
+/// The length in characters of the longest of some category labels
+/// (4 where there are none, 42 at the most).
+fn longest_label(names: &[String]) -> u32 {
+    names
+        .iter()
+        .map(|c| c.chars().count())
+        .max()
+        .unwrap_or(4)
+        .min(42) as u32
+}
+
 /// Lines, bands, markers and whiskers.
 fn draw_xy(area: &Area, p: &XyPanel) -> DrawResult {
     let pts = p.series.iter().flat_map(|s| s.points.iter());
@@ -517,27 +581,15 @@ fn draw_xy(area: &Area, p: &XyPanel) -> DrawResult {
         }
     };
     let y_axis = Axis::numeric(ylo, yhi, 6);
-    let mut chart = ChartBuilder::on(area)
-        .caption(p.title.clone(), caption_style())
-        .margin(10)
-        .margin_right(18)
-        .x_label_area_size(48)
-        .y_label_area_size(74)
-        .build_cartesian_2d(x_axis.coord(), y_axis.coord())
-        .map_err(err)?;
-    let xfmt = |v: &f64| x_axis.label(*v);
-    let yfmt = |v: &f64| y_axis.label(*v);
-    chart
-        .configure_mesh()
-        .x_desc(p.x_label.clone())
-        .y_desc(p.y_label.clone())
-        .x_label_formatter(&xfmt)
-        .y_label_formatter(&yfmt)
-        .label_style(label_style())
-        .axis_desc_style(desc_style())
-        .bold_line_style(RGBColor(220, 220, 220))
-        .draw()
-        .map_err(err)?;
+    let mut chart = panel_chart(area, &p.title, 18, 48, 74, x_axis.coord(), y_axis.coord())?;
+    draw_mesh(
+        &mut chart,
+        Some(&p.x_label),
+        Some(&p.y_label),
+        &|v| x_axis.label(*v),
+        &|v| y_axis.label(*v),
+        Some(RGBColor(220, 220, 220)),
+    )?;
     if p.include_zero {
         chart
             .draw_series(std::iter::once(PathElement::new(
@@ -669,33 +721,24 @@ fn draw_bars(area: &Area, p: &BarPanel) -> DrawResult {
     // Category i sits at y = n - 1 - i so the first is on top.
     let names: Vec<String> = p.categories.iter().rev().cloned().collect();
     let y_axis = Axis::categories(&names);
-    let longest = p
-        .categories
-        .iter()
-        .map(|c| c.chars().count())
-        .max()
-        .unwrap_or(4)
-        .min(42);
-    let mut chart = ChartBuilder::on(area)
-        .caption(p.title.clone(), caption_style())
-        .margin(10)
-        .margin_right(24)
-        .x_label_area_size(48)
-        .y_label_area_size((longest as u32 * 7 + 16).max(60))
-        .build_cartesian_2d(x_axis.coord(), y_axis.coord())
-        .map_err(err)?;
-    let xfmt = |v: &f64| x_axis.label(*v);
-    let yfmt = |v: &f64| y_axis.label(*v);
-    chart
-        .configure_mesh()
-        .x_desc(p.value_label.clone())
-        .x_label_formatter(&xfmt)
-        .y_label_formatter(&yfmt)
-        .label_style(label_style())
-        .axis_desc_style(desc_style())
-        .bold_line_style(RGBColor(225, 225, 225))
-        .draw()
-        .map_err(err)?;
+    let y_labels = (longest_label(&p.categories) * 7 + 16).max(60);
+    let mut chart = panel_chart(
+        area,
+        &p.title,
+        24,
+        48,
+        y_labels,
+        x_axis.coord(),
+        y_axis.coord(),
+    )?;
+    draw_mesh(
+        &mut chart,
+        Some(&p.value_label),
+        None,
+        &|v| x_axis.label(*v),
+        &|v| y_axis.label(*v),
+        Some(RGBColor(225, 225, 225)),
+    )?;
     let k = p.series.len().max(1) as f64;
     let band = 0.8 / k;
     for (si, s) in p.series.iter().enumerate() {
@@ -752,34 +795,24 @@ fn draw_heat(area: &Area, p: &HeatPanel) -> DrawResult {
     let x_axis = Axis::categories(&p.x_categories);
     let y_axis = Axis::categories(&p.y_categories);
     let (min, max) = value_range(p.cells.iter().flatten().flatten().copied());
-    let longest = p
-        .y_categories
-        .iter()
-        .map(|c| c.chars().count())
-        .max()
-        .unwrap_or(4)
-        .min(42);
-    let mut chart = ChartBuilder::on(area)
-        .caption(p.title.clone(), caption_style())
-        .margin(10)
-        .margin_right(24)
-        .x_label_area_size(50)
-        .y_label_area_size((longest as u32 * 7 + 36).max(70))
-        .build_cartesian_2d(x_axis.coord(), y_axis.coord())
-        .map_err(err)?;
-    let xfmt = |v: &f64| x_axis.label(*v);
-    let yfmt = |v: &f64| y_axis.label(*v);
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .x_desc(p.x_label.clone())
-        .y_desc(p.y_label.clone())
-        .x_label_formatter(&xfmt)
-        .y_label_formatter(&yfmt)
-        .label_style(label_style())
-        .axis_desc_style(desc_style())
-        .draw()
-        .map_err(err)?;
+    let y_labels = (longest_label(&p.y_categories) * 7 + 36).max(70);
+    let mut chart = panel_chart(
+        area,
+        &p.title,
+        24,
+        50,
+        y_labels,
+        x_axis.coord(),
+        y_axis.coord(),
+    )?;
+    draw_mesh(
+        &mut chart,
+        Some(&p.x_label),
+        Some(&p.y_label),
+        &|v| x_axis.label(*v),
+        &|v| y_axis.label(*v),
+        None,
+    )?;
     let cells = p.x_categories.len() * p.y_categories.len();
     for (row, values) in p.cells.iter().enumerate() {
         for (col, v) in values.iter().enumerate() {
@@ -843,38 +876,31 @@ fn draw_map(area: &Area, p: &MapPanel) -> DrawResult {
             format!("{:.0}°{neg}", -v)
         }
     };
-    let mut chart = ChartBuilder::on(area)
-        .caption(p.title.clone(), caption_style())
-        .margin(10)
-        .margin_right(20)
-        .x_label_area_size(44)
-        .y_label_area_size(64)
-        .build_cartesian_2d(
-            Ticked {
-                lo: -180.0,
-                hi: 180.0,
-                ticks: xs,
-            },
-            Ticked {
-                lo: lat_lo,
-                hi: lat_hi,
-                ticks: ys,
-            },
-        )
-        .map_err(err)?;
-    let xfmt = |v: &f64| deg(v, "E", "W");
-    let yfmt = |v: &f64| deg(v, "N", "S");
-    chart
-        .configure_mesh()
-        .x_desc("longitude (capital city)")
-        .y_desc("latitude (capital city)")
-        .x_label_formatter(&xfmt)
-        .y_label_formatter(&yfmt)
-        .label_style(label_style())
-        .axis_desc_style(desc_style())
-        .bold_line_style(RGBColor(225, 225, 225))
-        .draw()
-        .map_err(err)?;
+    let mut chart = panel_chart(
+        area,
+        &p.title,
+        20,
+        44,
+        64,
+        Ticked {
+            lo: -180.0,
+            hi: 180.0,
+            ticks: xs,
+        },
+        Ticked {
+            lo: lat_lo,
+            hi: lat_hi,
+            ticks: ys,
+        },
+    )?;
+    draw_mesh(
+        &mut chart,
+        Some("longitude (capital city)"),
+        Some("latitude (capital city)"),
+        &|v| deg(v, "E", "W"),
+        &|v| deg(v, "N", "S"),
+        Some(RGBColor(225, 225, 225)),
+    )?;
     // Lowest values first so the highest are drawn on top.
     let mut order: Vec<&MapPoint> = p.countries.iter().collect();
     order.sort_by(|a, b| a.value.total_cmp(&b.value));
