@@ -585,6 +585,53 @@ fn line(label: String, colour: usize, dash: Dash, points: Vec<Point>) -> Series 
     }
 }
 
+/// One solid line per group, in the group's colour, through `points(group)`.
+fn group_lines(groups: &[String], points: impl Fn(&str) -> Vec<Point>) -> Vec<Series> {
+    groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| line(group_label(g), group_colour(g, i), Dash::Solid, points(g)))
+        .collect()
+}
+
+/// The legend of figures with a line per group in both variants.
+fn group_and_variant_legend(groups: &[String], ci_text: &str) -> Vec<LegendEntry> {
+    let mut legend = group_legend(groups);
+    legend.extend(variant_legend(ci_text));
+    legend
+}
+
+/// A panel over the years, with no 0 line and no bounds on its y axis
+/// (change those with `..years_panel(..)`).
+fn years_panel(
+    title: impl Into<String>,
+    y_label: impl Into<String>,
+    series: Vec<Series>,
+) -> XyPanel {
+    XyPanel {
+        title: title.into(),
+        x_label: "year".into(),
+        x_axis: XAxis::Years,
+        y_label: y_label.into(),
+        include_zero: false,
+        y_bounds: None,
+        y_span: None,
+        series,
+    }
+}
+
+/// A panel over the years of a share: its y axis is cut at 0 and 1.
+fn share_panel(
+    title: impl Into<String>,
+    y_label: impl Into<String>,
+    series: Vec<Series>,
+) -> XyPanel {
+    XyPanel {
+        y_bounds: Some((0.0, 1.0)),
+        ..years_panel(title, y_label, series)
+    }
+}
+
 pub fn cost_by_group(run: &RunFolder, ci_text: &str) -> Figure {
     let groups = &run.costs.groups;
     let categories = groups.iter().map(|(g, ..)| group_label(g)).collect();
@@ -648,26 +695,8 @@ pub fn productivity(
     ci_text: &str,
 ) -> Figure {
     let ts = &run.series;
-    let mut levels = Vec::new();
-    let mut gaps = Vec::new();
-    for (i, g) in groups.iter().enumerate() {
-        let c = group_colour(g, i);
-        levels.push(line(
-            format!("{} policy", group_label(g)),
-            c,
-            Dash::Solid,
-            ts.band(g, "log_productivity", POLICY),
-        ));
-        levels.push(line(
-            format!("{} counterfactual", group_label(g)),
-            c,
-            Dash::Dashed,
-            ts.band(g, "log_productivity", COUNTERFACTUAL),
-        ));
-        gaps.push(line(group_label(g), c, Dash::Solid, ts.cost_over_time(g)));
-    }
-    let mut legend = group_legend(groups);
-    legend.extend(variant_legend(ci_text));
+    let levels = both_variants(ts, groups, "log_productivity");
+    let gaps = group_lines(groups, |g| ts.cost_over_time(g));
     Figure {
         id: id.into(),
         title: format!("Log productivity by {what}: policy against counterfactual"),
@@ -675,30 +704,19 @@ pub fn productivity(
             "Left: mean log productivity of the {what}'s countries over time under the policy (solid) and in the paired counterfactual without securitization (dashed). Right: the gap between them, 100 × (counterfactual − policy) in log points, per replication then averaged; its last value is the securitization cost. Shaded: {ci_text}."
         ),
         panels: vec![
+            Panel::Xy(years_panel("levels", levels_label, levels)),
             Panel::Xy(XyPanel {
-                title: "levels".into(),
-                x_label: "year".into(),
-                x_axis: XAxis::Years,
-                y_label: levels_label.into(),
-                include_zero: false,
-                y_bounds: None,
-                y_span: None,
-                series: levels,
-            }),
-            Panel::Xy(XyPanel {
-                title: "gap: securitization cost so far".into(),
-                x_label: "year".into(),
-                x_axis: XAxis::Years,
-                y_label: "cost (log points, 100 × Δ ln productivity)".into(),
                 include_zero: true,
-                y_bounds: None,
-                y_span: None,
-                series: gaps,
+                ..years_panel(
+                    "gap: securitization cost so far",
+                    "cost (log points, 100 × Δ ln productivity)",
+                    gaps,
+                )
             }),
         ],
         columns: 2,
         row_height: 440,
-        legend,
+        legend: group_and_variant_legend(groups, ci_text),
     }
 }
 
@@ -722,27 +740,25 @@ pub fn adoption_by_sector(run: &RunFolder, sectors: &[String], ci_text: &str) ->
         .iter()
         .map(|s| {
             Panel::Xy(XyPanel {
-                title: group_label(s),
-                x_label: "year".into(),
-                x_axis: XAxis::Years,
-                y_label: "adoption share".into(),
-                include_zero: false,
-                y_bounds: Some((0.0, 1.0)),
                 y_span: sector_span,
-                series: vec![
-                    line(
-                        "policy".into(),
-                        3,
-                        Dash::Solid,
-                        ts.band(s, "adoption_share", POLICY),
-                    ),
-                    line(
-                        "counterfactual".into(),
-                        0,
-                        Dash::Dashed,
-                        ts.band(s, "adoption_share", COUNTERFACTUAL),
-                    ),
-                ],
+                ..share_panel(
+                    group_label(s),
+                    "adoption share",
+                    vec![
+                        line(
+                            "policy".into(),
+                            3,
+                            Dash::Solid,
+                            ts.band(s, "adoption_share", POLICY),
+                        ),
+                        line(
+                            "counterfactual".into(),
+                            0,
+                            Dash::Dashed,
+                            ts.band(s, "adoption_share", COUNTERFACTUAL),
+                        ),
+                    ],
+                )
             })
         })
         .collect::<Vec<_>>();
@@ -795,8 +811,6 @@ fn both_variants(ts: &TimeSeries, groups: &[String], metric: &str) -> Vec<Series
 }
 
 pub fn coinvention(run: &RunFolder, groups: &[String], ci_text: &str) -> Figure {
-    let mut legend = group_legend(groups);
-    legend.extend(variant_legend(ci_text));
     Figure {
         id: "coinvention_share".into(),
         title: "Co-invention share".into(),
@@ -804,42 +818,24 @@ pub fn coinvention(run: &RunFolder, groups: &[String], ci_text: &str) -> Figure 
             "Share of the innovations the group's countries originated or co-invented since {} that have a foreign co-inventor (pooled over the group, cumulative), 0 to 1. Shaded: {ci_text} (cut at 0 and 1 where it reaches beyond).",
             run.manifest.start_year + 1
         ),
-        panels: vec![Panel::Xy(XyPanel {
-            title: String::new(),
-            x_label: "year".into(),
-            x_axis: XAxis::Years,
-            y_label: "co-invention share (cumulative)".into(),
-            include_zero: false,
-            y_bounds: Some((0.0, 1.0)),
-            y_span: None,
-            series: both_variants(&run.series, groups, "coinvention_share"),
-        })],
+        panels: vec![Panel::Xy(share_panel(
+            String::new(),
+            "co-invention share (cumulative)",
+            both_variants(&run.series, groups, "coinvention_share"),
+        ))],
         columns: 1,
         row_height: 440,
-        legend,
+        legend: group_and_variant_legend(groups, ci_text),
     }
 }
 
 pub fn trust_and_retaliation(run: &RunFolder, groups: &[String], ci_text: &str) -> Figure {
     let ts = &run.series;
-    let retaliations = groups
-        .iter()
-        .enumerate()
-        .map(|(i, g)| {
-            line(
-                group_label(g),
-                group_colour(g, i),
-                Dash::Solid,
-                ts.cumulative(g, "retaliations_opened", POLICY),
-            )
-        })
-        .collect();
+    let retaliations = group_lines(groups, |g| ts.cumulative(g, "retaliations_opened", POLICY));
     let none = groups.iter().all(|g| {
         ts.values(g, "retaliations_opened", POLICY)
             .is_none_or(|v| v.iter().flatten().all(|x| x.is_nan() || *x == 0.0))
     });
-    let mut legend = group_legend(groups);
-    legend.extend(variant_legend(ci_text));
     Figure {
         id: "trust_and_retaliation".into(),
         title: "Trust and retaliation".into(),
@@ -847,51 +843,33 @@ pub fn trust_and_retaliation(run: &RunFolder, groups: &[String], ci_text: &str) 
             "Left: mean trust of the group's countries in every other country, 0 to 1 (the counterfactual holds trust at its initial level). Right: counter-regimes opened by the group's countries since the start, under the policy (the counterfactual has no retaliation). Shaded: {ci_text} (trust intervals cut at 0 and 1)."
         ),
         panels: vec![
+            Panel::Xy(share_panel(
+                "mean trust",
+                "mean trust (0 to 1)",
+                both_variants(ts, groups, "mean_trust"),
+            )),
             Panel::Xy(XyPanel {
-                title: "mean trust".into(),
-                x_label: "year".into(),
-                x_axis: XAxis::Years,
-                y_label: "mean trust (0 to 1)".into(),
-                include_zero: false,
-                y_bounds: Some((0.0, 1.0)),
-                y_span: None,
-                series: both_variants(ts, groups, "mean_trust"),
-            }),
-            Panel::Xy(XyPanel {
-                title: if none {
-                    "retaliations (policy): none opened".into()
-                } else {
-                    "retaliations (policy)".into()
-                },
-                x_label: "year".into(),
-                x_axis: XAxis::Years,
-                y_label: "counter-regimes opened, cumulative (count)".into(),
                 include_zero: true,
-                y_bounds: None,
-                y_span: None,
-                series: retaliations,
+                ..years_panel(
+                    if none {
+                        "retaliations (policy): none opened"
+                    } else {
+                        "retaliations (policy)"
+                    },
+                    "counter-regimes opened, cumulative (count)",
+                    retaliations,
+                )
             }),
         ],
         columns: 2,
         row_height: 440,
-        legend,
+        legend: group_and_variant_legend(groups, ci_text),
     }
 }
 
 pub fn controls(run: &RunFolder, groups: &[String], ci_text: &str) -> Figure {
     let ts = &run.series;
-    let affected = groups
-        .iter()
-        .enumerate()
-        .map(|(i, g)| {
-            line(
-                group_label(g),
-                group_colour(g, i),
-                Dash::Solid,
-                ts.band(g, "affected_economies", POLICY),
-            )
-        })
-        .collect();
+    let affected = group_lines(groups, |g| ts.band(g, "affected_economies", POLICY));
     let mut legend = group_legend(groups);
     legend.push(LegendEntry {
         label: ci_text.into(),
@@ -905,29 +883,22 @@ pub fn controls(run: &RunFolder, groups: &[String], ci_text: &str) -> Figure {
         ),
         panels: vec![
             Panel::Xy(XyPanel {
-                title: "affected economies".into(),
-                x_label: "year".into(),
-                x_axis: XAxis::Years,
-                y_label: "targeted countries (count)".into(),
                 include_zero: true,
                 y_bounds: Some((0.0, f64::INFINITY)),
-                y_span: None,
-                series: affected,
+                ..years_panel("affected economies", "targeted countries (count)", affected)
             }),
             Panel::Xy(XyPanel {
-                title: "controlled share of innovations".into(),
-                x_label: "year".into(),
-                x_axis: XAxis::Years,
-                y_label: "controlled share (0 to 1)".into(),
                 include_zero: true,
-                y_bounds: Some((0.0, 1.0)),
-                y_span: None,
-                series: vec![line(
-                    group_label("all"),
-                    6,
-                    Dash::Solid,
-                    ts.band("all", "controlled_share", POLICY),
-                )],
+                ..share_panel(
+                    "controlled share of innovations",
+                    "controlled share (0 to 1)",
+                    vec![line(
+                        group_label("all"),
+                        6,
+                        Dash::Solid,
+                        ts.band("all", "controlled_share", POLICY),
+                    )],
+                )
             }),
         ],
         columns: 2,
