@@ -182,6 +182,54 @@ fn code(s: &str) -> String {
     format!("<code>{}</code>", esc(s))
 }
 
+/// The version of techdiff that wrote a folder, with its git revision if known.
+fn version_label(version: &str, git_revision: Option<&str>) -> String {
+    match git_revision {
+        Some(g) => format!("{version} (git {g})"),
+        None => version.to_string(),
+    }
+}
+
+/// The "reproduce" and "redraw this report" rows of the facts table:
+/// `reproduce` is the command that makes the folder again, `note` says what
+/// comes out the same.
+fn rerun_facts(reproduce: &[String], note: &str, dir: &Path) -> [(&'static str, String); 2] {
+    [
+        (
+            "reproduce",
+            format!(
+                "{}<br><span class=\"small\">from the folder it was run in; {note}</span>",
+                code(&shell_line(reproduce))
+            ),
+        ),
+        (
+            "redraw this report",
+            code(&format!(
+                "techdiff report {}",
+                shell_word(&dir.display().to_string())
+            )),
+        ),
+    ]
+}
+
+/// The two columns at the top of a page: a headline table (`table_html`)
+/// under `heading` with a `note` below it, and the facts of how it was run.
+fn glance_columns(heading: &str, table_html: &str, note: &str, facts: &[(&str, String)]) -> String {
+    format!(
+        "<div class=\"glance\">\n<div>\n<h3>{heading}</h3>\n{table_html}<p class=\"small\">{note}</p>\n</div>\n<div>\n<h3>How it was run</h3>\n{}</div>\n</div>\n",
+        facts_table(facts)
+    )
+}
+
+/// The appendix section that shows the input file a folder was made from
+/// (`text`, as kept in manifest.json), folded.
+fn source_section(id: &str, heading: &str, summary: &str, text: &str) -> String {
+    format!(
+        "<section id=\"{id}\">\n<h2>{heading}</h2>\n<details>\n<summary>{summary}</summary>\n<pre>{}</pre>\n</details>\n</section>\n",
+        esc(text)
+    )
+}
+
 fn files_section(files: &[(&str, &str)]) -> String {
     let mut s = String::from("<section id=\"files\">\n<h2>Files in this folder</h2>\n<ul>\n");
     for (f, what) in files {
@@ -275,10 +323,7 @@ fn run_page(r: &RunFolder, dir: &Path, figures: &[(Figure, String)], notes: &[St
         reproduce.extend(["--set".into(), o.clone()]);
     }
     reproduce.extend(["--out".into(), "DIR".into()]);
-    let git = match &m.git_revision {
-        Some(g) => format!("{} (git {})", m.version, g),
-        None => m.version.clone(),
-    };
+    let git = version_label(&m.version, m.git_revision.as_deref());
     let mut facts: Vec<(&str, String)> = vec![
         ("scenario file", code(&origin)),
         (
@@ -313,13 +358,10 @@ fn run_page(r: &RunFolder, dir: &Path, figures: &[(Figure, String)], notes: &[St
     if !m.command_line.is_empty() {
         facts.push(("command as run", code(&shell_line(&m.command_line))));
     }
-    facts.push(("reproduce", format!("{}<br><span class=\"small\">from the folder it was run in; the same seed and replications give byte-identical timeseries.csv, countries.csv and summary.json at any thread count</span>", code(&shell_line(&reproduce)))));
-    facts.push((
-        "redraw this report",
-        code(&format!(
-            "techdiff report {}",
-            shell_word(&dir.display().to_string())
-        )),
+    facts.extend(rerun_facts(
+        &reproduce,
+        "the same seed and replications give byte-identical timeseries.csv, countries.csv and summary.json at any thread count",
+        dir,
     ));
     let _ = write!(
         glance,
@@ -333,19 +375,23 @@ fn run_page(r: &RunFolder, dir: &Path, figures: &[(Figure, String)], notes: &[St
         esc(&git),
         code(&shell_line(&reproduce))
     );
-    let _ = write!(
-        glance,
-        "<div class=\"glance\">\n<div>\n<h3>Securitization cost by group</h3>\n{table_html}<p class=\"small\">100 × (counterfactual − policy) final log productivity, mean over the group's countries (or GDP-weighted); 95% t-interval over {} paired replications. From summary.json.</p>\n</div>\n<div>\n<h3>How it was run</h3>\n{}</div>\n</div>\n",
-        m.replications,
-        facts_table(&facts)
-    );
+    glance.push_str(&glance_columns(
+        "Securitization cost by group",
+        &table_html,
+        &format!(
+            "100 × (counterfactual − policy) final log productivity, mean over the group's countries (or GDP-weighted); 95% t-interval over {} paired replications. From summary.json.",
+            m.replications
+        ),
+        &facts,
+    ));
     let mut appendix = String::new();
     if !m.scenario_json.is_empty() {
-        let _ = write!(
-            appendix,
-            "<section id=\"scenario\">\n<h2>Scenario</h2>\n<details>\n<summary>The scenario as run, after overrides (from manifest.json)</summary>\n<pre>{}</pre>\n</details>\n</section>\n",
-            esc(&m.scenario_json)
-        );
+        appendix.push_str(&source_section(
+            "scenario",
+            "Scenario",
+            "The scenario as run, after overrides (from manifest.json)",
+            &m.scenario_json,
+        ));
     }
     appendix.push_str(&files_section(&[
         (
@@ -457,10 +503,7 @@ fn sweep_page(
         })
         .collect::<Vec<_>>()
         .join("<br>");
-    let git = match &m.git_revision {
-        Some(g) => format!("{} (git {})", m.version, g),
-        None => m.version.clone(),
-    };
+    let git = version_label(&m.version, m.git_revision.as_deref());
     let reproduce = vec![
         "techdiff".to_string(),
         "sweep".into(),
@@ -468,7 +511,7 @@ fn sweep_page(
         "--out".into(),
         "DIR".into(),
     ];
-    let facts: Vec<(&str, String)> = vec![
+    let mut facts: Vec<(&str, String)> = vec![
         ("sweep file", code(&m.sweep_file)),
         ("base scenario", code(&m.scenario_file)),
         ("design", esc(&m.design)),
@@ -495,21 +538,12 @@ fn sweep_page(
             ),
         ),
         ("techdiff", esc(&git)),
-        (
-            "reproduce",
-            format!(
-                "{}<br><span class=\"small\">from the folder it was run in; the final files do not depend on threads, interruptions or shards</span>",
-                code(&shell_line(&reproduce))
-            ),
-        ),
-        (
-            "redraw this report",
-            code(&format!(
-                "techdiff report {}",
-                shell_word(&dir.display().to_string())
-            )),
-        ),
     ];
+    facts.extend(rerun_facts(
+        &reproduce,
+        "the final files do not depend on threads, interruptions or shards",
+        dir,
+    ));
     let _ = write!(
         glance,
         "<p class=\"keyfacts\"><strong>{}</strong> design · <strong>{}</strong> points × <strong>{}</strong> replications = {} runs{} · seed <strong>{}</strong> · techdiff {}</p>\n<p class=\"keyfacts\">reproduce: {}</p>\n",
@@ -526,19 +560,20 @@ fn sweep_page(
         esc(&git),
         code(&shell_line(&reproduce))
     );
-    let _ = write!(
-        glance,
-        "<div class=\"glance\">\n<div>\n<h3>Range over the design</h3>\n{}<p class=\"small\">Per metric, the design points with the lowest and the highest mean over replications (points.csv).</p>\n</div>\n<div>\n<h3>How it was run</h3>\n{}</div>\n</div>\n",
-        table.html(),
-        facts_table(&facts)
-    );
+    glance.push_str(&glance_columns(
+        "Range over the design",
+        &table.html(),
+        "Per metric, the design points with the lowest and the highest mean over replications (points.csv).",
+        &facts,
+    ));
     let mut appendix = String::new();
     if !m.sweep_text.is_empty() {
-        let _ = write!(
-            appendix,
-            "<section id=\"sweep-file\">\n<h2>Sweep file</h2>\n<details>\n<summary>The sweep file as run (from manifest.json)</summary>\n<pre>{}</pre>\n</details>\n</section>\n",
-            esc(&m.sweep_text)
-        );
+        appendix.push_str(&source_section(
+            "sweep-file",
+            "Sweep file",
+            "The sweep file as run (from manifest.json)",
+            &m.sweep_text,
+        ));
     }
     let mut files = vec![
         (
