@@ -239,6 +239,30 @@ impl Runs {
     }
 }
 
+/// The sensitivity.csv columns of the two indices and their 95% intervals:
+/// first-order and total (Sobol) or mu* and sigma (Morris).
+fn index_columns(sobol: bool) -> [&'static str; 6] {
+    if sobol {
+        [
+            "first_order",
+            "first_order_ci95_low",
+            "first_order_ci95_high",
+            "total",
+            "total_ci95_low",
+            "total_ci95_high",
+        ]
+    } else {
+        [
+            "mu_star",
+            "mu_star_ci95_low",
+            "mu_star_ci95_high",
+            "sigma",
+            "sigma_ci95_low",
+            "sigma_ci95_high",
+        ]
+    }
+}
+
 impl Sensitivity {
     pub fn read(dir: &Path, m: &SweepManifest) -> Result<Option<Sensitivity>, InputError> {
         let sobol = match m.design.as_str() {
@@ -246,25 +270,7 @@ impl Sensitivity {
             "morris" => false,
             _ => return Ok(None),
         };
-        let names: [&str; 6] = if sobol {
-            [
-                "first_order",
-                "first_order_ci95_low",
-                "first_order_ci95_high",
-                "total",
-                "total_ci95_low",
-                "total_ci95_high",
-            ]
-        } else {
-            [
-                "mu_star",
-                "mu_star_ci95_low",
-                "mu_star_ci95_high",
-                "sigma",
-                "sigma_ci95_low",
-                "sigma_ci95_high",
-            ]
-        };
+        let names = index_columns(sobol);
         let csv = Csv::read(
             &dir.join("sensitivity.csv"),
             WHAT,
@@ -1007,25 +1013,7 @@ max = 1.0
                 assert_eq!(p.series[0].points.len(), points, "{design}");
             }
             let (sh, rows) = table(&out.join("sensitivity.csv"));
-            let names: [&str; 6] = if design == "sobol" {
-                [
-                    "first_order",
-                    "first_order_ci95_low",
-                    "first_order_ci95_high",
-                    "total",
-                    "total_ci95_low",
-                    "total_ci95_high",
-                ]
-            } else {
-                [
-                    "mu_star",
-                    "mu_star_ci95_low",
-                    "mu_star_ci95_high",
-                    "sigma",
-                    "sigma_ci95_low",
-                    "sigma_ci95_high",
-                ]
-            };
+            let names = index_columns(design == "sobol");
             for (fig, metric) in figs[2..]
                 .iter()
                 .zip(["securitization_cost@all", "mean_trust@all"])
