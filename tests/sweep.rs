@@ -48,6 +48,14 @@ fn techdiff(args: &[&str]) -> Output {
     Command::new(bin()).args(args).output().unwrap()
 }
 
+/// `techdiff sweep SWEEP [EXTRA..] --out OUT --quiet`.
+fn sweep_to(sweep: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["sweep", sweep.to_str().unwrap()];
+    args.extend(extra);
+    args.extend(["--out", out.to_str().unwrap(), "--quiet"]);
+    techdiff(&args)
+}
+
 fn ok(out: &Output) {
     assert!(
         out.status.success(),
@@ -82,6 +90,17 @@ fn assert_same_results(a: &Path, b: &Path) {
     assert!(read(a, "runs.csv").is_some());
 }
 
+/// Two parameters over [0, 1], for the sobol and morris designs.
+const TWO_UNIT_PARAMS: &str = r#"[[param]]
+path = "policy.export_control[r].licence_rate"
+min = 0.0
+max = 1.0
+[[param]]
+path = "trust.erosion"
+min = 0.0
+max = 1.0
+"#;
+
 const GRID: &str = r#"scenario = "base.toml"
 replications = 3
 design = "grid"
@@ -101,27 +120,10 @@ values = [0.1, 0.6]
 #[test]
 fn grid_sweep_is_identical_at_one_and_two_threads() {
     let (tmp, sweep) = setup(GRID);
-    let s = sweep.to_str().unwrap();
     let one = tmp.path().join("one");
     let two = tmp.path().join("two");
-    ok(&techdiff(&[
-        "sweep",
-        s,
-        "--threads",
-        "1",
-        "--out",
-        one.to_str().unwrap(),
-        "--quiet",
-    ]));
-    ok(&techdiff(&[
-        "sweep",
-        s,
-        "--threads",
-        "2",
-        "--out",
-        two.to_str().unwrap(),
-        "--quiet",
-    ]));
+    ok(&sweep_to(&sweep, &one, &["--threads", "1"]));
+    ok(&sweep_to(&sweep, &two, &["--threads", "2"]));
     assert_same_results(&one, &two);
     let runs = String::from_utf8(read(&one, "runs.csv").unwrap()).unwrap();
     assert_eq!(runs.lines().count(), 1 + 6 * 3);
@@ -157,13 +159,7 @@ fn interrupted_sweep_resumes_to_the_same_files() {
     let (tmp, sweep) = setup(GRID);
     let s = sweep.to_str().unwrap();
     let whole = tmp.path().join("whole");
-    ok(&techdiff(&[
-        "sweep",
-        s,
-        "--out",
-        whole.to_str().unwrap(),
-        "--quiet",
-    ]));
+    ok(&sweep_to(&sweep, &whole, &[]));
 
     // A real kill: stop the process once some runs are in the journal.
     let cut = tmp.path().join("cut");
@@ -210,51 +206,30 @@ fn interrupted_sweep_resumes_to_the_same_files() {
     assert_same_results(&whole, &cut);
 
     // Without --resume an existing sweep folder is refused.
-    let again = techdiff(&["sweep", s, "--out", cut.to_str().unwrap(), "--quiet"]);
+    let again = sweep_to(&sweep, &cut, &[]);
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("--resume"));
 }
 
 #[test]
 fn shards_merge_into_the_unsharded_files() {
-    let sobol = r#"scenario = "base.toml"
+    let sobol = format!(
+        r#"scenario = "base.toml"
 replications = 2
 design = "sobol"
 samples = 4
 bootstrap = 50
 seed = 2
 metrics = ["securitization_cost@all"]
-[[param]]
-path = "policy.export_control[r].licence_rate"
-min = 0.0
-max = 1.0
-[[param]]
-path = "trust.erosion"
-min = 0.0
-max = 1.0
-"#;
-    let (tmp, sweep) = setup(sobol);
-    let s = sweep.to_str().unwrap();
+{TWO_UNIT_PARAMS}"#
+    );
+    let (tmp, sweep) = setup(&sobol);
     let whole = tmp.path().join("whole");
-    ok(&techdiff(&[
-        "sweep",
-        s,
-        "--out",
-        whole.to_str().unwrap(),
-        "--quiet",
-    ]));
+    ok(&sweep_to(&sweep, &whole, &[]));
     let mut shards = Vec::new();
     for k in 1..=3 {
         let d = tmp.path().join(format!("shard{k}"));
-        ok(&techdiff(&[
-            "sweep",
-            s,
-            "--shard",
-            &format!("{k}/3"),
-            "--out",
-            d.to_str().unwrap(),
-            "--quiet",
-        ]));
+        ok(&sweep_to(&sweep, &d, &["--shard", &format!("{k}/3")]));
         assert!(
             read(&d, "runs.csv").is_none(),
             "a shard writes no final files"
@@ -284,7 +259,8 @@ max = 1.0
 
 #[test]
 fn morris_sweep_writes_indices_with_bootstrap_intervals() {
-    let morris = r#"scenario = "base.toml"
+    let morris = format!(
+        r#"scenario = "base.toml"
 replications = 1
 design = "morris"
 samples = 4
@@ -292,24 +268,11 @@ levels = 4
 bootstrap = 40
 seed = 5
 metrics = ["securitization_cost@all"]
-[[param]]
-path = "policy.export_control[r].licence_rate"
-min = 0.0
-max = 1.0
-[[param]]
-path = "trust.erosion"
-min = 0.0
-max = 1.0
-"#;
-    let (tmp, sweep) = setup(morris);
+{TWO_UNIT_PARAMS}"#
+    );
+    let (tmp, sweep) = setup(&morris);
     let out = tmp.path().join("m");
-    ok(&techdiff(&[
-        "sweep",
-        sweep.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]));
+    ok(&sweep_to(&sweep, &out, &[]));
     let sens = String::from_utf8(read(&out, "sensitivity.csv").unwrap()).unwrap();
     let mut lines = sens.lines();
     assert_eq!(
@@ -343,13 +306,7 @@ path = "policy.export_control[r].licence_rate"
     let (tmp, sweep) = setup(table);
     std::fs::write(tmp.path().join("rows.csv"), "rate\n0.2\n1.5\n0.9\n").unwrap();
     let out_dir = tmp.path().join("out");
-    let out = techdiff(&[
-        "sweep",
-        sweep.to_str().unwrap(),
-        "--out",
-        out_dir.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let out = sweep_to(&sweep, &out_dir, &[]);
     assert_eq!(
         out.status.code(),
         Some(3),
