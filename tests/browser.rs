@@ -13,7 +13,6 @@ mod common;
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -241,19 +240,6 @@ fn check_report(browser: &Browser, dir: &Path, shot: &str, first_screen: &[&str]
     ids
 }
 
-fn techdiff(args: &[&str], cwd: &Path) {
-    let out = Command::new(bin())
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "techdiff {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn reports_render_in_chromium_without_errors_and_show_every_chart() {
     let tmp = tempfile::tempdir().unwrap();
@@ -286,7 +272,7 @@ fn reports_render_in_chromium_without_errors_and_show_every_chart() {
     // A run of the default scenario, shortened: two replications.
     let run = tmp.path().join("run");
     let scenario = repo().join("scenarios/tightening.toml");
-    techdiff(
+    techdiff_ok(
         &[
             "run",
             scenario.to_str().unwrap(),
@@ -332,13 +318,7 @@ fn reports_render_in_chromium_without_errors_and_show_every_chart() {
 
     // A grid sweep (effects, heat map) and a sobol sweep (indices) of a
     // small synthetic scenario.
-    std::fs::write(
-        tmp.path().join("base.toml"),
-        std::fs::read_to_string(repo().join("scenarios/bench/small.toml"))
-            .unwrap()
-            .replace("steps = 50", "steps = 6"),
-    )
-    .unwrap();
+    write_small_base(tmp.path());
     for (name, design, expected) in [
         (
             "grid",
@@ -365,7 +345,7 @@ fn reports_render_in_chromium_without_errors_and_show_every_chart() {
         )
         .unwrap();
         let out = tmp.path().join(format!("{name}-out"));
-        techdiff(
+        techdiff_ok(
             &[
                 "sweep",
                 &format!("{name}.toml"),

@@ -4,23 +4,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
-
-fn run_cli(args: &[&str], cwd: &Path) -> std::process::Output {
-    let out = Command::new(bin())
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "techdiff {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 fn read(dir: &Path, name: &str) -> Vec<u8> {
     std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
@@ -39,7 +24,7 @@ fn same_seed_same_bytes_at_any_thread_count_and_other_seed_differs() {
         ("s5", "2", "5"),
     ] {
         let out = tmp.path().join(name);
-        run_cli(
+        techdiff_ok(
             &[
                 "run",
                 scenario,
@@ -85,7 +70,7 @@ fn same_seed_same_bytes_at_any_thread_count_and_other_seed_differs() {
 #[test]
 fn no_arguments_runs_the_embedded_default_scenario_from_any_folder() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = run_cli(&[], tmp.path());
+    let out = techdiff_ok(&[], tmp.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("tightening"), "{stdout}");
     assert!(stdout.contains("securitization cost"), "{stdout}");

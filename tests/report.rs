@@ -4,25 +4,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use common::*;
 
-fn techdiff(args: &[&str], cwd: &Path) -> Output {
-    Command::new(bin())
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// What techdiff prints when run with `args` in `cwd`; it must succeed.
+fn stdout_of(args: &[&str], cwd: &Path) -> String {
+    String::from_utf8_lossy(&techdiff_ok(args, cwd).stdout).into_owned()
 }
 
 fn plots(dir: &Path) -> Vec<String> {
@@ -39,7 +26,7 @@ fn run_and_sweep_reports_are_written_and_redrawn_identically() {
     let tmp = tempfile::tempdir().unwrap();
     let scenario = repo().join("scenarios/tightening.toml");
     let run = tmp.path().join("run");
-    let stdout = ok(&techdiff(
+    let stdout = stdout_of(
         &[
             "run",
             scenario.to_str().unwrap(),
@@ -55,7 +42,7 @@ fn run_and_sweep_reports_are_written_and_redrawn_identically() {
             "--report",
         ],
         tmp.path(),
-    ));
+    );
     assert!(stdout.contains("run report written to"), "{stdout}");
     let first = std::fs::read(run.join("report.html")).unwrap();
     assert_eq!(
@@ -72,17 +59,11 @@ fn run_and_sweep_reports_are_written_and_redrawn_identically() {
         ]
     );
     // `techdiff report DIR` redraws the same page.
-    let stdout = ok(&techdiff(&["report", run.to_str().unwrap()], tmp.path()));
+    let stdout = stdout_of(&["report", run.to_str().unwrap()], tmp.path());
     assert!(stdout.contains("8 charts"), "{stdout}");
     assert_eq!(std::fs::read(run.join("report.html")).unwrap(), first);
 
-    std::fs::write(
-        tmp.path().join("base.toml"),
-        std::fs::read_to_string(repo().join("scenarios/bench/small.toml"))
-            .unwrap()
-            .replace("steps = 50", "steps = 6"),
-    )
-    .unwrap();
+    write_small_base(tmp.path());
     std::fs::write(
         tmp.path().join("sweep.toml"),
         r#"scenario = "base.toml"
@@ -100,7 +81,7 @@ values = [0.0, 0.5]
     )
     .unwrap();
     let sweep = tmp.path().join("sweep");
-    let stdout = ok(&techdiff(
+    let stdout = stdout_of(
         &[
             "sweep",
             "sweep.toml",
@@ -110,7 +91,7 @@ values = [0.0, 0.5]
             "--report",
         ],
         tmp.path(),
-    ));
+    );
     assert!(stdout.contains("sweep report written to"), "{stdout}");
     assert_eq!(
         plots(&sweep),
@@ -141,7 +122,7 @@ fn bad_folders_exit_2_with_one_message() {
         ("empty", &["empty", "no manifest.json"]),
         ("broken", &["manifest.json:1:", "malformed JSON"]),
     ] {
-        let out = techdiff(&["report", dir], tmp.path());
+        let out = techdiff_in(&["report", dir], tmp.path());
         assert_eq!(out.status.code(), Some(2), "{dir}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.lines().count(), 1, "{stderr}");

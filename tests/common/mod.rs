@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use techdiff::run::{RunResults, run_scenario};
 use techdiff::scenario::{FileSource, LoadedScenario, load_text};
@@ -58,4 +59,37 @@ pub fn repo() -> PathBuf {
 
 pub fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_techdiff"))
+}
+
+/// Run the techdiff binary with `args` in the folder `cwd`.
+pub fn techdiff_in(args: &[&str], cwd: &Path) -> Output {
+    Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+/// As [`techdiff_in`], and fail the test with techdiff's stderr unless it
+/// succeeds.
+pub fn techdiff_ok(args: &[&str], cwd: &Path) -> Output {
+    let out = techdiff_in(args, cwd);
+    assert!(
+        out.status.success(),
+        "techdiff {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Write `dir/base.toml`: scenarios/bench/small.toml shortened to 6 steps,
+/// a quick base scenario for sweeps.
+pub fn write_small_base(dir: &Path) {
+    std::fs::write(
+        dir.join("base.toml"),
+        std::fs::read_to_string(repo().join("scenarios/bench/small.toml"))
+            .unwrap()
+            .replace("steps = 50", "steps = 6"),
+    )
+    .unwrap();
 }
