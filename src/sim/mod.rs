@@ -1278,11 +1278,7 @@ impl DiffuseInputs<'_> {
         let g = self.gates[key as usize]
             .as_deref()
             .expect("class in use this step");
-        ClassMatrix::new(
-            self.a_cur,
-            g.boost,
-            self.effs_cur[key as usize].as_deref(),
-        )
+        ClassMatrix::new(self.a_cur, g.boost, self.effs_cur[key as usize].as_deref())
     }
 
     /// Bring innovation k's exposures to this step, apply one step of hazard
