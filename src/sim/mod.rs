@@ -70,6 +70,9 @@ pub struct CountryOutcome {
 
 use rows::NONE;
 
+/// Rows one diffusion task takes at a time.
+const ROWS_PER_TASK: usize = 64;
+
 /// Innovations, structure of arrays, indexed by birth order.
 #[derive(Debug, Default, Clone)]
 struct Innovations {
@@ -617,11 +620,16 @@ impl<'a> Simulation<'a> {
         // Diffusion reads only last step's state, one innovation's row at a
         // time.
         let adoptions: Vec<(u32, u32)> = self.rows[..n_old]
-            .par_iter_mut()
+            .par_chunks_mut(ROWS_PER_TASK)
             .enumerate()
-            .with_min_len(64)
-            .fold(Vec::new, |mut out, (k, row)| {
-                inputs.update_row(k, row, &mut out);
+            .fold(Vec::new, |mut out, (c, rows)| {
+                for q in 0..rows.len() {
+                    // The next row's arrays are elsewhere on the heap.
+                    if let Some(next) = rows.get(q + 1) {
+                        next.prefetch();
+                    }
+                    inputs.update_row(c * ROWS_PER_TASK + q, &mut rows[q], &mut out);
+                }
                 out
             })
             .flatten_iter()

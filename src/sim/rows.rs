@@ -267,6 +267,33 @@ impl Row {
         row
     }
 
+    /// Ask the cache for the first kilobyte of each of the row's arrays: a
+    /// hint that changes no value. Rows live in separate heap blocks, so
+    /// the hardware prefetcher cannot guess the next one; asking while the
+    /// previous row is being updated hides most of that latency (medium
+    /// 0.82 s -> 0.67 s, see results/BENCHMARKS.md).
+    #[inline]
+    pub fn prefetch(&self) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            const LINE: usize = 64;
+            const MAX: usize = 1024;
+            fn lines<T>(v: &[T]) {
+                let bytes = std::mem::size_of_val(v).min(MAX);
+                let base = v.as_ptr().cast::<i8>();
+                for at in (0..bytes).step_by(LINE) {
+                    // SAFETY: `at` is inside the slice, and a prefetch never
+                    // faults or writes.
+                    unsafe { _mm_prefetch::<_MM_HINT_T0>(base.add(at)) };
+                }
+            }
+            lines(&self.idx);
+            lines(&self.r);
+            lines(&self.e);
+        }
+    }
+
     /// Entries in the list, dead ones included.
     #[cfg(test)]
     pub fn len(&self) -> usize {
