@@ -279,8 +279,8 @@ impl Row {
             use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
             const LINE: usize = 64;
             const MAX: usize = 1024;
-            fn lines<T>(v: &[T]) {
-                let bytes = std::mem::size_of_val(v).min(MAX);
+            fn lines<T>(v: &[T], max: usize) {
+                let bytes = std::mem::size_of_val(v).min(max);
                 let base = v.as_ptr().cast::<i8>();
                 for at in (0..bytes).step_by(LINE) {
                     // SAFETY: `at` is inside the slice, and a prefetch never
