@@ -117,8 +117,6 @@ pub struct Simulation<'a> {
     lambda: f64,
     q0: f64,
     inn: Innovations,
-    /// Per country: bitset of innovations held.
-    held: Vec<FixedBitSet>,
     held_count: Vec<u64>,
     /// held_by_sector[i * S + s].
     held_by_sector: Vec<u64>,
@@ -189,7 +187,6 @@ impl<'a> Simulation<'a> {
             lambda: 0.0,
             q0: 0.0,
             inn: Innovations::default(),
-            held: vec![FixedBitSet::new(); n],
             held_count: vec![0; n],
             held_by_sector: vec![0; n * s_count],
             sector_count: vec![0; s_count],
@@ -365,12 +362,8 @@ impl<'a> Simulation<'a> {
 
     /// Country i comes to hold innovation k.
     fn give(&mut self, i: usize, k: usize) {
-        debug_assert!(!self.held[i].contains(k));
+        debug_assert!(!self.inn.holders[k].contains(i));
         debug_assert!(self.rows.get(k).is_none_or(|r| r.exposure_of(i).is_none()));
-        // Bitsets grow when a country first holds a newer innovation
-        // (reading beyond the end gives false).
-        self.held[i].grow(k + 1);
-        self.held[i].insert(k);
         self.inn.holders[k].insert(i);
         self.inn.holder_count[k] += 1;
         self.held_count[i] += 1;
@@ -378,7 +371,10 @@ impl<'a> Simulation<'a> {
     }
 
     fn held_value(&self, i: usize) -> f64 {
-        self.held[i].ones().map(|k| self.inn.value[k]).sum()
+        (0..self.inn.len())
+            .filter(|&k| self.inn.holders[k].contains(i))
+            .map(|k| self.inn.value[k])
+            .sum()
     }
 
     /// Add the rows of the innovations born at `step` (indices from `first`):
@@ -1189,7 +1185,7 @@ impl Simulation<'_> {
         let mu = sc.diffusion.trust_exponent;
         for i in 0..self.n {
             for k in 0..n_old {
-                if self.held[i].contains(k) {
+                if self.inn.holders[k].contains(i) {
                     continue;
                 }
                 let s = self.inn.sector[k] as usize;

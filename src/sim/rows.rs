@@ -288,9 +288,9 @@ impl Row {
                     unsafe { _mm_prefetch::<_MM_HINT_T0>(base.add(at)) };
                 }
             }
-            lines(&self.idx);
-            lines(&self.r);
-            lines(&self.e);
+            lines(&self.idx, MAX);
+            lines(&self.r, MAX);
+            lines(&self.e, 16 * MAX);
         }
     }
 
