@@ -267,11 +267,12 @@ impl Row {
         row
     }
 
-    /// Ask the cache for the first kilobyte of each of the row's arrays: a
-    /// hint that changes no value. Rows live in separate heap blocks, so
-    /// the hardware prefetcher cannot guess the next one; asking while the
-    /// previous row is being updated hides most of that latency (medium
-    /// 0.82 s -> 0.67 s, see results/BENCHMARKS.md).
+    /// Ask the cache for the first kilobyte of the row's list arrays and up
+    /// to 16 KiB of its exposure vector (which a sparse network's link
+    /// updates visit out of order): a hint that changes no value. Rows
+    /// live in separate heap blocks, so the hardware prefetcher cannot
+    /// guess the next one; asking while the previous row is being updated
+    /// hides most of that latency (see results/BENCHMARKS.md).
     #[inline]
     pub fn prefetch(&self) {
         #[cfg(target_arch = "x86_64")]
