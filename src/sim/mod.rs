@@ -605,7 +605,7 @@ impl<'a> Simulation<'a> {
             a_cur: &a_cur,
             effs_prev: &self.effs_prev,
             effs_cur: &effs_cur,
-            moved: Moved::new(&changed, n),
+            moved: Moved::new(&changed, &self.links.slot, n),
             deltas: (0..self.gates.len()).map(|_| OnceLock::new()).collect(),
             rates: absorptive
                 .iter()
@@ -1336,14 +1336,10 @@ impl DiffuseInputs<'_> {
         let c = self.key_cur[k];
         let d = self.deltas[c as usize].get_or_init(|| {
             let (cur, prev) = (self.m_cur(c), self.m_prev(c));
-            let n = self.links.n;
-            let mut d = Vec::with_capacity(self.moved.sources.len());
-            for &i in &self.moved.to {
-                let i = i as usize;
-                for &j in &self.moved.sources[self.moved.start[i]..self.moved.start[i + 1]] {
-                    let at = self.links.slot[j as usize * n + i] as usize;
-                    d.push(cur.at(at) - prev.at(at));
-                }
+            let mut d = vec![0.0; self.moved.sources.len()];
+            for &(at, q) in &self.moved.by_slot {
+                let at = at as usize;
+                d[q as usize] = cur.at(at) - prev.at(at);
             }
             d
         });
@@ -1386,12 +1382,16 @@ struct Moved {
     bits: Vec<usize>,
     /// rank[i * words + w]: recipient i's moved sources in words before w.
     rank: Vec<u32>,
+    /// The same pairs source-major, i.e. in the order of their slots (so
+    /// that reading per-slot arrays at them walks memory forward): each is
+    /// (slot, index of the pair in `sources`).
+    by_slot: Vec<(u32, u32)>,
 }
 
 impl Moved {
     /// From per-recipient bitsets of moved sources (none at all in the
     /// counterfactual).
-    fn new(changed: &[FixedBitSet], n: usize) -> Self {
+    fn new(changed: &[FixedBitSet], slot: &[u32], n: usize) -> Self {
         let words = n.div_ceil(usize::BITS as usize);
         let mut m = Moved {
             to: Vec::new(),
@@ -1400,6 +1400,7 @@ impl Moved {
             words,
             bits: vec![0; if changed.is_empty() { 0 } else { n * words }],
             rank: vec![0; if changed.is_empty() { 0 } else { n * words }],
+            by_slot: Vec::new(),
         };
         for i in 0..n {
             if let Some(c) = changed.get(i) {
@@ -1416,6 +1417,14 @@ impl Moved {
             }
             m.start[i + 1] = m.sources.len();
         }
+        for &i in &m.to {
+            let i = i as usize;
+            for q in m.start[i]..m.start[i + 1] {
+                let j = m.sources[q] as usize;
+                m.by_slot.push((slot[j * n + i], q as u32));
+            }
+        }
+        m.by_slot.sort_unstable();
         m
     }
 }
