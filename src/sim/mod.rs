@@ -196,7 +196,7 @@ impl<'a> Simulation<'a> {
             log_prod_prev: log_prod0.clone(),
             log_prod0,
             frontier: frontier0,
-            trust: sc.trust.initial.clone(),
+            trust: sc.trust.initial.as_standard_layout().into_owned(),
             regimes,
             members: Vec::new(),
             retaliating: vec![NONE; n * n],
@@ -985,40 +985,59 @@ impl<'a> Simulation<'a> {
         let n = self.n;
         let tp = &sc.trust;
         let sd = tp.perception_noise * sc.cooperation.uncertainty();
-        // perceived[i * n + j] = R^_ji
-        let perceived: Vec<f64> = (0..n)
-            .into_par_iter()
-            .flat_map_iter(|i| {
+        // perceived[i * n + j] = R^_ji. R_ji depends only on the list of
+        // regimes restricting j -> i, and a controller's pairs share their
+        // list, so each row reuses the value of the last list it met.
+        let view = &self.view;
+        let regimes = &self.regimes;
+        let mut perceived = vec![0.0; n * n];
+        perceived
+            .par_chunks_mut(n.max(1))
+            .enumerate()
+            .for_each(|(i, row)| {
+                if (0..n).all(|j| !view.chilled(j, i)) {
+                    return;
+                }
                 let mut stream =
                     rng::stream(sc.seed, self.replication, Purpose::Perception, t, i as u32);
-                let view = &self.view;
-                let regimes = &self.regimes;
-                (0..n).map(move |j| {
-                    if j == i {
-                        return 0.0;
+                let mut last: Option<(&[u32], f64)> = None;
+                for (j, out) in row.iter_mut().enumerate() {
+                    if j == i || !view.chilled(j, i) {
+                        continue;
                     }
-                    let r = view.restrictiveness(sc, regimes, j, i);
-                    if r == 0.0 || sd == 0.0 {
-                        return r.min(1.0);
-                    }
-                    stream.set_word_pos(4 * j as u128);
-                    let z = rng::normal(&mut stream);
-                    (r * (sd * z - sd * sd / 2.0).exp()).min(1.0)
-                })
-            })
-            .collect();
-        for i in 0..n {
-            for j in 0..n {
-                if i == j {
-                    continue;
+                    let list = view.pair_regimes(j, i);
+                    let r = match last {
+                        Some((l, r)) if l == list => r,
+                        _ => {
+                            let r = view.restrictiveness(sc, regimes, j, i);
+                            last = Some((list, r));
+                            r
+                        }
+                    };
+                    *out = if r == 0.0 || sd == 0.0 {
+                        r.min(1.0)
+                    } else {
+                        stream.set_word_pos(4 * j as u128);
+                        let z = rng::normal(&mut stream);
+                        (r * (sd * z - sd * sd / 2.0).exp()).min(1.0)
+                    };
                 }
-                let t0 = tp.initial[[i, j]];
-                let cur = self.trust[[i, j]];
-                self.trust[[i, j]] = (cur + tp.recovery * (t0 - cur)
-                    - tp.erosion * perceived[i * n + j])
-                    .clamp(0.0, 1.0);
-            }
-        }
+            });
+        let initial = tp.initial.as_standard_layout();
+        let initial = initial.as_slice().expect("standard layout");
+        let trust = self.trust.as_slice_mut().expect("built in standard layout");
+        trust
+            .par_chunks_mut(n.max(1))
+            .zip(initial.par_chunks(n.max(1)))
+            .zip(perceived.par_chunks(n.max(1)))
+            .enumerate()
+            .for_each(|(i, ((trust, initial), perceived))| {
+                for j in (0..n).filter(|&j| j != i) {
+                    let (t0, cur) = (initial[j], trust[j]);
+                    trust[j] = (cur + tp.recovery * (t0 - cur) - tp.erosion * perceived[j])
+                        .clamp(0.0, 1.0);
+                }
+            });
         if !tp.retaliation {
             return;
         }
