@@ -12,6 +12,7 @@
 //! [`sim`] steps one replication (no I/O); [`run`] runs replications in
 //! parallel; [`output`] turns results into files.
 
+pub mod alloc;
 pub mod error;
 pub mod model;
 pub mod network;

@@ -140,6 +140,7 @@ struct RunArgs {
 const MAX_THREADS: usize = 1024;
 
 fn main() -> ExitCode {
+    techdiff::alloc::tune();
     let cli = Cli::parse();
     let result = match cli.command {
         None => run(RunArgs::default()),
