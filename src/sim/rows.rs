@@ -316,7 +316,7 @@ impl Row {
     /// Add source j's row of a class matrix to the exposures. Skipped terms
     /// are exact zeros (no link), so every non-holder's sum is the same
     /// whichever way the row is visited.
-    #[inline]
+    #[inline(always)]
     pub fn add_source(&mut self, links: &Links, m: &ClassMatrix<'_>, j: usize) {
         let n = links.n;
         assert_eq!(self.e.len(), n);
@@ -367,7 +367,7 @@ impl Row {
     /// Apply one step of hazard, `hazard(i, e_i)`, to every non-holder and
     /// append the adopters (their residual reached 0) to `out` as (k, i),
     /// ascending; their entries die.
-    #[inline]
+    #[inline(always)]
     pub fn step(&mut self, k: u32, hazard: impl Fn(usize, f64) -> f64, out: &mut Vec<(u32, u32)>) {
         let e = &self.e[..];
         for (r, &i) in self.r.iter_mut().zip(&self.idx) {
@@ -384,6 +384,7 @@ impl Row {
 
     /// Compact the list once a quarter of it is dead (or free the row when
     /// all is), keeping the order.
+    #[inline(always)]
     pub fn tidy(&mut self) {
         if self.is_retired() {
             *self = Row::default();
