@@ -1337,17 +1337,18 @@ impl DiffuseInputs<'_> {
             unsafe { self.update_row_v3(k, row, out) };
             return;
         }
-        self.update_row_any(k, row, out);
+        self.update_row_any::<false>(k, row, out);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,bmi1,bmi2,popcnt,lzcnt")]
     unsafe fn update_row_v3(&self, k: usize, row: &mut Row, out: &mut Vec<(u32, u32)>) {
-        self.update_row_any(k, row, out);
+        self.update_row_any::<true>(k, row, out);
     }
 
+    /// `BMI2`: the CPU has PEXT (only in `update_row_v3`).
     #[inline(always)]
-    fn update_row_any(&self, k: usize, row: &mut Row, out: &mut Vec<(u32, u32)>) {
+    fn update_row_any<const BMI2: bool>(&self, k: usize, row: &mut Row, out: &mut Vec<(u32, u32)>) {
         if row.is_retired() {
             return;
         }
@@ -1359,7 +1360,7 @@ impl DiffuseInputs<'_> {
             }
         } else {
             if !self.moved.to.is_empty() {
-                self.apply_pair_changes(k, row);
+                self.apply_pair_changes::<BMI2>(k, row);
             }
             let range = self.event_start[k] as usize..self.event_start[k + 1] as usize;
             if !range.is_empty() {
@@ -1388,8 +1389,11 @@ impl DiffuseInputs<'_> {
     /// every moved source j -> i that holds it, in ascending j. Last step's
     /// new holders are included: their rows are added at last step's
     /// values just after.
+    /// With `BMI2`, PEXT packs the holder bits at the moved positions so
+    /// that each set bit's index in the moved list is its position in the
+    /// packed word; without it, the moved bits below it are counted.
     #[inline(always)]
-    fn apply_pair_changes(&self, k: usize, row: &mut Row) {
+    fn apply_pair_changes<const BMI2: bool>(&self, k: usize, row: &mut Row) {
         if k >= self.new_from {
             return;
         }
@@ -1415,6 +1419,18 @@ impl DiffuseInputs<'_> {
             let base = self.moved.start[i];
             let mut e = row.e[i];
             for (w, (&h, &m)) in holders.iter().zip(moved).enumerate() {
+                #[cfg(target_arch = "x86_64")]
+                if BMI2 {
+                    // SAFETY: BMI2 is only true in `update_row_v3`, which
+                    // runs on CPUs with BMI2.
+                    let mut packed = unsafe { pext(h, m) };
+                    let first = base + rank[w] as usize;
+                    while packed != 0 {
+                        e += d[first + packed.trailing_zeros() as usize];
+                        packed &= packed - 1;
+                    }
+                    continue;
+                }
                 let mut bits = h & m;
                 while bits != 0 {
                     let b = bits.trailing_zeros();
@@ -1426,6 +1442,17 @@ impl DiffuseInputs<'_> {
             row.e[i] = e;
         }
     }
+}
+
+/// The bits of `h` at the positions set in `m`, packed low (BMI2 PEXT).
+///
+/// # Safety
+/// The CPU must have BMI2.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn pext(h: usize, m: usize) -> usize {
+    // SAFETY: the caller guarantees BMI2; usize is 64 bits on x86-64.
+    unsafe { std::arch::x86_64::_pext_u64(h as u64, m as u64) as usize }
 }
 
 /// Linked pairs whose weight moved since last step, by recipient.
