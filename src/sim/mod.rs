@@ -711,37 +711,74 @@ impl<'a> Simulation<'a> {
     }
 
     /// Gate class of every live innovation (NONE for those everyone holds).
+    /// An innovation's class depends on its sector s, the bucket b of its
+    /// control draw and, where a covering regime is extraterritorial, on
+    /// which of those its origin controls. Each (s, b) keeps, per origin,
+    /// its class, found among the few distinct extraterritorial sets met so
+    /// far: the interner (a hash of the whole description) is asked once per
+    /// distinct class a step, not once per origin.
     fn assign_keys(&mut self, n_old: usize) -> Vec<u32> {
+        struct Bucket {
+            /// The extraterritorial covering regimes (empty: the class is
+            /// the same for every origin).
+            ext: Vec<u32>,
+            /// Per origin (one slot when `ext` is empty): the class.
+            by_origin: Vec<u32>,
+            /// Classes by the subset of `ext` the origin controls.
+            classes: Vec<(Vec<u32>, u32)>,
+        }
         let view = &self.view;
-        let mut cache: HashMap<(u32, u32, u32), u32> = HashMap::new();
+        let regimes = &self.regimes;
+        let mut table: Vec<Vec<Option<Bucket>>> = view
+            .cover
+            .iter()
+            .map(|c| (0..c.len()).map(|_| None).collect())
+            .collect();
         let mut out = vec![NONE; n_old];
         for (k, key) in out.iter_mut().enumerate() {
             if self.inn.holder_count[k] as usize == self.n {
                 continue;
             }
             let s = self.inn.sector[k];
-            let b = view.bucket(s as usize, self.inn.u[k]) as u32;
-            let cover = &view.cover[s as usize][b as usize];
-            let origin = self.inn.origin[k];
-            let ext_relevant = cover
-                .iter()
-                .any(|&r| self.regimes[r as usize].extraterritorial);
-            let origin_key = if ext_relevant { origin } else { NONE };
-            *key = *cache.entry((s, b, origin_key)).or_insert_with(|| {
-                let ext = cover
+            let b = view.bucket(s as usize, self.inn.u[k]);
+            let cover = &view.cover[s as usize][b];
+            let origin = self.inn.origin[k] as usize;
+            let bucket = table[s as usize][b].get_or_insert_with(|| {
+                let ext: Vec<u32> = cover
                     .iter()
                     .copied()
-                    .filter(|&r| {
-                        let reg = &self.regimes[r as usize];
-                        reg.extraterritorial && reg.controllers[origin as usize]
-                    })
+                    .filter(|&r| regimes[r as usize].extraterritorial)
                     .collect();
-                self.interner.intern(KeyDesc {
-                    sector: s,
-                    cover: cover.clone(),
+                let slots = if ext.is_empty() { 1 } else { self.n };
+                Bucket {
                     ext,
-                })
+                    by_origin: vec![NONE; slots],
+                    classes: Vec::new(),
+                }
             });
+            let at = if bucket.ext.is_empty() { 0 } else { origin };
+            if bucket.by_origin[at] == NONE {
+                let ext: Vec<u32> = bucket
+                    .ext
+                    .iter()
+                    .copied()
+                    .filter(|&r| regimes[r as usize].controllers[origin])
+                    .collect();
+                let class = match bucket.classes.iter().find(|(e, _)| *e == ext) {
+                    Some(&(_, class)) => class,
+                    None => {
+                        let class = self.interner.intern(KeyDesc {
+                            sector: s,
+                            cover: cover.clone(),
+                            ext: ext.clone(),
+                        });
+                        bucket.classes.push((ext, class));
+                        class
+                    }
+                };
+                bucket.by_origin[at] = class;
+            }
+            *key = bucket.by_origin[at];
         }
         out
     }
