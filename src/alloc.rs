@@ -9,7 +9,8 @@
 //! kernel and 810,000 page faults were taken for a 2.2 GiB peak. Keeping up
 //! to 1 GiB of free memory per arena, growing arenas 64 MiB at a time and
 //! serving blocks up to 32 MiB from the arenas leaves about 560,000 faults
-//! (the first touch of the peak) and 1.9 s in the kernel (results/BENCHMARKS.md).
+//! (the first touch of the peak) and 1.3 to 1.9 s in the kernel
+//! (results/BENCHMARKS.md).
 //! Results do not depend on it. Other platforms and allocators are left as
 //! they are.
 
