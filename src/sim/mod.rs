@@ -1046,9 +1046,6 @@ impl<'a> Simulation<'a> {
             .par_chunks_mut(n.max(1))
             .enumerate()
             .for_each(|(i, row)| {
-                if (0..n).all(|j| !view.chilled(j, i)) {
-                    return;
-                }
                 let mut stream =
                     rng::stream(sc.seed, self.replication, Purpose::Perception, t, i as u32);
                 let mut last: Option<(&[u32], f64)> = None;
