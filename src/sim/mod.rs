@@ -28,7 +28,7 @@ use crate::model::{ExportControl, Scenario};
 use crate::rng::{self, Purpose};
 use metrics::{GroupKind, Layout, Metric};
 use policy::{KeyDesc, KeyInterner, PolicyView, expected_product};
-use rows::{ClassMatrix, Eff, Gates, Links, Row};
+use rows::{ClassMatrix, Eff, Gates, Hazard, Links, Row};
 
 /// Which of the paired runs this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -611,10 +611,11 @@ impl<'a> Simulation<'a> {
             effs_cur: &effs_cur,
             moved: Moved::new(&changed, &self.links.slot, n),
             deltas: (0..self.gates.len()).map(|_| OnceLock::new()).collect(),
-            rates: absorptive
+            beta_a: absorptive
                 .iter()
-                .map(|&a| (self.sc.diffusion.beta * a, a))
+                .map(|&a| self.sc.diffusion.beta * a)
                 .collect(),
+            absorptive,
             nu: self.sc.sectors.iter().map(|s| s.reinvention).collect(),
             #[cfg(target_arch = "x86_64")]
             x86_v3: {
@@ -1323,8 +1324,9 @@ struct DiffuseInputs<'s> {
     /// Per class, the change of its matrix at every moved pair, in the
     /// order of `moved.sources`; made by the first row that needs it.
     deltas: Vec<OnceLock<Vec<f64>>>,
-    /// (beta * a_i, a_i) per country.
-    rates: Vec<(f64, f64)>,
+    /// beta * a_i and a_i per country.
+    beta_a: Vec<f64>,
+    absorptive: Vec<f64>,
     /// nu_s.
     nu: Vec<f64>,
     /// The CPU can run [`DiffuseInputs::update_row_v3`].
@@ -1380,41 +1382,34 @@ impl DiffuseInputs<'_> {
         self.update_row_any::<true>(k, row, out);
     }
 
-    /// `BMI2`: the CPU has PEXT (only in `update_row_v3`).
+    /// `V3`: the CPU has AVX2 and BMI2 (only in `update_row_v3`).
     #[inline(always)]
-    fn update_row_any<const BMI2: bool>(&self, k: usize, row: &mut Row, out: &mut Vec<(u32, u32)>) {
+    fn update_row_any<const V3: bool>(&self, k: usize, row: &mut Row, out: &mut Vec<(u32, u32)>) {
         if row.is_retired() {
             return;
         }
         if self.recompute_flag[k] {
             let m = self.m_cur(self.key_cur[k]);
             row.e.fill(0.0);
-            for j in self.holders[k].ones() {
-                row.add_source(self.links, &m, j);
-            }
+            let holders: Vec<usize> = self.holders[k].ones().collect();
+            row.add_sources(self.links, &m, holders.iter().copied());
         } else {
             if !self.moved.to.is_empty() {
-                self.apply_pair_changes::<BMI2>(k, row);
+                self.apply_pair_changes::<V3>(k, row);
             }
             let range = self.event_start[k] as usize..self.event_start[k + 1] as usize;
             if !range.is_empty() {
                 let m = self.m_prev(self.key_prev[k]);
-                for &(_, j) in &self.events[range] {
-                    row.add_source(self.links, &m, j as usize);
-                }
+                let sources = self.events[range].iter().map(|&(_, j)| j as usize);
+                row.add_sources(self.links, &m, sources);
             }
         }
-        let nu = self.nu[self.sector[k] as usize];
-        // Per country: (beta * a_i, a_i).
-        let rates = &self.rates[..];
-        row.step(
-            k as u32,
-            |i, e| {
-                let (ba, a) = rates[i];
-                ba * e.max(0.0) + nu * a
-            },
-            out,
-        );
+        let hazard = Hazard {
+            ba: &self.beta_a,
+            a: &self.absorptive,
+            nu: self.nu[self.sector[k] as usize],
+        };
+        row.step::<V3>(k as u32, hazard, out);
         row.tidy();
     }
 

@@ -223,56 +223,91 @@ impl<'a> ClassMatrix<'a> {
     }
 }
 
+/// A row keeps a residual per country while at least one country in
+/// `LIST_BELOW` lacks the innovation, and a compact list of the
+/// non-holders below that.
+const LIST_BELOW: usize = 8;
+
+/// Width of the blocks of exposures that [`Row::add_sources`] keeps in
+/// registers while it adds every source's row of the class matrix.
+const BLOCK: usize = 16;
+
+/// One step of hazard for every country: `ba[i] * max(E_ik, 0) + nu * a[i]`
+/// (`ba[i]` = beta * a_i, `a[i]` = a_i, `nu` = nu_s of the innovation's
+/// sector).
+#[derive(Clone, Copy)]
+pub(crate) struct Hazard<'a> {
+    pub ba: &'a [f64],
+    pub a: &'a [f64],
+    pub nu: f64,
+}
+
+impl Hazard<'_> {
+    #[inline(always)]
+    fn at(&self, i: usize, e: f64) -> f64 {
+        self.ba[i] * e.max(0.0) + self.nu * self.a[i]
+    }
+}
+
 /// The non-holders of one live innovation: their residuals (threshold
-/// minus cumulative hazard; i adopts when it reaches 0) in a compact list
-/// ascending by country, and the exposure E_ik of every country in a dense
-/// vector indexed by country (holders' values are kept up to date too but
-/// never read), so that a new holder's links add straight into it.
-/// Adopters stay in the list as dead entries (infinite residual) until a
-/// quarter of it is dead, then it is compacted. Retired rows (everyone
-/// holds) are empty.
+/// minus cumulative hazard; i adopts when it reaches 0), and the exposure
+/// E_ik of every country in a dense vector indexed by country (holders'
+/// values are kept up to date too but never used), so that a new holder's
+/// links add straight into it.
+///
+/// While many countries lack the innovation the residuals are also a dense
+/// vector by country (holders and adopters +inf), so that a step of hazard
+/// is one straight vector loop; once fewer than one in [`LIST_BELOW`] do,
+/// they move to a compact list ascending by country, where adopters die in
+/// place (infinite residual) until a quarter of the list is dead and it is
+/// compacted. A row is freed (empty) when everyone holds the innovation.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Row {
-    pub idx: Vec<u32>,
-    pub r: Vec<f64>,
+    /// Residuals: by country, or (list mode) of the entries of `idx`.
+    r: Vec<f64>,
+    /// List mode: the countries of the entries of `r`, ascending. Empty
+    /// while the row is dense.
+    idx: Vec<u32>,
     /// Exposure by country: n values, or none when retired.
     pub e: Vec<f64>,
-    /// Dead entries in the list.
-    dead: usize,
+    /// Countries without the innovation.
+    alive: usize,
+    list: bool,
 }
 
 impl Row {
     /// A new row from the thresholds of every country (holders included,
     /// so that the stream is consumed the same way whoever holds).
     pub fn new(thresholds: impl Iterator<Item = f64>, is_holder: impl Fn(usize) -> bool) -> Self {
-        let (n, _) = thresholds.size_hint();
+        let mut alive = 0;
+        let r: Vec<f64> = thresholds
+            .enumerate()
+            .map(|(i, x)| {
+                if is_holder(i) {
+                    f64::INFINITY
+                } else {
+                    alive += 1;
+                    x
+                }
+            })
+            .collect();
         let mut row = Row {
-            idx: Vec::with_capacity(n),
-            r: Vec::with_capacity(n),
-            e: Vec::new(),
-            dead: 0,
+            e: vec![0.0; r.len()],
+            r,
+            idx: Vec::new(),
+            alive,
+            list: false,
         };
-        let mut count = 0;
-        for (i, x) in thresholds.enumerate() {
-            count += 1;
-            if !is_holder(i) {
-                row.idx.push(i as u32);
-                row.r.push(x);
-            }
-        }
-        if row.idx.is_empty() {
-            return Row::default();
-        }
-        row.e = vec![0.0; count];
+        row.tidy();
         row
     }
 
-    /// Ask the cache for the first kilobyte of the row's list arrays and up
-    /// to 16 KiB of its exposure vector (which a sparse network's link
-    /// updates visit out of order): a hint that changes no value. Rows
-    /// live in separate heap blocks, so the hardware prefetcher cannot
-    /// guess the next one; asking while the previous row is being updated
-    /// hides most of that latency (see results/BENCHMARKS.md).
+    /// Ask the cache for the first kilobyte of the row's residuals (and
+    /// list) and up to 16 KiB of its exposure vector (which a sparse
+    /// network's link updates visit out of order): a hint that changes no
+    /// value. Rows live in separate heap blocks, so the hardware prefetcher
+    /// cannot guess the next one; asking while the previous row is being
+    /// updated hides most of that latency (see results/BENCHMARKS.md).
     #[inline]
     pub fn prefetch(&self) {
         #[cfg(target_arch = "x86_64")]
@@ -295,7 +330,7 @@ impl Row {
         }
     }
 
-    /// Entries in the list, dead ones included.
+    /// Entries in the list (list mode), dead ones included.
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.idx.len()
@@ -304,93 +339,174 @@ impl Row {
     /// Whether every country holds the innovation.
     #[inline]
     pub fn is_retired(&self) -> bool {
-        self.idx.len() == self.dead
+        self.alive == 0
     }
 
     /// Exposure of country i, None when i holds the innovation.
     pub fn exposure_of(&self, i: usize) -> Option<f64> {
-        let p = self.idx.binary_search(&(i as u32)).ok()?;
-        (self.r[p] != f64::INFINITY).then(|| self.e[i])
+        let r = if self.list {
+            let p = self.idx.binary_search(&(i as u32)).ok()?;
+            self.r[p]
+        } else {
+            *self.r.get(i)?
+        };
+        (r != f64::INFINITY).then(|| self.e[i])
     }
 
-    /// Add source j's row of a class matrix to the exposures. Skipped terms
-    /// are exact zeros (no link), so every non-holder's sum is the same
-    /// whichever way the row is visited.
+    /// Add the rows of a class matrix of `sources`, in their order, to the
+    /// exposures. Each country's exposure gets the sources' terms one by
+    /// one in that order, whatever the layout, so every non-holder's sum is
+    /// the same bits whichever way the row is visited (skipped terms are
+    /// exact zeros: no link).
     #[inline(always)]
-    pub fn add_source(&mut self, links: &Links, m: &ClassMatrix<'_>, j: usize) {
+    pub fn add_sources<I>(&mut self, links: &Links, m: &ClassMatrix<'_>, sources: I)
+    where
+        I: Iterator<Item = usize> + Clone,
+    {
         let n = links.n;
         assert_eq!(self.e.len(), n);
-        if links.dense {
-            // Slots j * n .. (j + 1) * n: all of them while many countries
-            // lack the innovation (a straight vector loop), else only the
-            // non-holders'.
-            let a = &m.a[j * n..(j + 1) * n];
-            let g = m.gates_of(j).map(|g| &g[j * n..(j + 1) * n]);
-            let e = &mut self.e[..];
-            if 4 * (self.idx.len() - self.dead) >= n {
-                match g {
+        let boost = m.boost;
+        if !links.dense {
+            for j in sources {
+                let (slots, targets) = links.of(j);
+                let (a, g) = (&m.a[slots.clone()], m.gates_of(j).map(|g| &g[slots]));
+                for (q, &i) in targets.iter().enumerate() {
+                    let x = a[q] * boost;
+                    let v = match g {
+                        Some(g) => x * g[q],
+                        None => x,
+                    };
+                    // SAFETY: link targets are countries, below n = e.len().
+                    unsafe { *self.e.get_unchecked_mut(i as usize) += v };
+                }
+            }
+            return;
+        }
+        assert!(m.a.len() >= n * n);
+        let term = |j: usize, i: usize| {
+            let x = m.a[j * n + i] * boost;
+            match m.gates_of(j) {
+                Some(g) => x * g[j * n + i],
+                None => x,
+            }
+        };
+        if self.list {
+            // Few non-holders: only theirs.
+            for &i in &self.idx {
+                let i = i as usize;
+                let mut acc = self.e[i];
+                for j in sources.clone() {
+                    acc += term(j, i);
+                }
+                self.e[i] = acc;
+            }
+            return;
+        }
+        // Blocks of exposures stay in registers while every source's
+        // slots j * n + block are added.
+        let whole = n / BLOCK * BLOCK;
+        for (b, e) in self.e[..whole].chunks_exact_mut(BLOCK).enumerate() {
+            let e: &mut [f64; BLOCK] = e.try_into().expect("block");
+            let mut acc = *e;
+            let at = b * BLOCK;
+            for j in sources.clone() {
+                let from = j * n + at;
+                let a: &[f64; BLOCK] = m.a[from..from + BLOCK].try_into().expect("block");
+                match m.gates_of(j) {
                     Some(g) => {
-                        for ((e, &a), &g) in e.iter_mut().zip(a).zip(g) {
-                            *e += (a * m.boost) * g;
+                        let g: &[f64; BLOCK] = g[from..from + BLOCK].try_into().expect("block");
+                        for l in 0..BLOCK {
+                            acc[l] += (a[l] * boost) * g[l];
                         }
                     }
                     None => {
-                        for (e, &a) in e.iter_mut().zip(a) {
-                            *e += a * m.boost;
+                        for l in 0..BLOCK {
+                            acc[l] += a[l] * boost;
                         }
                     }
                 }
-            } else {
-                for &i in &self.idx {
-                    let i = i as usize;
-                    e[i] += match g {
-                        Some(g) => (a[i] * m.boost) * g[i],
-                        None => a[i] * m.boost,
-                    };
+            }
+            *e = acc;
+        }
+        for i in whole..n {
+            let mut acc = self.e[i];
+            for j in sources.clone() {
+                acc += term(j, i);
+            }
+            self.e[i] = acc;
+        }
+    }
+
+    /// Apply one step of hazard to every non-holder and append the adopters
+    /// (their residual reached 0) to `out` as (k, i), ascending; their
+    /// entries die. `AVX2`: the CPU has AVX2 (the dense sweep then runs
+    /// four countries at a time, with the same operations, so the same
+    /// bits).
+    #[inline(always)]
+    pub fn step<const AVX2: bool>(&mut self, k: u32, h: Hazard<'_>, out: &mut Vec<(u32, u32)>) {
+        let e = &self.e[..];
+        let mut adopted = 0;
+        if self.list {
+            for (r, &i) in self.r.iter_mut().zip(&self.idx) {
+                // Dead entries stay infinite.
+                // SAFETY: every entry's country is below n = e.len().
+                *r -= h.at(i as usize, unsafe { *e.get_unchecked(i as usize) });
+                if *r <= 0.0 {
+                    out.push((k, i));
+                    *r = f64::INFINITY;
+                    adopted += 1;
                 }
             }
         } else {
-            let (slots, targets) = links.of(j);
-            let (a, g) = (&m.a[slots.clone()], m.gates_of(j).map(|g| &g[slots]));
-            for (q, &i) in targets.iter().enumerate() {
-                let x = a[q] * m.boost;
-                let v = match g {
-                    Some(g) => x * g[q],
-                    None => x,
-                };
-                // SAFETY: link targets are countries, below n = e.len().
-                unsafe { *self.e.get_unchecked_mut(i as usize) += v };
+            // Holders and adopters stay infinite.
+            let n = self.r.len();
+            let (r, e, ba, a) = (&mut self.r[..n], &e[..n], &h.ba[..n], &h.a[..n]);
+            #[cfg(target_arch = "x86_64")]
+            if AVX2 {
+                // SAFETY: AVX2 is only true in code compiled for CPUs
+                // with AVX2 (`update_row_v3`).
+                adopted = unsafe { sweep_avx2(r, e, ba, a, h.nu, k, out) };
+                self.alive -= adopted;
+                return;
+            }
+            for i in 0..n {
+                r[i] -= ba[i] * e[i].max(0.0) + h.nu * a[i];
+                if r[i] <= 0.0 {
+                    out.push((k, i as u32));
+                    r[i] = f64::INFINITY;
+                    adopted += 1;
+                }
             }
         }
+        self.alive -= adopted;
     }
 
-    /// Apply one step of hazard, `hazard(i, e_i)`, to every non-holder and
-    /// append the adopters (their residual reached 0) to `out` as (k, i),
-    /// ascending; their entries die.
-    #[inline(always)]
-    pub fn step(&mut self, k: u32, hazard: impl Fn(usize, f64) -> f64, out: &mut Vec<(u32, u32)>) {
-        let e = &self.e[..];
-        for (r, &i) in self.r.iter_mut().zip(&self.idx) {
-            // Dead entries stay infinite.
-            // SAFETY: every entry's country is below n = e.len().
-            *r -= hazard(i as usize, unsafe { *e.get_unchecked(i as usize) });
-            if *r <= 0.0 {
-                out.push((k, i));
-                *r = f64::INFINITY;
-                self.dead += 1;
-            }
-        }
-    }
-
-    /// Compact the list once a quarter of it is dead (or free the row when
-    /// all is), keeping the order.
+    /// Free the row when everyone holds the innovation; move its residuals
+    /// to a list once few countries lack it; compact the list once a
+    /// quarter of it is dead. The order is kept.
     #[inline(always)]
     pub fn tidy(&mut self) {
         if self.is_retired() {
             *self = Row::default();
             return;
         }
-        if 4 * self.dead <= self.idx.len() {
+        if !self.list {
+            if self.alive * LIST_BELOW >= self.r.len() {
+                return;
+            }
+            let mut idx = Vec::with_capacity(self.alive);
+            let mut r = Vec::with_capacity(self.alive);
+            for (i, &x) in self.r.iter().enumerate() {
+                if x != f64::INFINITY {
+                    idx.push(i as u32);
+                    r.push(x);
+                }
+            }
+            (self.idx, self.r, self.list) = (idx, r, true);
+            return;
+        }
+        let dead = self.idx.len() - self.alive;
+        if 4 * dead <= self.idx.len() {
             return;
         }
         let mut w = 0;
@@ -404,12 +520,75 @@ impl Row {
         }
         self.idx.truncate(w);
         self.r.truncate(w);
-        self.dead = 0;
         if self.idx.capacity() > 4 * w + 16 {
             self.idx.shrink_to_fit();
             self.r.shrink_to_fit();
         }
     }
+}
+
+/// The dense hazard sweep of [`Row::step`], four countries at a time:
+/// `r[i] -= ba[i] * max(e[i], 0) + nu * a[i]`, the same IEEE operations in
+/// the same order as the scalar loop (a maximum, then separate multiplies,
+/// an add and a subtract: nothing fused), so the same bits. (The maximum
+/// may differ from `f64::max` only in the sign of a zero, which the
+/// product with `ba >= 0` and the sum with `nu * a >= 0` then erase.)
+/// Returns the number of adopters.
+///
+/// # Safety
+/// The CPU must have AVX2; the four slices have the same length.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn sweep_avx2(
+    r: &mut [f64],
+    e: &[f64],
+    ba: &[f64],
+    a: &[f64],
+    nu: f64,
+    k: u32,
+    out: &mut Vec<(u32, u32)>,
+) -> usize {
+    use std::arch::x86_64::*;
+    let n = r.len();
+    assert!(e.len() == n && ba.len() == n && a.len() == n);
+    let whole = n / 4 * 4;
+    let mut adopted = 0;
+    let zero = _mm256_setzero_pd();
+    let nu4 = _mm256_set1_pd(nu);
+    let mut i = 0;
+    while i < whole {
+        // SAFETY: i + 4 <= n for all four slices (checked above); unaligned
+        // loads and stores.
+        let hit = unsafe {
+            let ev = _mm256_max_pd(_mm256_loadu_pd(e.as_ptr().add(i)), zero);
+            let h = _mm256_add_pd(
+                _mm256_mul_pd(_mm256_loadu_pd(ba.as_ptr().add(i)), ev),
+                _mm256_mul_pd(nu4, _mm256_loadu_pd(a.as_ptr().add(i))),
+            );
+            let rv = _mm256_sub_pd(_mm256_loadu_pd(r.as_ptr().add(i)), h);
+            _mm256_storeu_pd(r.as_mut_ptr().add(i), rv);
+            _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_LE_OQ>(rv, zero))
+        };
+        let mut hit = hit as u32;
+        while hit != 0 {
+            let at = i + hit.trailing_zeros() as usize;
+            out.push((k, at as u32));
+            r[at] = f64::INFINITY;
+            adopted += 1;
+            hit &= hit - 1;
+        }
+        i += 4;
+    }
+    for i in whole..n {
+        r[i] -= ba[i] * e[i].max(0.0) + nu * a[i];
+        if r[i] <= 0.0 {
+            out.push((k, i as u32));
+            r[i] = f64::INFINITY;
+            adopted += 1;
+        }
+    }
+    adopted
 }
 
 #[cfg(test)]
@@ -427,7 +606,7 @@ mod tests {
 
     #[test]
     fn sparse_and_dense_rows_add_the_same_exposures() {
-        let n = 12;
+        let n = 40;
         let w = ring(n);
         let sparse = Links::new(&w);
         assert!(!sparse.dense);
@@ -439,32 +618,65 @@ mod tests {
         let per_link: Vec<f64> = (0..n)
             .flat_map(|j| sparse.of(j).1.iter().map(move |&i| w[[j, i as usize]]))
             .collect();
-        let holders = [0usize, 5];
-        let make = || Row::new((0..n).map(|i| i as f64 + 1.0), |i| holders.contains(&i));
-        let (mut a, mut b) = (make(), make());
-        for &j in &holders {
-            a.add_source(&sparse, &ClassMatrix::new(&per_link, 1.0, None), j);
-            b.add_source(&dense, &ClassMatrix::new(&full, 1.0, None), j);
-        }
-        assert_eq!(a.e, b.e);
-        for i in 0..n {
-            let expect = holders.iter().map(|&j| w[[j, i]]).sum::<f64>();
-            match a.exposure_of(i) {
-                None => assert!(holders.contains(&i)),
-                Some(e) => assert_eq!(e, expect, "country {i}"),
+        // Few holders (residuals by country) and many (a list).
+        for holders in [
+            vec![0usize, 5, 17, 38],
+            (0..n).filter(|i| i % 13 != 2).collect(),
+        ] {
+            let make = || Row::new((0..n).map(|i| i as f64 + 1.0), |i| holders.contains(&i));
+            let (mut a, mut b, mut c) = (make(), make(), make());
+            assert_eq!(a.list, holders.len() > 30);
+            let sources = holders.iter().copied();
+            a.add_sources(
+                &sparse,
+                &ClassMatrix::new(&per_link, 1.0, None),
+                sources.clone(),
+            );
+            b.add_sources(&dense, &ClassMatrix::new(&full, 1.0, None), sources.clone());
+            for j in sources {
+                c.add_sources(
+                    &dense,
+                    &ClassMatrix::new(&full, 1.0, None),
+                    std::iter::once(j),
+                );
             }
+            for i in 0..n {
+                let expect = holders.iter().map(|&j| w[[j, i]]).sum::<f64>();
+                match a.exposure_of(i) {
+                    None => assert!(holders.contains(&i)),
+                    Some(e) => {
+                        assert_eq!(e, expect, "country {i}");
+                        assert_eq!(b.exposure_of(i), Some(e));
+                        assert_eq!(c.exposure_of(i), Some(e));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hazard 1 per step for the countries in `on`, none for the others.
+    fn only<'a>(a: &'a [f64], zeros: &'a [f64]) -> Hazard<'a> {
+        Hazard {
+            ba: zeros,
+            a,
+            nu: 1.0,
         }
     }
 
     #[test]
     fn adopters_die_and_the_list_is_compacted_in_order() {
-        // Countries 0..8, 3 holds: entries 0 1 2 4 5 6 7.
-        let mut row = Row::new((0..8).map(|i| f64::from(i) + 0.5), |i| i == 3);
+        // Countries 0..64, all but 0 1 2 4 5 6 7 hold: a list.
+        let n = 64;
+        let zeros = vec![0.0; n];
+        let mut a = vec![0.0; n];
+        let mut row = Row::new((0..n).map(|i| i as f64 + 0.5), |i| i == 3 || i >= 8);
+        assert!(row.list);
         let mut out = Vec::new();
         // Hazard 1 for country 1 only: its residual 1.5 -> 0.5, no adoption.
-        row.step(9, |i, _| if i == 1 { 1.0 } else { 0.0 }, &mut out);
+        a[1] = 1.0;
+        row.step::<false>(9, only(&a, &zeros), &mut out);
         assert!(out.is_empty());
-        row.step(9, |i, _| if i == 1 { 1.0 } else { 0.0 }, &mut out);
+        row.step::<false>(9, only(&a, &zeros), &mut out);
         assert_eq!(out, vec![(9, 1)]);
         row.tidy();
         assert_eq!(row.len(), 7, "one dead entry in seven is kept");
@@ -472,17 +684,86 @@ mod tests {
         assert_eq!(row.exposure_of(3), None);
         assert_eq!(row.exposure_of(2), Some(0.0));
         out.clear();
-        row.step(9, |i, _| if i == 6 { 10.0 } else { 0.0 }, &mut out);
+        a[1] = 0.0;
+        a[6] = 10.0;
+        row.step::<false>(9, only(&a, &zeros), &mut out);
         assert_eq!(out, vec![(9, 6)]);
         row.tidy();
         assert_eq!(row.idx, vec![0, 2, 4, 5, 7]);
         assert_eq!(row.r, vec![0.5, 2.5, 4.5, 5.5, 7.5]);
         out.clear();
-        row.step(9, |_, _| 100.0, &mut out);
+        row.step::<false>(9, only(&[100.0; 64], &zeros), &mut out);
         assert_eq!(out.len(), 5);
         assert!(row.is_retired());
         row.tidy();
         assert_eq!(row.len(), 0);
         assert!(row.e.is_empty());
+    }
+
+    #[test]
+    fn dense_rows_adopt_in_order_and_move_to_a_list() {
+        // 20 countries, 0 holds; exposure 1 for everyone.
+        let n = 20;
+        let mut row = Row::new((0..n).map(|i| i as f64 + 0.5), |i| i == 0);
+        assert!(!row.list);
+        row.e.fill(1.0);
+        let ba = vec![1.0; n];
+        let a: Vec<f64> = (0..n).map(|i| if i % 2 == 0 { 1.0 } else { 0.0 }).collect();
+        // Hazard 1 + (1 for even countries): residuals 0.5, 1.5, ... fall
+        // by 2 (even) or 1 (odd) a step.
+        let h = Hazard {
+            ba: &ba,
+            a: &a,
+            nu: 1.0,
+        };
+        for avx2 in [false, true] {
+            #[cfg(target_arch = "x86_64")]
+            if avx2 && !std::arch::is_x86_feature_detected!("avx2") {
+                continue;
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            if avx2 {
+                continue;
+            }
+            let mut row = row.clone();
+            let mut out = Vec::new();
+            if avx2 {
+                row.step::<true>(3, h, &mut out);
+            } else {
+                row.step::<false>(3, h, &mut out);
+            }
+            // Country 1: 1.5 - 1 > 0; country 2: 2.5 - 2 > 0.
+            assert!(out.is_empty());
+            if avx2 {
+                row.step::<true>(3, h, &mut out);
+            } else {
+                row.step::<false>(3, h, &mut out);
+            }
+            // 1: 0.5 - 1 <= 0, 2: 0.5 - 2, 4: 4.5 - 4 > 0, 3: 3.5 - 2 > 0.
+            assert_eq!(out, vec![(3, 1), (3, 2)]);
+            assert_eq!(row.exposure_of(0), None);
+            assert_eq!(row.exposure_of(1), None);
+            assert_eq!(row.exposure_of(3), Some(1.0));
+            row.tidy();
+            assert!(!row.list);
+        }
+        // All but two of the nineteen non-holders adopt: fewer than one in
+        // eight countries lacks it, so the row becomes a list.
+        let mut out = Vec::new();
+        let big = vec![1e9; n];
+        let h = Hazard {
+            ba: &ba,
+            a: &big,
+            nu: 1.0,
+        };
+        row.r[5] = f64::MAX;
+        row.r[11] = f64::MAX;
+        row.step::<false>(4, h, &mut out);
+        assert_eq!(out.len(), 17);
+        row.tidy();
+        assert!(row.list);
+        assert_eq!(row.idx, vec![5, 11]);
+        assert_eq!(row.exposure_of(5), Some(1.0));
+        assert_eq!(row.exposure_of(6), None);
     }
 }
