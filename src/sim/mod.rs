@@ -1418,11 +1418,11 @@ impl DiffuseInputs<'_> {
     /// every moved source j -> i that holds it, in ascending j. Last step's
     /// new holders are included: their rows are added at last step's
     /// values just after.
-    /// With `BMI2`, PEXT packs the holder bits at the moved positions so
+    /// With `V3`, PEXT packs the holder bits at the moved positions so
     /// that each set bit's index in the moved list is its position in the
     /// packed word; without it, the moved bits below it are counted.
     #[inline(always)]
-    fn apply_pair_changes<const BMI2: bool>(&self, k: usize, row: &mut Row) {
+    fn apply_pair_changes<const V3: bool>(&self, k: usize, row: &mut Row) {
         if k >= self.new_from {
             return;
         }
@@ -1437,23 +1437,26 @@ impl DiffuseInputs<'_> {
             d
         });
         let holders = self.holders[k].as_slice();
-        let words = self.moved.words;
         for &i in &self.moved.to {
             let i = i as usize;
             if self.holders[k].contains(i) {
                 continue;
             }
-            let moved = &self.moved.bits[i * words..(i + 1) * words];
-            let rank = &self.moved.rank[i * words..(i + 1) * words];
             let base = self.moved.start[i];
             let mut e = row.e[i];
-            for (w, (&h, &m)) in holders.iter().zip(moved).enumerate() {
+            for at in self.moved.word_start[i]..self.moved.word_start[i + 1] {
+                let (w, m, rank) = (
+                    self.moved.word[at] as usize,
+                    self.moved.bits[at],
+                    self.moved.rank[at],
+                );
+                let h = holders[w];
                 #[cfg(target_arch = "x86_64")]
-                if BMI2 {
-                    // SAFETY: BMI2 is only true in `update_row_v3`, which
+                if V3 {
+                    // SAFETY: V3 is only true in `update_row_v3`, which
                     // runs on CPUs with BMI2.
                     let mut packed = unsafe { pext(h, m) };
-                    let first = base + rank[w] as usize;
+                    let first = base + rank as usize;
                     while packed != 0 {
                         e += d[first + packed.trailing_zeros() as usize];
                         packed &= packed - 1;
@@ -1464,7 +1467,7 @@ impl DiffuseInputs<'_> {
                 while bits != 0 {
                     let b = bits.trailing_zeros();
                     let below = (m & ((1usize << b) - 1)).count_ones();
-                    e += d[base + (rank[w] + below) as usize];
+                    e += d[base + (rank + below) as usize];
                     bits &= bits - 1;
                 }
             }
@@ -1492,11 +1495,13 @@ struct Moved {
     /// `sources[start[i]..start[i + 1]]`.
     sources: Vec<u32>,
     start: Vec<usize>,
-    /// Bitset words per recipient.
-    words: usize,
-    /// bits[i * words + w]: word w of recipient i's moved sources.
+    /// Recipient i's bitset words with a moved source are
+    /// `word_start[i]..word_start[i + 1]` in `word`, `bits` and `rank`:
+    /// the word's index, its bits, and i's moved sources in words before
+    /// it (on sparse networks most of a recipient's words have none).
+    word_start: Vec<usize>,
+    word: Vec<u32>,
     bits: Vec<usize>,
-    /// rank[i * words + w]: recipient i's moved sources in words before w.
     rank: Vec<u32>,
     /// The same pairs source-major, i.e. in the order of their slots (so
     /// that reading per-slot arrays at them walks memory forward): each is
@@ -1508,14 +1513,14 @@ impl Moved {
     /// From per-recipient bitsets of moved sources (none at all in the
     /// counterfactual).
     fn new(changed: &[FixedBitSet], slot: &[u32], n: usize) -> Self {
-        let words = n.div_ceil(usize::BITS as usize);
         let mut m = Moved {
             to: Vec::new(),
             sources: Vec::new(),
             start: vec![0; n + 1],
-            words,
-            bits: vec![0; if changed.is_empty() { 0 } else { n * words }],
-            rank: vec![0; if changed.is_empty() { 0 } else { n * words }],
+            word_start: vec![0; n + 1],
+            word: Vec::new(),
+            bits: Vec::new(),
+            rank: Vec::new(),
             by_slot: Vec::new(),
         };
         for i in 0..n {
@@ -1524,14 +1529,18 @@ impl Moved {
                     m.to.push(i as u32);
                     let mut count = 0;
                     for (w, &word) in c.as_slice().iter().enumerate() {
-                        m.bits[i * words + w] = word;
-                        m.rank[i * words + w] = count;
-                        count += word.count_ones();
+                        if word != 0 {
+                            m.word.push(w as u32);
+                            m.bits.push(word);
+                            m.rank.push(count);
+                            count += word.count_ones();
+                        }
                     }
                     m.sources.extend(c.ones().map(|j| j as u32));
                 }
             }
             m.start[i + 1] = m.sources.len();
+            m.word_start[i + 1] = m.word.len();
         }
         for &i in &m.to {
             let i = i as usize;
