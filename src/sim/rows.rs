@@ -536,7 +536,7 @@ impl Row {
 /// Returns the number of adopters.
 ///
 /// # Safety
-/// The CPU must have AVX2; the four slices have the same length.
+/// The CPU must have AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
@@ -552,41 +552,59 @@ unsafe fn sweep_avx2(
     use std::arch::x86_64::*;
     let n = r.len();
     assert!(e.len() == n && ba.len() == n && a.len() == n);
-    let whole = n / 4 * 4;
-    let mut adopted = 0;
+    let (rp, ep, bp, ap) = (r.as_mut_ptr(), e.as_ptr(), ba.as_ptr(), a.as_ptr());
     let zero = _mm256_setzero_pd();
     let nu4 = _mm256_set1_pd(nu);
-    let mut i = 0;
-    while i < whole {
-        // SAFETY: i + 4 <= n for all four slices (checked above); unaligned
-        // loads and stores.
-        let hit = unsafe {
-            let ev = _mm256_max_pd(_mm256_loadu_pd(e.as_ptr().add(i)), zero);
+    // Four countries from `at`: their new residuals stored, and which
+    // reached 0.
+    let four = |at: usize| -> u64 {
+        // SAFETY: callers keep at + 4 <= n, the length of all four slices;
+        // unaligned loads and stores; `r` is only reached through `rp`.
+        unsafe {
+            let ev = _mm256_max_pd(_mm256_loadu_pd(ep.add(at)), zero);
             let h = _mm256_add_pd(
-                _mm256_mul_pd(_mm256_loadu_pd(ba.as_ptr().add(i)), ev),
-                _mm256_mul_pd(nu4, _mm256_loadu_pd(a.as_ptr().add(i))),
+                _mm256_mul_pd(_mm256_loadu_pd(bp.add(at)), ev),
+                _mm256_mul_pd(nu4, _mm256_loadu_pd(ap.add(at))),
             );
-            let rv = _mm256_sub_pd(_mm256_loadu_pd(r.as_ptr().add(i)), h);
-            _mm256_storeu_pd(r.as_mut_ptr().add(i), rv);
-            _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_LE_OQ>(rv, zero))
-        };
-        let mut hit = hit as u32;
-        while hit != 0 {
-            let at = i + hit.trailing_zeros() as usize;
-            out.push((k, at as u32));
-            r[at] = f64::INFINITY;
-            adopted += 1;
-            hit &= hit - 1;
+            let rv = _mm256_sub_pd(_mm256_loadu_pd(rp.add(at)), h);
+            _mm256_storeu_pd(rp.add(at), rv);
+            _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_LE_OQ>(rv, zero)) as u64
         }
+    };
+    let mut adopted = 0;
+    let mut adopt = |from: usize, mut hits: u64| {
+        while hits != 0 {
+            let at = from + hits.trailing_zeros() as usize;
+            out.push((k, at as u32));
+            // SAFETY: at < n (a hit of a block inside the slice).
+            unsafe { *rp.add(at) = f64::INFINITY };
+            adopted += 1;
+            hits &= hits - 1;
+        }
+    };
+    // 64 countries at a time with no call in the loop (adopters are rare):
+    // their hits in one word, then the adopters.
+    let mut i = 0;
+    while i + 64 <= n {
+        let mut hits = 0u64;
+        for b in 0..16 {
+            hits |= four(i + 4 * b) << (4 * b);
+        }
+        adopt(i, hits);
+        i += 64;
+    }
+    while i + 4 <= n {
+        adopt(i, four(i));
         i += 4;
     }
-    for i in whole..n {
-        r[i] -= ba[i] * e[i].max(0.0) + nu * a[i];
-        if r[i] <= 0.0 {
-            out.push((k, i as u32));
-            r[i] = f64::INFINITY;
-            adopted += 1;
-        }
+    while i < n {
+        // SAFETY: i < n.
+        let (x, ev, b, av) = unsafe { (*rp.add(i), *ep.add(i), *bp.add(i), *ap.add(i)) };
+        let x = x - (b * ev.max(0.0) + nu * av);
+        // SAFETY: i < n.
+        unsafe { *rp.add(i) = x };
+        adopt(i, u64::from(x <= 0.0));
+        i += 1;
     }
     adopted
 }
