@@ -98,10 +98,16 @@ pub fn normal(rng: &mut ChaCha8Rng) -> f64 {
 /// Pick an index with probability proportional to `weights` (non-negative,
 /// positive total) using one uniform draw.
 pub fn weighted_index(weights: &[f64], total: f64, u: f64) -> usize {
+    weighted_pick(weights.iter().copied().enumerate(), total, u)
+}
+
+/// [`weighted_index`] over (index, weight) pairs in ascending index, the
+/// weights left out being zeros: the same pick as over the dense vector.
+pub fn weighted_pick(weights: impl Iterator<Item = (usize, f64)>, total: f64, u: f64) -> usize {
     let target = u * total;
     let mut acc = 0.0;
     let mut last_positive = 0;
-    for (i, &w) in weights.iter().enumerate() {
+    for (i, w) in weights {
         if w > 0.0 {
             acc += w;
             last_positive = i;

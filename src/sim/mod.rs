@@ -123,6 +123,9 @@ pub struct Simulation<'a> {
     sector_count: Vec<u64>,
     /// Per innovation, its non-holders' exposures and residuals.
     rows: Vec<Row>,
+    /// Per country i, the countries j != i with a positive contact share
+    /// w~_ij (co-invention partners), ascending.
+    partners: Vec<Vec<u32>>,
     links: Links,
     log_prod: Vec<f64>,
     log_prod_prev: Vec<f64>,
@@ -194,6 +197,14 @@ impl<'a> Simulation<'a> {
             held_by_sector: vec![0; n * s_count],
             sector_count: vec![0; s_count],
             rows: Vec::new(),
+            partners: (0..n)
+                .map(|i| {
+                    (0..n)
+                        .filter(|&j| j != i && sc.world.contact_share[[i, j]] != 0.0)
+                        .map(|j| j as u32)
+                        .collect()
+                })
+                .collect(),
             links: Links::new(&sc.world.weights),
             log_prod: log_prod0.clone(),
             log_prod_prev: log_prod0.clone(),
@@ -982,7 +993,8 @@ impl<'a> Simulation<'a> {
                 };
                 let p = (country.openness * sc.innovation.coinvention * boost * *total).min(1.0);
                 let coinventor = if u_coinvent < p && *total > 0.0 {
-                    rng::weighted_index(v, *total, u_partner) as u32
+                    let partners = self.partners[i].iter().map(|&j| j as usize);
+                    rng::weighted_pick(partners.zip(v.iter().copied()), *total, u_partner) as u32
                 } else {
                     NONE
                 };
@@ -998,7 +1010,9 @@ impl<'a> Simulation<'a> {
         out
     }
 
-    /// v_ij = w~_ij * T_ij * H_ij,s over partners j, and their sum.
+    /// v_ij = w~_ij * T_ij * H_ij,s over i's partners j (`partners[i]`),
+    /// and their sum (the same as over every country: the others' terms
+    /// are zeros).
     fn partner_weights(&self, i: usize, s: usize) -> (Vec<f64>, f64) {
         let sc = self.sc;
         let coop = &sc.cooperation;
@@ -1011,12 +1025,11 @@ impl<'a> Simulation<'a> {
                 1.0
             }
         };
-        let v: Vec<f64> = (0..self.n)
-            .map(|j| {
+        let v: Vec<f64> = self.partners[i]
+            .iter()
+            .map(|&j| {
+                let j = j as usize;
                 let share = sc.world.contact_share[[i, j]];
-                if j == i || share == 0.0 {
-                    return 0.0;
-                }
                 let h = if self.view.chilled(i, j) || self.view.chilled(j, i) {
                     let ij = self.view.direction(&self.regimes, i, j, s);
                     let ji = self.view.direction(&self.regimes, j, i, s);
@@ -1081,11 +1094,12 @@ impl<'a> Simulation<'a> {
             .zip(perceived.par_chunks(n.max(1)))
             .enumerate()
             .for_each(|(i, ((trust, initial), perceived))| {
-                for j in (0..n).filter(|&j| j != i) {
-                    let (t0, cur) = (initial[j], trust[j]);
-                    trust[j] = (cur + tp.recovery * (t0 - cur) - tp.erosion * perceived[j])
-                        .clamp(0.0, 1.0);
+                // Every j in one vector loop, then i's own entry put back.
+                let own = trust[i];
+                for ((cur, &t0), &r) in trust.iter_mut().zip(initial).zip(perceived) {
+                    *cur = (*cur + tp.recovery * (t0 - *cur) - tp.erosion * r).clamp(0.0, 1.0);
                 }
+                trust[i] = own;
             });
         if !tp.retaliation {
             return;
