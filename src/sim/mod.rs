@@ -665,7 +665,12 @@ impl<'a> Simulation<'a> {
         let births = self.births(t);
 
         self.log_prod_prev.clone_from(&self.log_prod);
-        for &(k, i) in &adoptions {
+        for (p, &(k, i)) in adoptions.iter().enumerate() {
+            // The holder bitsets were last touched in the row updates, long
+            // evicted: ask for the word a few adoptions ahead.
+            if let Some(&(k, i)) = adoptions.get(p + AHEAD) {
+                prefetch_word(&self.inn.holders[k as usize], i as usize);
+            }
             let (k, i) = (k as usize, i as usize);
             self.give(i, k);
             self.log_prod[i] += self.inn.value[k];
@@ -1487,6 +1492,24 @@ impl DiffuseInputs<'_> {
             }
             row.e[i] = e;
         }
+    }
+}
+
+/// How many adoptions ahead the bookkeeping asks for the holder bitsets.
+const AHEAD: usize = 16;
+
+/// Ask the cache for the word of `set` holding bit i (a hint; no value
+/// changes).
+#[inline]
+fn prefetch_word(set: &FixedBitSet, i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(word) = set.as_slice().get(i / usize::BITS as usize) {
+        // SAFETY: a prefetch never faults or writes.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                std::ptr::from_ref(word).cast(),
+            )
+        };
     }
 }
 
