@@ -1456,42 +1456,58 @@ impl DiffuseInputs<'_> {
             d
         });
         let holders = self.holders[k].as_slice();
-        for &i in &self.moved.to {
-            let i = i as usize;
-            if self.holders[k].contains(i) {
+        let m = &self.moved;
+        // Moved recipients that lack the innovation, ascending.
+        for (w, (&to, &h)) in m.to_mask.iter().zip(holders).enumerate() {
+            let mut lacking = to & !h;
+            while lacking != 0 {
+                let i = w * usize::BITS as usize + lacking.trailing_zeros() as usize;
+                lacking &= lacking - 1;
+                self.correct::<V3>(i, holders, d, &mut row.e);
+            }
+        }
+    }
+
+    /// Add to `e[i]` the changes `d` of the moved pairs j -> i whose source
+    /// holds the innovation (bits of `holders`), in ascending j; `e` is
+    /// not touched when there are none.
+    #[inline(always)]
+    fn correct<const V3: bool>(&self, i: usize, holders: &[usize], d: &[f64], e: &mut [f64]) {
+        let m = &self.moved;
+        let words = m.word_start[i]..m.word_start[i + 1];
+        if m.word[words.clone()]
+            .iter()
+            .zip(&m.bits[words.clone()])
+            .all(|(&w, &b)| holders[w as usize] & b == 0)
+        {
+            return;
+        }
+        let base = m.start[i];
+        let mut sum = e[i];
+        for at in words {
+            let (w, bits, rank) = (m.word[at] as usize, m.bits[at], m.rank[at]);
+            let h = holders[w];
+            #[cfg(target_arch = "x86_64")]
+            if V3 {
+                // SAFETY: V3 is only true in `update_row_v3`, which runs on
+                // CPUs with BMI2.
+                let mut packed = unsafe { pext(h, bits) };
+                let first = base + rank as usize;
+                while packed != 0 {
+                    sum += d[first + packed.trailing_zeros() as usize];
+                    packed &= packed - 1;
+                }
                 continue;
             }
-            let base = self.moved.start[i];
-            let mut e = row.e[i];
-            for at in self.moved.word_start[i]..self.moved.word_start[i + 1] {
-                let (w, m, rank) = (
-                    self.moved.word[at] as usize,
-                    self.moved.bits[at],
-                    self.moved.rank[at],
-                );
-                let h = holders[w];
-                #[cfg(target_arch = "x86_64")]
-                if V3 {
-                    // SAFETY: V3 is only true in `update_row_v3`, which
-                    // runs on CPUs with BMI2.
-                    let mut packed = unsafe { pext(h, m) };
-                    let first = base + rank as usize;
-                    while packed != 0 {
-                        e += d[first + packed.trailing_zeros() as usize];
-                        packed &= packed - 1;
-                    }
-                    continue;
-                }
-                let mut bits = h & m;
-                while bits != 0 {
-                    let b = bits.trailing_zeros();
-                    let below = (m & ((1usize << b) - 1)).count_ones();
-                    e += d[base + (rank + below) as usize];
-                    bits &= bits - 1;
-                }
+            let mut hit = h & bits;
+            while hit != 0 {
+                let b = hit.trailing_zeros();
+                let below = (bits & ((1usize << b) - 1)).count_ones();
+                sum += d[base + (rank + below) as usize];
+                hit &= hit - 1;
             }
-            row.e[i] = e;
         }
+        e[i] = sum;
     }
 }
 
@@ -1526,8 +1542,9 @@ unsafe fn pext(h: usize, m: usize) -> usize {
 
 /// Linked pairs whose weight moved since last step, by recipient.
 struct Moved {
-    /// Recipients with any moved source, ascending.
+    /// Recipients with any moved source, ascending, and as bitset words.
     to: Vec<u32>,
+    to_mask: Vec<usize>,
     /// Moved sources, by recipient then ascending; recipient i's are
     /// `sources[start[i]..start[i + 1]]`.
     sources: Vec<u32>,
@@ -1552,6 +1569,7 @@ impl Moved {
     fn new(changed: &[FixedBitSet], slot: &[u32], n: usize) -> Self {
         let mut m = Moved {
             to: Vec::new(),
+            to_mask: vec![0; n.div_ceil(usize::BITS as usize)],
             sources: Vec::new(),
             start: vec![0; n + 1],
             word_start: vec![0; n + 1],
@@ -1564,6 +1582,7 @@ impl Moved {
             if let Some(c) = changed.get(i) {
                 if !c.is_clear() {
                     m.to.push(i as u32);
+                    m.to_mask[i / usize::BITS as usize] |= 1 << (i % usize::BITS as usize);
                     let mut count = 0;
                     for (w, &word) in c.as_slice().iter().enumerate() {
                         if word != 0 {
