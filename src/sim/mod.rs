@@ -123,6 +123,9 @@ pub struct Simulation<'a> {
     sector_count: Vec<u64>,
     /// Per innovation, its non-holders' exposures and residuals.
     rows: Vec<Row>,
+    /// Bloc of each country (a compact copy: the adoption bookkeeping
+    /// reads it for every adoption).
+    bloc: Vec<u32>,
     /// Per country i, the countries j != i with a positive contact share
     /// w~_ij (co-invention partners), ascending.
     partners: Vec<Vec<u32>>,
@@ -197,6 +200,7 @@ impl<'a> Simulation<'a> {
             held_by_sector: vec![0; n * s_count],
             sector_count: vec![0; s_count],
             rows: Vec::new(),
+            bloc: sc.world.countries.iter().map(|c| c.bloc as u32).collect(),
             partners: (0..n)
                 .map(|i| {
                     (0..n)
@@ -675,11 +679,11 @@ impl<'a> Simulation<'a> {
             self.give(i, k);
             self.log_prod[i] += self.inn.value[k];
             let lag = u64::from(t - self.inn.birth[k]);
-            let origin_bloc = self.sc.world.countries[self.inn.origin[k] as usize].bloc;
+            let origin_bloc = self.bloc[self.inn.origin[k] as usize];
             let tl = &mut self.tally[i];
             tl.count += 1;
             tl.lag_sum += lag;
-            if origin_bloc == self.sc.world.countries[i].bloc {
+            if origin_bloc == self.bloc[i] {
                 tl.within_count += 1;
                 tl.within_lag += lag;
             } else {
