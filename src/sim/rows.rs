@@ -268,8 +268,9 @@ pub(crate) struct Row {
     /// List mode: the countries of the entries of `r`, ascending. Empty
     /// while the row is dense.
     idx: Vec<u32>,
-    /// Exposure by country: n values, or none when retired.
-    pub e: Vec<f64>,
+    /// Exposure by country (f32: see ARCHITECTURE.md), n values, or none
+    /// when retired.
+    pub e: Vec<f32>,
     /// Countries without the innovation.
     alive: usize,
     list: bool,
@@ -350,7 +351,7 @@ impl Row {
         } else {
             *self.r.get(i)?
         };
-        (r != f64::INFINITY).then(|| self.e[i])
+        (r != f64::INFINITY).then(|| f64::from(self.e[i]))
     }
 
     /// Add the rows of a class matrix of `sources`, in their order, to the
@@ -377,7 +378,7 @@ impl Row {
                         None => x,
                     };
                     // SAFETY: link targets are countries, below n = e.len().
-                    unsafe { *self.e.get_unchecked_mut(i as usize) += v };
+                    unsafe { *self.e.get_unchecked_mut(i as usize) += v as f32 };
                 }
             }
             return;
@@ -396,7 +397,7 @@ impl Row {
                 let i = i as usize;
                 let mut acc = self.e[i];
                 for j in sources.clone() {
-                    acc += term(j, i);
+                    acc += term(j, i) as f32;
                 }
                 self.e[i] = acc;
             }
@@ -406,7 +407,7 @@ impl Row {
         // slots j * n + block are added.
         let whole = n / BLOCK * BLOCK;
         for (b, e) in self.e[..whole].chunks_exact_mut(BLOCK).enumerate() {
-            let e: &mut [f64; BLOCK] = e.try_into().expect("block");
+            let e: &mut [f32; BLOCK] = e.try_into().expect("block");
             let mut acc = *e;
             let at = b * BLOCK;
             for j in sources.clone() {
@@ -416,12 +417,12 @@ impl Row {
                     Some(g) => {
                         let g: &[f64; BLOCK] = g[from..from + BLOCK].try_into().expect("block");
                         for l in 0..BLOCK {
-                            acc[l] += (a[l] * boost) * g[l];
+                            acc[l] += ((a[l] * boost) * g[l]) as f32;
                         }
                     }
                     None => {
                         for l in 0..BLOCK {
-                            acc[l] += a[l] * boost;
+                            acc[l] += (a[l] * boost) as f32;
                         }
                     }
                 }
@@ -431,7 +432,7 @@ impl Row {
         for i in whole..n {
             let mut acc = self.e[i];
             for j in sources.clone() {
-                acc += term(j, i);
+                acc += term(j, i) as f32;
             }
             self.e[i] = acc;
         }
@@ -450,7 +451,10 @@ impl Row {
             for (r, &i) in self.r.iter_mut().zip(&self.idx) {
                 // Dead entries stay infinite.
                 // SAFETY: every entry's country is below n = e.len().
-                *r -= h.at(i as usize, unsafe { *e.get_unchecked(i as usize) });
+                *r -= h.at(
+                    i as usize,
+                    f64::from(unsafe { *e.get_unchecked(i as usize) }),
+                );
                 if *r <= 0.0 {
                     out.push((k, i));
                     *r = f64::INFINITY;
@@ -470,7 +474,7 @@ impl Row {
                 return;
             }
             for i in 0..n {
-                r[i] -= ba[i] * e[i].max(0.0) + h.nu * a[i];
+                r[i] -= ba[i] * f64::from(e[i]).max(0.0) + h.nu * a[i];
                 if r[i] <= 0.0 {
                     out.push((k, i as u32));
                     r[i] = f64::INFINITY;
@@ -542,7 +546,7 @@ impl Row {
 #[inline]
 unsafe fn sweep_avx2(
     r: &mut [f64],
-    e: &[f64],
+    e: &[f32],
     ba: &[f64],
     a: &[f64],
     nu: f64,
@@ -561,7 +565,7 @@ unsafe fn sweep_avx2(
         // SAFETY: callers keep at + 4 <= n, the length of all four slices;
         // unaligned loads and stores; `r` is only reached through `rp`.
         unsafe {
-            let ev = _mm256_max_pd(_mm256_loadu_pd(ep.add(at)), zero);
+            let ev = _mm256_max_pd(_mm256_cvtps_pd(_mm_loadu_ps(ep.add(at))), zero);
             let h = _mm256_add_pd(
                 _mm256_mul_pd(_mm256_loadu_pd(bp.add(at)), ev),
                 _mm256_mul_pd(nu4, _mm256_loadu_pd(ap.add(at))),
@@ -599,7 +603,7 @@ unsafe fn sweep_avx2(
     }
     while i < n {
         // SAFETY: i < n.
-        let (x, ev, b, av) = unsafe { (*rp.add(i), *ep.add(i), *bp.add(i), *ap.add(i)) };
+        let (x, ev, b, av) = unsafe { (*rp.add(i), f64::from(*ep.add(i)), *bp.add(i), *ap.add(i)) };
         let x = x - (b * ev.max(0.0) + nu * av);
         // SAFETY: i < n.
         unsafe { *rp.add(i) = x };
