@@ -7,7 +7,8 @@
 //! innovation's birth; each step the pair's cumulative hazard grows by
 //! beta * a_i * E_ik + nu_s * a_i and the pair adopts when it crosses the
 //! threshold, which gives exactly P_ik = 1 - exp(-hazard) per step. Exposure
-//! E_ik is kept up to date incrementally: a new holder adds its weight once;
+//! E_ik (stored in f32) is kept up to date incrementally: a new holder adds
+//! its weight once;
 //! a pair whose weight moved (trust, chilling) adds the difference to the
 //! innovations it carries; an innovation whose gate class changed (scope
 //! schedules, regimes starting or ending) is recomputed from its holders.

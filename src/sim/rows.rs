@@ -1,6 +1,7 @@
-//! Storage of the diffusion state: one compact row per live innovation
-//! holding only its non-holders, and the network's links in the layout the
-//! exposure updates read.
+//! Storage of the diffusion state: one row per live innovation (f32
+//! exposures by country; residuals by country while many countries lack
+//! it, a compact list of its non-holders after), and the network's links
+//! in the layout the exposure updates read.
 
 use ndarray::Array2;
 
