@@ -385,13 +385,7 @@ impl Row {
             return;
         }
         assert!(m.a.len() >= n * n);
-        let term = |j: usize, i: usize| {
-            let x = m.a[j * n + i] * boost;
-            match m.gates_of(j) {
-                Some(g) => x * g[j * n + i],
-                None => x,
-            }
-        };
+        let term = |j: usize, i: usize| m.at(j * n + i);
         if self.list {
             // Few non-holders: only theirs.
             for &i in &self.idx {
@@ -465,17 +459,17 @@ impl Row {
         } else {
             // Holders and adopters stay infinite.
             let n = self.r.len();
-            let (r, e, ba, a) = (&mut self.r[..n], &e[..n], &h.ba[..n], &h.a[..n]);
+            let (r, e) = (&mut self.r[..n], &e[..n]);
             #[cfg(target_arch = "x86_64")]
             if AVX2 {
                 // SAFETY: AVX2 is only true in code compiled for CPUs
                 // with AVX2 (`update_row_v3`).
-                adopted = unsafe { sweep_avx2(r, e, ba, a, h.nu, k, out) };
+                adopted = unsafe { sweep_avx2(r, e, h, k, out) };
                 self.alive -= adopted;
                 return;
             }
             for i in 0..n {
-                r[i] -= ba[i] * f64::from(e[i]).max(0.0) + h.nu * a[i];
+                r[i] -= h.at(i, f64::from(e[i]));
                 if r[i] <= 0.0 {
                     out.push((k, i as u32));
                     r[i] = f64::INFINITY;
@@ -533,8 +527,8 @@ impl Row {
 }
 
 /// The dense hazard sweep of [`Row::step`], four countries at a time:
-/// `r[i] -= ba[i] * max(e[i], 0) + nu * a[i]`, the same IEEE operations in
-/// the same order as the scalar loop (a maximum, then separate multiplies,
+/// `r[i] -= ba[i] * max(e[i], 0) + nu * a[i]` ([`Hazard`]), the same IEEE
+/// operations in the same order as the scalar loop (a maximum, then separate multiplies,
 /// an add and a subtract: nothing fused), so the same bits. (The maximum
 /// may differ from `f64::max` only in the sign of a zero, which the
 /// product with `ba >= 0` and the sum with `nu * a >= 0` then erase.)
@@ -548,18 +542,16 @@ impl Row {
 unsafe fn sweep_avx2(
     r: &mut [f64],
     e: &[f32],
-    ba: &[f64],
-    a: &[f64],
-    nu: f64,
+    h: Hazard<'_>,
     k: u32,
     out: &mut Vec<(u32, u32)>,
 ) -> usize {
     use std::arch::x86_64::*;
     let n = r.len();
-    assert!(e.len() == n && ba.len() == n && a.len() == n);
-    let (rp, ep, bp, ap) = (r.as_mut_ptr(), e.as_ptr(), ba.as_ptr(), a.as_ptr());
+    assert!(e.len() == n && h.ba.len() >= n && h.a.len() >= n);
+    let (rp, ep, bp, ap) = (r.as_mut_ptr(), e.as_ptr(), h.ba.as_ptr(), h.a.as_ptr());
     let zero = _mm256_setzero_pd();
-    let nu4 = _mm256_set1_pd(nu);
+    let nu4 = _mm256_set1_pd(h.nu);
     // Four countries from `at`: their new residuals stored, and which
     // reached 0.
     let four = |at: usize| -> u64 {
@@ -604,8 +596,7 @@ unsafe fn sweep_avx2(
     }
     while i < n {
         // SAFETY: i < n.
-        let (x, ev, b, av) = unsafe { (*rp.add(i), f64::from(*ep.add(i)), *bp.add(i), *ap.add(i)) };
-        let x = x - (b * ev.max(0.0) + nu * av);
+        let x = unsafe { *rp.add(i) - h.at(i, f64::from(*ep.add(i))) };
         // SAFETY: i < n.
         unsafe { *rp.add(i) = x };
         adopt(i, u64::from(x <= 0.0));
