@@ -69,6 +69,25 @@ pub fn stream(
 }
 
 /// A uniform draw in [0, 1) from exactly one u64 (53 bits).
+/// Move `rng` to word `pos` of its stream, as `set_word_pos` does. A short
+/// step forward reads and discards the words in between instead (the same
+/// position, so the same draws follow): `set_word_pos` always regenerates
+/// the 256-byte block buffer, which dominates when draws are made at many
+/// nearby positions.
+#[inline]
+pub fn seek(rng: &mut ChaCha8Rng, pos: u128) {
+    /// Words one buffer holds (four 16-word ChaCha blocks).
+    const BUFFER: u128 = 64;
+    let now = rng.get_word_pos();
+    if pos >= now && pos - now < BUFFER {
+        for _ in now..pos {
+            rng.next_u32();
+        }
+    } else {
+        rng.set_word_pos(pos);
+    }
+}
+
 #[inline]
 pub fn uniform(rng: &mut ChaCha8Rng) -> f64 {
     (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
@@ -149,6 +168,21 @@ mod tests {
         let mut ra = stream(1, 2, Purpose::Perception, 9, 4);
         ra.set_word_pos(4 * 3);
         assert_eq!(normal(&mut ra), draws[3]);
+    }
+
+    #[test]
+    fn seek_matches_set_word_pos_forward_and_back() {
+        let reference: Vec<u32> = {
+            let mut r = stream(5, 1, Purpose::Perception, 2, 3);
+            (0..400).map(|_| r.next_u32()).collect()
+        };
+        let mut r = stream(5, 1, Purpose::Perception, 2, 3);
+        // Forward within a buffer, across its end, far ahead, back, in place.
+        for pos in [0u128, 4, 5, 63, 64, 70, 130, 333, 12, 12, 399] {
+            seek(&mut r, pos);
+            assert_eq!(r.get_word_pos(), pos);
+            assert_eq!(r.next_u32(), reference[pos as usize], "word {pos}");
+        }
     }
 
     #[test]

@@ -1089,7 +1089,7 @@ impl<'a> Simulation<'a> {
                     *out = if r == 0.0 || sd == 0.0 {
                         r.min(1.0)
                     } else {
-                        stream.set_word_pos(4 * j as u128);
+                        rng::seek(&mut stream, 4 * j as u128);
                         let z = rng::normal(&mut stream);
                         (r * (sd * z - sd * sd / 2.0).exp()).min(1.0)
                     };
