@@ -17,7 +17,6 @@ pub mod metrics;
 pub mod policy;
 mod rows;
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use fixedbitset::FixedBitSet;
@@ -967,55 +966,66 @@ impl<'a> Simulation<'a> {
         out
     }
 
-    /// Births of step t (MODEL.md section 2).
+    /// Births of step t (MODEL.md section 2). Countries draw from their own
+    /// streams, so they are handled in parallel and joined in country order.
     fn births(&self, t: u32) -> Vec<Birth> {
-        let sc = self.sc;
-        let n = self.n;
-        let coop = &sc.cooperation;
         let intensity = self.arrival_intensities();
-        let mut cache: HashMap<(usize, usize), (Vec<f64>, f64)> = HashMap::new();
+        let per_country: Vec<Vec<Birth>> = (0..self.n)
+            .into_par_iter()
+            .map(|i| self.births_of(t, i, self.lambda * intensity[i]))
+            .collect();
+        per_country.into_iter().flatten().collect()
+    }
+
+    /// Country i's births at step t, given its arrival rate.
+    fn births_of(&self, t: u32, i: usize, rate: f64) -> Vec<Birth> {
+        let sc = self.sc;
+        let coop = &sc.cooperation;
         let mut out = Vec::new();
-        let sector_shares: Vec<f64> = sc.sectors.iter().map(|s| s.share).collect();
-        for i in 0..n {
-            let rate = self.lambda * intensity[i];
-            if rate <= 0.0 {
-                continue;
+        if rate <= 0.0 {
+            return out;
+        }
+        let mut stream = rng::stream(sc.seed, self.replication, Purpose::Arrival, t, i as u32);
+        let count = Poisson::new(rate)
+            .map(|p| p.sample(&mut stream) as u64)
+            .unwrap_or(0);
+        let country = &sc.world.countries[i];
+        let sector_shares: Vec<f64>;
+        let shares = match country.specialization.as_deref() {
+            Some(v) => v,
+            None => {
+                sector_shares = sc.sectors.iter().map(|s| s.share).collect();
+                &sector_shares
             }
-            let mut stream = rng::stream(sc.seed, self.replication, Purpose::Arrival, t, i as u32);
-            let count = Poisson::new(rate)
-                .map(|p| p.sample(&mut stream) as u64)
-                .unwrap_or(0);
-            let country = &sc.world.countries[i];
-            let shares = country.specialization.as_deref().unwrap_or(&sector_shares);
-            for _ in 0..count {
-                let s = rng::weighted_index(shares, 1.0, rng::uniform(&mut stream));
-                let q = self.q0 * sc.sectors[s].step_scale * rng::exp1(&mut stream);
-                let u = rng::uniform(&mut stream);
-                let u_coinvent = rng::uniform(&mut stream);
-                let u_partner = rng::uniform(&mut stream);
-                let (v, total) = cache
-                    .entry((i, s))
-                    .or_insert_with(|| self.partner_weights(i, s));
-                let boost = if coop.positive_list[s] {
-                    1.0 + coop.incentive
-                } else {
-                    1.0
-                };
-                let p = (country.openness * sc.innovation.coinvention * boost * *total).min(1.0);
-                let coinventor = if u_coinvent < p && *total > 0.0 {
-                    let partners = self.partners[i].iter().map(|&j| j as usize);
-                    rng::weighted_pick(partners.zip(v.iter().copied()), *total, u_partner) as u32
-                } else {
-                    NONE
-                };
-                out.push(Birth {
-                    sector: s,
-                    origin: i,
-                    coinventor,
-                    value: sc.sectors[s].weight * q,
-                    u,
-                });
-            }
+        };
+        // Partner weights per sector, computed when first needed.
+        let mut cache: Vec<Option<(Vec<f64>, f64)>> = vec![None; sc.sectors.len()];
+        for _ in 0..count {
+            let s = rng::weighted_index(shares, 1.0, rng::uniform(&mut stream));
+            let q = self.q0 * sc.sectors[s].step_scale * rng::exp1(&mut stream);
+            let u = rng::uniform(&mut stream);
+            let u_coinvent = rng::uniform(&mut stream);
+            let u_partner = rng::uniform(&mut stream);
+            let (v, total) = cache[s].get_or_insert_with(|| self.partner_weights(i, s));
+            let boost = if coop.positive_list[s] {
+                1.0 + coop.incentive
+            } else {
+                1.0
+            };
+            let p = (country.openness * sc.innovation.coinvention * boost * *total).min(1.0);
+            let coinventor = if u_coinvent < p && *total > 0.0 {
+                let partners = self.partners[i].iter().map(|&j| j as usize);
+                rng::weighted_pick(partners.zip(v.iter().copied()), *total, u_partner) as u32
+            } else {
+                NONE
+            };
+            out.push(Birth {
+                sector: s,
+                origin: i,
+                coinventor,
+                value: sc.sectors[s].weight * q,
+                u,
+            });
         }
         out
     }
