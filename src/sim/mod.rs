@@ -238,6 +238,7 @@ impl<'a> Simulation<'a> {
             verify_exposure: false,
             portable_only: false,
         };
+        sim.sync_members();
         sim.view = sim.policy_view(0);
         sim.a_prev = sim.contact_weights();
         sim.chilled_prev = sim.chilled_slots();
@@ -321,9 +322,17 @@ impl<'a> Simulation<'a> {
             .collect()
     }
 
+    /// List the controllers and targets of regimes added since last call.
+    fn sync_members(&mut self) {
+        for r in &self.regimes[self.members.len()..] {
+            let list = |v: &[bool]| (0..self.n as u32).filter(|&x| v[x as usize]).collect();
+            self.members.push((list(&r.controllers), list(&r.targets)));
+        }
+    }
+
     fn policy_view(&self, step: u32) -> PolicyView {
         match self.variant {
-            Variant::Policy => PolicyView::build(self.sc, &self.regimes, step),
+            Variant::Policy => PolicyView::build(self.sc, &self.regimes, &self.members, step),
             Variant::Counterfactual => PolicyView::empty(self.n, self.sc.sectors.len()),
         }
     }
@@ -556,6 +565,7 @@ impl<'a> Simulation<'a> {
     pub fn step(&mut self) -> StepRecord {
         let t = self.step + 1;
         let n = self.n;
+        self.sync_members();
         let next_view = self.policy_view(t);
         self.view = next_view;
         let a_cur = self.contact_weights();
@@ -827,10 +837,7 @@ impl<'a> Simulation<'a> {
     /// then applies), so that M^c(j, i) = (a_ji * boost_s) * gate_c(j, i).
     /// Classes used neither now nor last step are dropped.
     fn build_gates(&mut self, keys: &[u32]) {
-        for r in &self.regimes[self.members.len()..] {
-            let list = |v: &[bool]| (0..self.n as u32).filter(|&x| v[x as usize]).collect();
-            self.members.push((list(&r.controllers), list(&r.targets)));
-        }
+        debug_assert_eq!(self.members.len(), self.regimes.len());
         let classes = self.interner.descs.len();
         self.gates.resize(classes, None);
         let mut used = vec![false; classes];

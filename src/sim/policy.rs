@@ -48,7 +48,15 @@ impl PolicyView {
         }
     }
 
-    pub fn build(sc: &Scenario, regimes: &[ExportControl], step: u32) -> PolicyView {
+    /// The view at `step`. `members[r]`: regime r's controllers and its
+    /// targets, ascending (the same as its flags, as lists).
+    pub fn build(
+        sc: &Scenario,
+        regimes: &[ExportControl],
+        members: &[(Vec<u32>, Vec<u32>)],
+        step: u32,
+    ) -> PolicyView {
+        debug_assert_eq!(members.len(), regimes.len());
         let n = sc.world.len();
         let s_count = sc.sectors.len();
         let mut view = PolicyView::empty(n, s_count);
@@ -88,30 +96,40 @@ impl PolicyView {
                 .collect();
             view.breakpoints[s] = bp;
         }
-        // Directed pairs restricted by each active regime.
-        let mut pairs: Vec<(u32, u32)> = Vec::new();
-        for (a, &r) in view.active.iter().enumerate() {
-            let reg = &regimes[r as usize];
-            let ctrl: Vec<usize> = (0..n).filter(|&j| reg.controllers[j]).collect();
-            for i in (0..n).filter(|&i| reg.targets[i]) {
-                view.affected[i] = true;
-                for &j in &ctrl {
-                    pairs.push(((i * n + j) as u32, a as u32));
-                }
-            }
-            for &j in &ctrl {
-                view.controllers[j] = true;
-            }
-        }
-        pairs.sort_unstable();
+        // Directed pairs restricted by each active regime, as CSR by pair
+        // (a counting sort: filled in ascending `a`, so each pair's list is
+        // ascending).
+        let pairs_of = |a: usize| {
+            let (ctrl, targets) = &members[view.active[a] as usize];
+            targets
+                .iter()
+                .flat_map(move |&i| ctrl.iter().map(move |&j| i as usize * n + j as usize))
+        };
         let mut start = vec![0u32; n * n + 1];
-        for &(p, _) in &pairs {
-            start[p as usize + 1] += 1;
+        for a in 0..view.active.len() {
+            for p in pairs_of(a) {
+                start[p + 1] += 1;
+            }
         }
         for p in 0..n * n {
             start[p + 1] += start[p];
         }
-        view.pair_list = pairs.into_iter().map(|(_, a)| a).collect();
+        let mut fill = start.clone();
+        let mut list = vec![0u32; start[n * n] as usize];
+        for a in 0..view.active.len() {
+            for p in pairs_of(a) {
+                list[fill[p] as usize] = a as u32;
+                fill[p] += 1;
+            }
+            let (ctrl, targets) = &members[view.active[a] as usize];
+            for &i in targets {
+                view.affected[i as usize] = true;
+            }
+            for &j in ctrl {
+                view.controllers[j as usize] = true;
+            }
+        }
+        view.pair_list = list;
         view.pair_start = start;
         view
     }
