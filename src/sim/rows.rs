@@ -159,26 +159,37 @@ impl Gates {
 pub(crate) struct Eff {
     pub g: Vec<f64>,
     pub ones: Vec<bool>,
+    /// Per source: how many of its gates are not 1.
+    not_one: Vec<u32>,
 }
 
 impl Eff {
     pub fn new(g: Vec<f64>, links: &Links) -> Self {
-        let ones = (0..links.n)
-            .map(|j| links.slots(j).all(|at| g[at] == 1.0))
+        let not_one: Vec<u32> = (0..links.n)
+            .map(|j| links.slots(j).filter(|&at| g[at] != 1.0).count() as u32)
             .collect();
-        Eff { g, ones }
+        Eff {
+            ones: not_one.iter().map(|&c| c == 0).collect(),
+            g,
+            not_one,
+        }
     }
 
     /// Set the gates of `slots` to `gate(slot)` and update the sources they
     /// belong to.
     pub fn patch(&mut self, links: &Links, slots: &[usize], gate: impl Fn(usize) -> f64) {
         for &at in slots {
-            self.g[at] = gate(at);
-        }
-        let mut sources: Vec<usize> = slots.iter().map(|&at| links.source_of(at)).collect();
-        sources.dedup();
-        for j in sources {
-            self.ones[j] = links.slots(j).all(|at| self.g[at] == 1.0);
+            let (old, new) = (self.g[at], gate(at));
+            self.g[at] = new;
+            if (old == 1.0) != (new == 1.0) {
+                let j = links.source_of(at);
+                if new == 1.0 {
+                    self.not_one[j] -= 1;
+                } else {
+                    self.not_one[j] += 1;
+                }
+                self.ones[j] = self.not_one[j] == 0;
+            }
         }
     }
 }
