@@ -140,13 +140,6 @@ struct RunArgs {
 const MAX_THREADS: usize = 1024;
 
 fn main() -> ExitCode {
-    struct D;
-    impl Drop for D {
-        fn drop(&mut self) {
-            techdiff::sim::dump_counters();
-        }
-    }
-    let _d = D;
     techdiff::alloc::tune();
     let cli = Cli::parse();
     let result = match cli.command {

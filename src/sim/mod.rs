@@ -153,6 +153,10 @@ pub struct Simulation<'a> {
     effs_prev: Vec<Option<Arc<Eff>>>,
     /// Which classes `effs_prev` holds.
     effs_known_prev: Vec<bool>,
+    /// The effective gates of two steps ago (buffers to patch and reuse),
+    /// and the slots whose chilled flag moved last step.
+    effs_spare: Vec<Option<Arc<Eff>>>,
+    chill_moved_prev: Vec<usize>,
     /// a_ji = w_ji * T_ij^mu of the previous step, at the slots of [`Links`].
     a_prev: Vec<f64>,
     /// The trust each slot of `a_prev` was computed from.
@@ -225,6 +229,8 @@ impl<'a> Simulation<'a> {
             chilled_prev: Vec::new(),
             effs_prev: Vec::new(),
             effs_known_prev: Vec::new(),
+            effs_spare: Vec::new(),
+            chill_moved_prev: Vec::new(),
             a_prev: Vec::new(),
             trust_used: Vec::new(),
             events: Vec::new(),
@@ -725,7 +731,8 @@ impl<'a> Simulation<'a> {
 
         self.key_prev = key_cur;
         self.chilled_prev = chilled_cur;
-        self.effs_prev = effs_cur;
+        self.effs_spare = std::mem::replace(&mut self.effs_prev, effs_cur);
+        self.chill_moved_prev = chill_moved;
         self.effs_known_prev = vec![false; self.effs_prev.len()];
         for &k in &self.key_prev {
             if k != NONE {
@@ -923,10 +930,12 @@ impl<'a> Simulation<'a> {
 
     /// Effective gates of the classes in use (see [`Gates::effective`]),
     /// kept from last step unless the chilled pairs moved.
-    /// `chill_moved`: the slots whose chilled flag changed since last step;
-    /// a class kept from last step is patched there.
+    /// `chill_moved`: the slots whose chilled flag changed since last step.
+    /// When they did, a class's buffer of two steps ago (`effs_spare`, if
+    /// no one else holds it) is patched where the flags moved since then;
+    /// failing that, last step's is copied and patched.
     fn effective_gates(
-        &self,
+        &mut self,
         keys: &[u32],
         chilled: &[bool],
         chill_moved: &[usize],
@@ -938,30 +947,52 @@ impl<'a> Simulation<'a> {
                 used[k as usize] = true;
             }
         }
-        let ids: Vec<usize> = (0..classes).filter(|&c| used[c]).collect();
-        let built: Vec<(usize, Option<Arc<Eff>>)> = ids
-            .par_iter()
-            .map(|&c| {
-                let gates = self.gates[c]
+        let mut since_spare: Vec<usize> = self
+            .chill_moved_prev
+            .iter()
+            .chain(chill_moved)
+            .copied()
+            .collect();
+        since_spare.sort_unstable();
+        since_spare.dedup();
+        let mut spare = std::mem::take(&mut self.effs_spare);
+        let jobs: Vec<(usize, Option<Arc<Eff>>)> = (0..classes)
+            .filter(|&c| used[c])
+            .map(|c| (c, spare.get_mut(c).and_then(Option::take)))
+            .collect();
+        drop(spare);
+        let this = &*self;
+        let built: Vec<(usize, Option<Arc<Eff>>)> = jobs
+            .into_par_iter()
+            .map(|(c, old)| {
+                let gates = this.gates[c]
                     .as_deref()
                     .expect("gates built for classes in use");
-                let known = self.effs_known_prev.get(c) == Some(&true);
-                let eff = match &self.effs_prev.get(c) {
-                    Some(Some(prev)) if known => {
-                        if chill_moved.is_empty() {
-                            Some(prev.clone())
-                        } else {
-                            let mut v = Eff::clone(prev);
-                            v.patch(&self.links, chill_moved, |at| {
-                                gates.effective_at(at, chilled[at])
-                            });
-                            Some(Arc::new(v))
-                        }
+                let known = this.effs_known_prev.get(c) == Some(&true);
+                let prev = this.effs_prev.get(c).filter(|_| known);
+                if chill_moved.is_empty() {
+                    match prev {
+                        Some(Some(p)) => return (c, Some(p.clone())),
+                        Some(None) => return (c, None),
+                        None => {}
                     }
-                    Some(None) if known && chill_moved.is_empty() => None,
+                }
+                let gate_at = |at: usize| gates.effective_at(at, chilled[at]);
+                if let Some(mut a) = old {
+                    if let Some(v) = Arc::get_mut(&mut a) {
+                        v.patch(&this.links, &since_spare, gate_at);
+                        return (c, Some(a));
+                    }
+                }
+                let eff = match prev {
+                    Some(Some(p)) => {
+                        let mut v = Eff::clone(p);
+                        v.patch(&this.links, chill_moved, gate_at);
+                        Some(Arc::new(v))
+                    }
                     _ => gates
                         .effective(chilled)
-                        .map(|g| Arc::new(Eff::new(g, &self.links))),
+                        .map(|g| Arc::new(Eff::new(g, &this.links))),
                 };
                 (c, eff)
             })
