@@ -640,7 +640,7 @@ impl<'a> Simulation<'a> {
             a_cur: &a_cur,
             effs_prev: &self.effs_prev,
             effs_cur: &effs_cur,
-            moved: Moved::new(&changed, &self.links.slot, n),
+            moved: Moved::new(&changed, &self.links.slot, n, &self.a_prev, &a_cur),
             deltas: (0..self.gates.len()).map(|_| OnceLock::new()).collect(),
             beta_a: absorptive
                 .iter()
@@ -1403,7 +1403,8 @@ struct DiffuseInputs<'s> {
     moved: Moved,
     /// Per class, the change of its matrix at every moved pair, in the
     /// order of `moved.sources`; made by the first row that needs it.
-    deltas: Vec<OnceLock<Vec<f64>>>,
+    /// Stored in f32: each is only ever added to an f32 exposure.
+    deltas: Vec<OnceLock<Vec<f32>>>,
     /// beta * a_i and a_i per country.
     beta_a: Vec<f64>,
     absorptive: Vec<f64>,
@@ -1509,10 +1510,11 @@ impl DiffuseInputs<'_> {
         let c = self.key_cur[k];
         let d = self.deltas[c as usize].get_or_init(|| {
             let (cur, prev) = (self.m_cur(c), self.m_prev(c));
-            let mut d = vec![0.0; self.moved.sources.len()];
-            for &(at, q) in &self.moved.by_slot {
+            let m = &self.moved;
+            let mut d = vec![0.0; m.sources.len()];
+            for ((&(at, q), &a_cur), &a_prev) in m.by_slot.iter().zip(&m.a_cur).zip(&m.a_prev) {
                 let at = at as usize;
-                d[q as usize] = cur.at(at) - prev.at(at);
+                d[q as usize] = (cur.at_with(a_cur, at) - prev.at_with(a_prev, at)) as f32;
             }
             d
         });
@@ -1533,7 +1535,7 @@ impl DiffuseInputs<'_> {
     /// holds the innovation (bits of `holders`), in ascending j; `e` is
     /// not touched when there are none.
     #[inline(always)]
-    fn correct<const V3: bool>(&self, i: usize, holders: &[usize], d: &[f64], e: &mut [f32]) {
+    fn correct<const V3: bool>(&self, i: usize, holders: &[usize], d: &[f32], e: &mut [f32]) {
         let m = &self.moved;
         let words = m.word_start[i]..m.word_start[i + 1];
         if m.word[words.clone()]
@@ -1555,7 +1557,7 @@ impl DiffuseInputs<'_> {
                 let mut packed = unsafe { pext(h, bits) };
                 let first = base + rank as usize;
                 while packed != 0 {
-                    sum += d[first + packed.trailing_zeros() as usize] as f32;
+                    sum += d[first + packed.trailing_zeros() as usize];
                     packed &= packed - 1;
                 }
                 continue;
@@ -1564,7 +1566,7 @@ impl DiffuseInputs<'_> {
             while hit != 0 {
                 let b = hit.trailing_zeros();
                 let below = (bits & ((1usize << b) - 1)).count_ones();
-                sum += d[base + (rank + below) as usize] as f32;
+                sum += d[base + (rank + below) as usize];
                 hit &= hit - 1;
             }
         }
@@ -1622,12 +1624,16 @@ struct Moved {
     /// that reading per-slot arrays at them walks memory forward): each is
     /// (slot, index of the pair in `sources`).
     by_slot: Vec<(u32, u32)>,
+    /// The contact weights last step and now at the pairs of `by_slot`,
+    /// in its order (every class's changes read them: compact copies).
+    a_prev: Vec<f64>,
+    a_cur: Vec<f64>,
 }
 
 impl Moved {
     /// From per-recipient bitsets of moved sources (none at all in the
     /// counterfactual).
-    fn new(changed: &[FixedBitSet], slot: &[u32], n: usize) -> Self {
+    fn new(changed: &[FixedBitSet], slot: &[u32], n: usize, a_prev: &[f64], a_cur: &[f64]) -> Self {
         let mut m = Moved {
             to: Vec::new(),
             to_mask: vec![0; n.div_ceil(usize::BITS as usize)],
@@ -1638,6 +1644,8 @@ impl Moved {
             bits: Vec::new(),
             rank: Vec::new(),
             by_slot: Vec::new(),
+            a_prev: Vec::new(),
+            a_cur: Vec::new(),
         };
         for i in 0..n {
             if let Some(c) = changed.get(i) {
@@ -1667,6 +1675,16 @@ impl Moved {
             }
         }
         m.by_slot.sort_unstable();
+        m.a_prev = m
+            .by_slot
+            .iter()
+            .map(|&(at, _)| a_prev[at as usize])
+            .collect();
+        m.a_cur = m
+            .by_slot
+            .iter()
+            .map(|&(at, _)| a_cur[at as usize])
+            .collect();
         m
     }
 }

@@ -227,7 +227,13 @@ impl<'a> ClassMatrix<'a> {
 
     #[inline]
     pub fn at(&self, slot: usize) -> f64 {
-        let x = self.a[slot] * self.boost;
+        self.at_with(self.a[slot], slot)
+    }
+
+    /// [`ClassMatrix::at`] given the contact weight at the slot (`a[slot]`).
+    #[inline]
+    pub fn at_with(&self, a: f64, slot: usize) -> f64 {
+        let x = a * self.boost;
         match self.gate {
             Some(g) => x * g[slot],
             None => x,
