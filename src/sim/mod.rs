@@ -7,8 +7,9 @@
 //! innovation's birth; each step the pair's cumulative hazard grows by
 //! beta * a_i * E_ik + nu_s * a_i and the pair adopts when it crosses the
 //! threshold, which gives exactly P_ik = 1 - exp(-hazard) per step. Exposure
-//! E_ik (stored in f32) is kept up to date incrementally: a new holder adds
-//! its weight once;
+//! E_ik (stored in fixed point, [`rows::Fixed`], so that an incremental sum
+//! is the same bits as a fresh one) is kept up to date incrementally: a new
+//! holder adds its weight once;
 //! a pair whose weight moved (trust, chilling) adds the difference to the
 //! innovations it carries; an innovation whose gate class changed (scope
 //! schedules, regimes starting or ending) is recomputed from its holders.
@@ -28,7 +29,7 @@ use crate::model::{ExportControl, Scenario};
 use crate::rng::{self, Purpose};
 use metrics::{GroupKind, Layout, Metric};
 use policy::{KeyDesc, KeyInterner, PolicyView, expected_product};
-use rows::{ClassMatrix, Eff, Gates, Hazard, Links, Row};
+use rows::{ClassMatrix, Eff, Fixed, Gates, Hazard, Links, Row, fix};
 
 /// Which of the paired runs this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -116,6 +117,8 @@ pub struct Simulation<'a> {
     step: u32,
     lambda: f64,
     q0: f64,
+    /// 2^F, the fixed-point scale of exposures (see [`rows::fixed_scale`]).
+    scale: f64,
     inn: Innovations,
     held_count: Vec<u64>,
     /// held_by_sector[i * S + s].
@@ -199,6 +202,7 @@ impl<'a> Simulation<'a> {
             step: 0,
             lambda: 0.0,
             q0: 0.0,
+            scale: exposure_scale(sc),
             inn: Innovations::default(),
             held_count: vec![0; n],
             held_by_sector: vec![0; n * s_count],
@@ -644,8 +648,9 @@ impl<'a> Simulation<'a> {
             deltas: (0..self.gates.len()).map(|_| OnceLock::new()).collect(),
             beta_a: absorptive
                 .iter()
-                .map(|&a| self.sc.diffusion.beta * a)
+                .map(|&a| self.sc.diffusion.beta * a / self.scale)
                 .collect(),
+            scale: self.scale,
             absorptive,
             nu: self.sc.sectors.iter().map(|s| s.reinvention).collect(),
             #[cfg(target_arch = "x86_64")]
@@ -1334,7 +1339,7 @@ impl Simulation<'_> {
                 } else {
                     1.0
                 };
-                let direct: f64 = self.inn.holders[k]
+                let terms: Vec<f64> = self.inn.holders[k]
                     .ones()
                     .map(|j| {
                         sc.world.weights[[j, i]]
@@ -1342,7 +1347,8 @@ impl Simulation<'_> {
                             * self.direct_gate(j, i, k, t)
                             * boost
                     })
-                    .sum();
+                    .collect();
+                let direct: f64 = terms.iter().sum();
                 let Some(kept) = self.rows[k].exposure_of(i) else {
                     assert!(
                         adopted.binary_search(&(k as u32, i as u32)).is_ok(),
@@ -1350,12 +1356,15 @@ impl Simulation<'_> {
                     );
                     continue;
                 };
-                // Exposures are kept in f32, each term rounded before it is
-                // added: the kept sum may differ from the exact one by a few
-                // f32 roundings (2^-24 relative each) per update.
-                let kept = kept.max(0.0);
+                // Exposures are kept in fixed point, each term rounded to the
+                // nearest 2^-F once: the kept sum differs from the exact one
+                // by at most half a unit per term, whatever the updates
+                // (plus the f64 roundings of the direct evaluation).
+                let kept = f64::from(kept) / self.scale;
+                let allowed = (terms.len() as f64 * 0.5 + 1e-9) / self.scale
+                    + DIRECT_TOLERANCE * (1.0 + direct.abs());
                 assert!(
-                    (kept - direct).abs() <= EXPOSURE_TOLERANCE * (1.0 + direct.abs()),
+                    (kept - direct).abs() <= allowed,
                     "step {t}: exposure of country {i} to innovation {k} is {kept}, direct evaluation gives {direct}"
                 );
             }
@@ -1363,10 +1372,11 @@ impl Simulation<'_> {
     }
 }
 
-/// Largest relative difference allowed between a kept exposure and a direct
-/// evaluation of MODEL.md section 5 (see `check_exposures`): 32 f32
-/// roundings' worth.
-const EXPOSURE_TOLERANCE: f64 = 32.0 / (1u64 << 24) as f64;
+/// Relative difference allowed between a kept exposure and a direct
+/// evaluation of MODEL.md section 5 (see `check_exposures`) beyond the
+/// fixed-point roundings: the direct evaluation multiplies the same
+/// factors in another order (a few f64 roundings per term).
+const DIRECT_TOLERANCE: f64 = 1e-12;
 
 struct Birth {
     sector: usize,
@@ -1403,10 +1413,14 @@ struct DiffuseInputs<'s> {
     moved: Moved,
     /// Per class, the change of its matrix at every moved pair, in the
     /// order of `moved.sources`; made by the first row that needs it.
-    /// Stored in f32: each is only ever added to an f32 exposure.
-    deltas: Vec<OnceLock<Vec<f32>>>,
-    /// beta * a_i and a_i per country.
+    /// In fixed point: the difference of the two rounded terms, so that
+    /// adding it gives what a fresh sum would.
+    deltas: Vec<OnceLock<Vec<Fixed>>>,
+    /// beta * a_i * 2^-F (per unit of fixed-point exposure) and a_i per
+    /// country.
     beta_a: Vec<f64>,
+    /// 2^F, the fixed-point scale.
+    scale: f64,
     absorptive: Vec<f64>,
     /// nu_s.
     nu: Vec<f64>,
@@ -1424,7 +1438,7 @@ impl DiffuseInputs<'_> {
             .expect("class in use last step");
         ClassMatrix::new(
             self.a_prev,
-            g.boost,
+            g.boost * self.scale,
             self.effs_prev[key as usize].as_deref(),
         )
     }
@@ -1435,7 +1449,11 @@ impl DiffuseInputs<'_> {
         let g = self.gates[key as usize]
             .as_deref()
             .expect("class in use this step");
-        ClassMatrix::new(self.a_cur, g.boost, self.effs_cur[key as usize].as_deref())
+        ClassMatrix::new(
+            self.a_cur,
+            g.boost * self.scale,
+            self.effs_cur[key as usize].as_deref(),
+        )
     }
 
     /// Bring innovation k's exposures to this step, apply one step of hazard
@@ -1471,7 +1489,7 @@ impl DiffuseInputs<'_> {
         }
         if self.recompute_flag[k] {
             let m = self.m_cur(self.key_cur[k]);
-            row.e.fill(0.0);
+            row.e.fill(0);
             let holders: Vec<usize> = self.holders[k].ones().collect();
             row.add_sources(self.links, &m, holders.iter().copied());
         } else {
@@ -1511,10 +1529,13 @@ impl DiffuseInputs<'_> {
         let d = self.deltas[c as usize].get_or_init(|| {
             let (cur, prev) = (self.m_cur(c), self.m_prev(c));
             let m = &self.moved;
-            let mut d = vec![0.0; m.sources.len()];
+            // Zeros after the last change: the vector loop of `correct`
+            // reads whole blocks of eight.
+            let mut d = vec![0; m.sources.len() + PAD];
             for ((&(at, q), &a_cur), &a_prev) in m.by_slot.iter().zip(&m.a_cur).zip(&m.a_prev) {
                 let at = at as usize;
-                d[q as usize] = (cur.at_with(a_cur, at) - prev.at_with(a_prev, at)) as f32;
+                d[q as usize] =
+                    fix(cur.at_with(a_cur, at)).wrapping_sub(fix(prev.at_with(a_prev, at)));
             }
             d
         });
@@ -1535,7 +1556,7 @@ impl DiffuseInputs<'_> {
     /// holds the innovation (bits of `holders`), in ascending j; `e` is
     /// not touched when there are none.
     #[inline(always)]
-    fn correct<const V3: bool>(&self, i: usize, holders: &[usize], d: &[f32], e: &mut [f32]) {
+    fn correct<const V3: bool>(&self, i: usize, holders: &[usize], d: &[Fixed], e: &mut [Fixed]) {
         let m = &self.moved;
         let words = m.word_start[i]..m.word_start[i + 1];
         if m.word[words.clone()]
@@ -1545,33 +1566,76 @@ impl DiffuseInputs<'_> {
         {
             return;
         }
+        #[cfg(target_arch = "x86_64")]
+        if V3 {
+            // SAFETY: V3 is only true in `update_row_v3`, which runs on CPUs
+            // with AVX2 and BMI2; `d` is padded (see `PAD`).
+            e[i] = e[i].wrapping_add(unsafe { correction_avx2(m, i, holders, d) });
+            return;
+        }
         let base = m.start[i];
         let mut sum = e[i];
         for at in words {
             let (w, bits, rank) = (m.word[at] as usize, m.bits[at], m.rank[at]);
             let h = holders[w];
-            #[cfg(target_arch = "x86_64")]
-            if V3 {
-                // SAFETY: V3 is only true in `update_row_v3`, which runs on
-                // CPUs with BMI2.
-                let mut packed = unsafe { pext(h, bits) };
-                let first = base + rank as usize;
-                while packed != 0 {
-                    sum += d[first + packed.trailing_zeros() as usize];
-                    packed &= packed - 1;
-                }
-                continue;
-            }
             let mut hit = h & bits;
             while hit != 0 {
                 let b = hit.trailing_zeros();
                 let below = (bits & ((1usize << b) - 1)).count_ones();
-                sum += d[base + (rank + below) as usize];
+                sum = sum.wrapping_add(d[base + (rank + below) as usize]);
                 hit &= hit - 1;
             }
         }
         e[i] = sum;
     }
+}
+
+/// Zeros padding the per-class changes of the moved pairs: a block read by
+/// [`correction_avx2`] may run past the last change.
+const PAD: usize = 8;
+
+/// Sum of the changes `d` of the moved pairs j -> i whose source holds the
+/// innovation (bits of `holders`): per bitset word, PEXT packs the holder
+/// bits at the moved positions (the k-th packed bit is the k-th moved
+/// source of the word), and eight changes at a time are masked by the
+/// packed bits and added in vector lanes. Integer sums: the same result as
+/// the scalar loop of [`DiffuseInputs::correct`].
+///
+/// # Safety
+/// The CPU must have AVX2 and BMI2, and `d` must have [`PAD`] entries
+/// after the last change.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,bmi1,bmi2")]
+unsafe fn correction_avx2(m: &Moved, i: usize, holders: &[usize], d: &[Fixed]) -> Fixed {
+    use std::arch::x86_64::*;
+    let bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    let mut acc = _mm256_setzero_si256();
+    let base = m.start[i];
+    for at in m.word_start[i]..m.word_start[i + 1] {
+        let (w, bits, rank) = (m.word[at] as usize, m.bits[at], m.rank[at] as usize);
+        // SAFETY: the caller guarantees BMI2.
+        let mut packed = unsafe { pext(holders[w], bits) };
+        let mut from = base + rank;
+        // Packed bits stop below the word's count of moved sources, so a
+        // block starts inside recipient i's changes and ends within PAD.
+        assert!(from + (usize::BITS - packed.leading_zeros()) as usize + PAD <= d.len() + 1);
+        while packed != 0 {
+            let byte = _mm256_set1_epi32((packed & 0xFF) as i32);
+            let mask = _mm256_cmpeq_epi32(_mm256_and_si256(byte, bit), bit);
+            // SAFETY: from + 8 <= d.len() (checked above for the last block).
+            let v = unsafe { _mm256_loadu_si256(d.as_ptr().add(from).cast::<__m256i>()) };
+            acc = _mm256_add_epi32(acc, _mm256_and_si256(mask, v));
+            packed >>= 8;
+            from += 8;
+        }
+    }
+    let half = _mm_add_epi32(
+        _mm256_castsi256_si128(acc),
+        _mm256_extracti128_si256::<1>(acc),
+    );
+    let pair = _mm_add_epi32(half, _mm_shuffle_epi32::<0b01_00_11_10>(half));
+    let one = _mm_add_epi32(pair, _mm_shuffle_epi32::<0b10_11_00_01>(pair));
+    _mm_cvtsi128_si32(one)
 }
 
 /// How many adoptions ahead the bookkeeping asks for the holder bitsets.
@@ -1687,6 +1751,23 @@ impl Moved {
             .collect();
         m
     }
+}
+
+/// The fixed-point scale of a run's exposures. E_ik is at most
+/// max_i sum_j w_ji times the largest positive-list boost: trust, gates
+/// and chilling factors are at most 1 (the scenario's ranges).
+fn exposure_scale(sc: &Scenario) -> f64 {
+    let w = &sc.world.weights;
+    let inflow = (0..w.ncols())
+        .map(|i| w.column(i).iter().filter(|x| **x > 0.0).sum::<f64>())
+        .fold(0.0, f64::max);
+    let coop = &sc.cooperation;
+    let boost = if coop.positive_list.iter().any(|&p| p) {
+        1.0 + coop.incentive.max(0.0)
+    } else {
+        1.0
+    };
+    rows::fixed_scale(inflow * boost)
 }
 
 /// Run one replication of one variant to the end, calling `on_step` after

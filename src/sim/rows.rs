@@ -1,4 +1,4 @@
-//! Storage of the diffusion state: one row per live innovation (f32
+//! Storage of the diffusion state: one row per live innovation (fixed-point
 //! exposures by country; residuals by country while many countries lack
 //! it, a compact list of its non-holders after), and the network's links
 //! in the layout the exposure updates read.
@@ -7,6 +7,50 @@ use ndarray::Array2;
 
 /// Marks "no entry" in position maps and pair slots.
 pub(crate) const NONE: u32 = u32::MAX;
+
+/// Exposures are fixed-point numbers: a row stores E_ik * 2^F as an
+/// integer, each term (a link's weight times its gates, or a moved pair's
+/// change) rounded to an integer once. Integer sums do not depend on the
+/// order of their terms, so an exposure kept up to date incrementally is
+/// the same bits as one summed afresh, in any order, on any kernel (see
+/// ARCHITECTURE.md). F is chosen per run by [`fixed_scale`].
+pub(crate) type Fixed = i32;
+
+/// x rounded to the nearest integer (ties to even), as an `i32`: adding
+/// 1.5 * 2^52 leaves the rounded value in the low bits of the sum's
+/// mantissa (the unit in the last place there is 1), read off in two's
+/// complement. Valid for |x| <= 2^31, which [`fixed_scale`] guarantees for
+/// every term and sum. No branches, so it vectorises.
+#[inline(always)]
+pub(crate) fn fix(x: f64) -> Fixed {
+    const MAGIC: f64 = 6_755_399_441_055_744.0;
+    debug_assert!(
+        x.abs() <= 2_147_483_648.0,
+        "{x} is out of fixed-point range"
+    );
+    (x + MAGIC).to_bits() as Fixed
+}
+
+/// The scale 2^F of fixed-point exposures for a run whose exposures never
+/// exceed `max_exposure`: the largest power of two that keeps
+/// `max_exposure * 2^F` at most 2^30 (half the `i32` range, which leaves
+/// room for the half-unit rounding of each of up to 2^29 terms). With
+/// recipient-normalised weights (max 1) that is F = 30, a resolution of
+/// 9.3e-10.
+pub(crate) fn fixed_scale(max_exposure: f64) -> f64 {
+    if !(max_exposure > 0.0) || !max_exposure.is_finite() {
+        return (1u64 << 30) as f64;
+    }
+    let mut f = (30.0 - max_exposure.log2()).floor() as i32;
+    // Guard the rounding of log2 at exact powers of two.
+    while max_exposure * 2f64.powi(f) > (1u64 << 30) as f64 {
+        f -= 1;
+    }
+    while max_exposure * 2f64.powi(f + 1) <= (1u64 << 30) as f64 {
+        f += 1;
+    }
+    2f64.powi(f)
+}
 
 /// The network's links j -> i (w_ji != 0), and how gate-class matrices are
 /// laid out. Dense networks (gravity) keep full n x n matrices, indexed
@@ -196,7 +240,9 @@ impl Eff {
 
 /// A gate class's matrix M(j, i) = (a_ji * boost) * gate(j, i), read at the
 /// slots of [`Links`] without being stored (a gate of 1 is left out: x * 1
-/// is x exactly).
+/// is x exactly), in units of the fixed-point scale: `boost` here is the
+/// class's boost times 2^F, and scaling by a power of two is exact, so
+/// [`ClassMatrix::fixed_at`] is M(j, i) * 2^F rounded once.
 #[derive(Clone, Copy)]
 pub(crate) struct ClassMatrix<'a> {
     a: &'a [f64],
@@ -230,6 +276,12 @@ impl<'a> ClassMatrix<'a> {
         self.at_with(self.a[slot], slot)
     }
 
+    /// The term a link adds to an exposure, in fixed point.
+    #[inline]
+    pub fn fixed_at(&self, slot: usize) -> Fixed {
+        fix(self.at(slot))
+    }
+
     /// [`ClassMatrix::at`] given the contact weight at the slot (`a[slot]`).
     #[inline]
     pub fn at_with(&self, a: f64, slot: usize) -> f64 {
@@ -250,9 +302,10 @@ const LIST_BELOW: usize = 8;
 /// registers while it adds every source's row of the class matrix.
 const BLOCK: usize = 16;
 
-/// One step of hazard for every country: `ba[i] * max(E_ik, 0) + nu * a[i]`
-/// (`ba[i]` = beta * a_i, `a[i]` = a_i, `nu` = nu_s of the innovation's
-/// sector).
+/// One step of hazard for every country: `ba[i] * max(e_ik, 0) + nu * a[i]`
+/// (`e_ik` the fixed-point exposure, `ba[i]` = beta * a_i * 2^-F, so that
+/// `ba[i] * e_ik` = beta * a_i * E_ik exactly; `a[i]` = a_i, `nu` = nu_s
+/// of the innovation's sector).
 #[derive(Clone, Copy)]
 pub(crate) struct Hazard<'a> {
     pub ba: &'a [f64],
@@ -262,8 +315,8 @@ pub(crate) struct Hazard<'a> {
 
 impl Hazard<'_> {
     #[inline(always)]
-    fn at(&self, i: usize, e: f64) -> f64 {
-        self.ba[i] * e.max(0.0) + self.nu * self.a[i]
+    fn at(&self, i: usize, e: Fixed) -> f64 {
+        self.ba[i] * f64::from(e).max(0.0) + self.nu * self.a[i]
     }
 }
 
@@ -286,9 +339,9 @@ pub(crate) struct Row {
     /// List mode: the countries of the entries of `r`, ascending. Empty
     /// while the row is dense.
     idx: Vec<u32>,
-    /// Exposure by country (f32: see ARCHITECTURE.md), n values, or none
+    /// Exposure by country in fixed point ([`Fixed`]), n values, or none
     /// when retired.
-    pub e: Vec<f32>,
+    pub e: Vec<Fixed>,
     /// Countries without the innovation.
     alive: usize,
     list: bool,
@@ -311,7 +364,7 @@ impl Row {
             })
             .collect();
         let mut row = Row {
-            e: vec![0.0; r.len()],
+            e: vec![0; r.len()],
             r,
             idx: Vec::new(),
             alive,
@@ -361,22 +414,21 @@ impl Row {
         self.alive == 0
     }
 
-    /// Exposure of country i, None when i holds the innovation.
-    pub fn exposure_of(&self, i: usize) -> Option<f64> {
+    /// Exposure of country i (fixed point), None when i holds the
+    /// innovation.
+    pub fn exposure_of(&self, i: usize) -> Option<Fixed> {
         let r = if self.list {
             let p = self.idx.binary_search(&(i as u32)).ok()?;
             self.r[p]
         } else {
             *self.r.get(i)?
         };
-        (r != f64::INFINITY).then(|| f64::from(self.e[i]))
+        (r != f64::INFINITY).then(|| self.e[i])
     }
 
-    /// Add the rows of a class matrix of `sources`, in their order, to the
-    /// exposures. Each country's exposure gets the sources' terms one by
-    /// one in that order, whatever the layout, so every non-holder's sum is
-    /// the same bits whichever way the row is visited (skipped terms are
-    /// exact zeros: no link).
+    /// Add the rows of a class matrix of `sources` to the exposures, each
+    /// term rounded to fixed point (integer sums: the order and layout do
+    /// not change the result; skipped terms are exact zeros, no link).
     #[inline(always)]
     pub fn add_sources<I>(&mut self, links: &Links, m: &ClassMatrix<'_>, sources: I)
     where
@@ -396,20 +448,21 @@ impl Row {
                         None => x,
                     };
                     // SAFETY: link targets are countries, below n = e.len().
-                    unsafe { *self.e.get_unchecked_mut(i as usize) += v as f32 };
+                    let e = unsafe { self.e.get_unchecked_mut(i as usize) };
+                    *e = e.wrapping_add(fix(v));
                 }
             }
             return;
         }
         assert!(m.a.len() >= n * n);
-        let term = |j: usize, i: usize| m.at(j * n + i);
+        let term = |j: usize, i: usize| m.fixed_at(j * n + i);
         if self.list {
             // Few non-holders: only theirs.
             for &i in &self.idx {
                 let i = i as usize;
                 let mut acc = self.e[i];
                 for j in sources.clone() {
-                    acc += term(j, i) as f32;
+                    acc = acc.wrapping_add(term(j, i));
                 }
                 self.e[i] = acc;
             }
@@ -419,7 +472,7 @@ impl Row {
         // slots j * n + block are added.
         let whole = n / BLOCK * BLOCK;
         for (b, e) in self.e[..whole].chunks_exact_mut(BLOCK).enumerate() {
-            let e: &mut [f32; BLOCK] = e.try_into().expect("block");
+            let e: &mut [Fixed; BLOCK] = e.try_into().expect("block");
             let mut acc = *e;
             let at = b * BLOCK;
             for j in sources.clone() {
@@ -429,12 +482,12 @@ impl Row {
                     Some(g) => {
                         let g: &[f64; BLOCK] = g[from..from + BLOCK].try_into().expect("block");
                         for l in 0..BLOCK {
-                            acc[l] += ((a[l] * boost) * g[l]) as f32;
+                            acc[l] = acc[l].wrapping_add(fix((a[l] * boost) * g[l]));
                         }
                     }
                     None => {
                         for l in 0..BLOCK {
-                            acc[l] += (a[l] * boost) as f32;
+                            acc[l] = acc[l].wrapping_add(fix(a[l] * boost));
                         }
                     }
                 }
@@ -444,7 +497,7 @@ impl Row {
         for i in whole..n {
             let mut acc = self.e[i];
             for j in sources.clone() {
-                acc += term(j, i) as f32;
+                acc = acc.wrapping_add(term(j, i));
             }
             self.e[i] = acc;
         }
@@ -463,10 +516,7 @@ impl Row {
             for (r, &i) in self.r.iter_mut().zip(&self.idx) {
                 // Dead entries stay infinite.
                 // SAFETY: every entry's country is below n = e.len().
-                *r -= h.at(
-                    i as usize,
-                    f64::from(unsafe { *e.get_unchecked(i as usize) }),
-                );
+                *r -= h.at(i as usize, unsafe { *e.get_unchecked(i as usize) });
                 if *r <= 0.0 {
                     out.push((k, i));
                     *r = f64::INFINITY;
@@ -486,7 +536,7 @@ impl Row {
                 return;
             }
             for i in 0..n {
-                r[i] -= h.at(i, f64::from(e[i]));
+                r[i] -= h.at(i, e[i]);
                 if r[i] <= 0.0 {
                     out.push((k, i as u32));
                     r[i] = f64::INFINITY;
@@ -544,7 +594,8 @@ impl Row {
 }
 
 /// The dense hazard sweep of [`Row::step`], four countries at a time:
-/// `r[i] -= ba[i] * max(e[i], 0) + nu * a[i]` ([`Hazard`]), the same IEEE
+/// `r[i] -= ba[i] * max(e[i], 0) + nu * a[i]` ([`Hazard`]; the fixed-point
+/// `e[i]` converted to f64, exactly), the same IEEE
 /// operations in the same order as the scalar loop (a maximum, then separate multiplies,
 /// an add and a subtract: nothing fused), so the same bits. (The maximum
 /// may differ from `f64::max` only in the sign of a zero, which the
@@ -558,7 +609,7 @@ impl Row {
 #[inline]
 unsafe fn sweep_avx2(
     r: &mut [f64],
-    e: &[f32],
+    e: &[Fixed],
     h: Hazard<'_>,
     k: u32,
     out: &mut Vec<(u32, u32)>,
@@ -575,7 +626,10 @@ unsafe fn sweep_avx2(
         // SAFETY: callers keep at + 4 <= n, the length of all four slices;
         // unaligned loads and stores; `r` is only reached through `rp`.
         unsafe {
-            let ev = _mm256_max_pd(_mm256_cvtps_pd(_mm_loadu_ps(ep.add(at))), zero);
+            let ev = _mm256_max_pd(
+                _mm256_cvtepi32_pd(_mm_loadu_si128(ep.add(at).cast::<__m128i>())),
+                zero,
+            );
             let h = _mm256_add_pd(
                 _mm256_mul_pd(_mm256_loadu_pd(bp.add(at)), ev),
                 _mm256_mul_pd(nu4, _mm256_loadu_pd(ap.add(at))),
@@ -613,7 +667,7 @@ unsafe fn sweep_avx2(
     }
     while i < n {
         // SAFETY: i < n.
-        let x = unsafe { *rp.add(i) - h.at(i, f64::from(*ep.add(i))) };
+        let x = unsafe { *rp.add(i) - h.at(i, *ep.add(i)) };
         // SAFETY: i < n.
         unsafe { *rp.add(i) = x };
         adopt(i, u64::from(x <= 0.0));
@@ -658,21 +712,28 @@ mod tests {
             let (mut a, mut b, mut c) = (make(), make(), make());
             assert_eq!(a.list, holders.len() > 30);
             let sources = holders.iter().copied();
+            // A scale that leaves fractions of a unit to round.
+            let scale = 3.0;
             a.add_sources(
                 &sparse,
-                &ClassMatrix::new(&per_link, 1.0, None),
+                &ClassMatrix::new(&per_link, scale, None),
                 sources.clone(),
             );
-            b.add_sources(&dense, &ClassMatrix::new(&full, 1.0, None), sources.clone());
-            for j in sources {
+            b.add_sources(
+                &dense,
+                &ClassMatrix::new(&full, scale, None),
+                sources.clone(),
+            );
+            for j in sources.rev() {
                 c.add_sources(
                     &dense,
-                    &ClassMatrix::new(&full, 1.0, None),
+                    &ClassMatrix::new(&full, scale, None),
                     std::iter::once(j),
                 );
             }
             for i in 0..n {
-                let expect = holders.iter().map(|&j| w[[j, i]]).sum::<f64>();
+                // 1.5 and 0.75 units: 2 and 1 (ties to even, nearest).
+                let expect: Fixed = holders.iter().map(|&j| fix(w[[j, i]] * scale)).sum();
                 match a.exposure_of(i) {
                     None => assert!(holders.contains(&i)),
                     Some(e) => {
@@ -683,6 +744,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn fix_rounds_to_nearest_even_within_range() {
+        for x in [
+            0.0,
+            0.49,
+            0.5,
+            1.5,
+            2.5,
+            -0.5,
+            -1.5,
+            -2.5,
+            1e9 + 0.5,
+            -1e9 - 0.5,
+            3.7,
+            -3.7,
+        ] {
+            assert_eq!(f64::from(fix(x)), x.round_ties_even(), "{x}");
+        }
+        assert_eq!(fix(2_147_483_647.0), i32::MAX);
+        assert_eq!(fix(-2_147_483_648.0), i32::MIN);
+    }
+
+    #[test]
+    fn fixed_scale_keeps_the_largest_exposure_within_half_the_range() {
+        let half = (1u64 << 30) as f64;
+        for m in [1.0, 1.5, 2.0, 101.0, 1e-3, 7e12] {
+            let s = fixed_scale(m);
+            assert_eq!(s.log2().fract(), 0.0, "a power of two");
+            assert!(m * s <= half && m * s * 2.0 > half, "{m}: {s}");
+        }
+        assert_eq!(fixed_scale(1.0), half);
+        assert_eq!(fixed_scale(0.0), half);
     }
 
     /// Hazard 1 per step for the countries in `on`, none for the others.
@@ -713,7 +808,7 @@ mod tests {
         assert_eq!(row.len(), 7, "one dead entry in seven is kept");
         assert_eq!(row.exposure_of(1), None);
         assert_eq!(row.exposure_of(3), None);
-        assert_eq!(row.exposure_of(2), Some(0.0));
+        assert_eq!(row.exposure_of(2), Some(0));
         out.clear();
         a[1] = 0.0;
         a[6] = 10.0;
@@ -737,7 +832,7 @@ mod tests {
         let n = 20;
         let mut row = Row::new((0..n).map(|i| i as f64 + 0.5), |i| i == 0);
         assert!(!row.list);
-        row.e.fill(1.0);
+        row.e.fill(1);
         let ba = vec![1.0; n];
         let a: Vec<f64> = (0..n).map(|i| if i % 2 == 0 { 1.0 } else { 0.0 }).collect();
         // Hazard 1 + (1 for even countries): residuals 0.5, 1.5, ... fall
@@ -774,7 +869,7 @@ mod tests {
             assert_eq!(out, vec![(3, 1), (3, 2)]);
             assert_eq!(row.exposure_of(0), None);
             assert_eq!(row.exposure_of(1), None);
-            assert_eq!(row.exposure_of(3), Some(1.0));
+            assert_eq!(row.exposure_of(3), Some(1));
             row.tidy();
             assert!(!row.list);
         }
@@ -794,7 +889,7 @@ mod tests {
         row.tidy();
         assert!(row.list);
         assert_eq!(row.idx, vec![5, 11]);
-        assert_eq!(row.exposure_of(5), Some(1.0));
+        assert_eq!(row.exposure_of(5), Some(1));
         assert_eq!(row.exposure_of(6), None);
     }
 }
