@@ -18,7 +18,7 @@ pub mod metrics;
 pub mod policy;
 mod rows;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use fixedbitset::FixedBitSet;
 use ndarray::Array2;
@@ -29,7 +29,7 @@ use crate::model::{ExportControl, Scenario};
 use crate::rng::{self, Purpose};
 use metrics::{GroupKind, Layout, Metric};
 use policy::{KeyDesc, KeyInterner, PolicyView, expected_product};
-use rows::{ClassMatrix, Eff, Fixed, Gates, Hazard, Links, Row, fix};
+use rows::{Fixed, Gates, Hazard, Links, Row, fix};
 
 /// Which of the paired runs this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -152,14 +152,9 @@ pub struct Simulation<'a> {
     gates: Vec<Option<Arc<Gates>>>,
     /// Whether each slot of [`Links`] is chilled, last step.
     chilled_prev: Vec<bool>,
-    /// Per class in use last step, its effective gates (None: all 1).
-    effs_prev: Vec<Option<Arc<Eff>>>,
-    /// Which classes `effs_prev` holds.
-    effs_known_prev: Vec<bool>,
-    /// The effective gates of two steps ago (buffers to patch and reuse),
-    /// and the slots whose chilled flag moved last step.
-    effs_spare: Vec<Option<Arc<Eff>>>,
-    chill_moved_prev: Vec<usize>,
+    /// Per class used last step, its matrix M(j, i) in fixed point at the
+    /// slots of [`Links`] (None for the others).
+    m_prev: Vec<Option<Arc<Vec<Fixed>>>>,
     /// a_ji = w_ji * T_ij^mu of the previous step, at the slots of [`Links`].
     a_prev: Vec<f64>,
     /// The trust each slot of `a_prev` was computed from.
@@ -231,10 +226,7 @@ impl<'a> Simulation<'a> {
             key_prev: Vec::new(),
             gates: Vec::new(),
             chilled_prev: Vec::new(),
-            effs_prev: Vec::new(),
-            effs_known_prev: Vec::new(),
-            effs_spare: Vec::new(),
-            chill_moved_prev: Vec::new(),
+            m_prev: Vec::new(),
             a_prev: Vec::new(),
             trust_used: Vec::new(),
             events: Vec::new(),
@@ -609,10 +601,8 @@ impl<'a> Simulation<'a> {
             }
         }
         self.build_gates(&key_cur);
-        let chill_moved: Vec<usize> = (0..chilled_cur.len())
-            .filter(|&at| chilled_cur[at] != self.chilled_prev[at])
-            .collect();
-        let effs_cur = self.effective_gates(&key_cur, &chilled_cur, &chill_moved);
+        let moved = Moved::new(&changed, &self.links.slot, n);
+        let (m_cur, deltas) = self.class_matrices(&key_cur, &a_cur, &chilled_cur, &moved);
 
         // Last step's new holders of each innovation (events are by innovation).
         let mut event_start = vec![0u32; n_old + 1];
@@ -639,18 +629,14 @@ impl<'a> Simulation<'a> {
             key_prev: &self.key_prev,
             key_cur: &key_cur,
             recompute_flag: &recompute_flag,
-            gates: &self.gates,
-            a_prev: &self.a_prev,
-            a_cur: &a_cur,
-            effs_prev: &self.effs_prev,
-            effs_cur: &effs_cur,
-            moved: Moved::new(&changed, &self.links.slot, n, &self.a_prev, &a_cur),
-            deltas: (0..self.gates.len()).map(|_| OnceLock::new()).collect(),
+            m_prev: &self.m_prev,
+            m_cur: &m_cur,
+            moved,
+            deltas: &deltas,
             beta_a: absorptive
                 .iter()
                 .map(|&a| self.sc.diffusion.beta * a / self.scale)
                 .collect(),
-            scale: self.scale,
             absorptive,
             nu: self.sc.sectors.iter().map(|s| s.reinvention).collect(),
             #[cfg(target_arch = "x86_64")]
@@ -736,14 +722,7 @@ impl<'a> Simulation<'a> {
 
         self.key_prev = key_cur;
         self.chilled_prev = chilled_cur;
-        self.effs_spare = std::mem::replace(&mut self.effs_prev, effs_cur);
-        self.chill_moved_prev = chill_moved;
-        self.effs_known_prev = vec![false; self.effs_prev.len()];
-        for &k in &self.key_prev {
-            if k != NONE {
-                self.effs_known_prev[k as usize] = true;
-            }
-        }
+        self.m_prev = m_cur;
         self.a_prev = a_cur;
         self.opened_now.iter_mut().for_each(|x| *x = 0);
         if self.variant == Variant::Policy {
@@ -933,18 +912,26 @@ impl<'a> Simulation<'a> {
         }
     }
 
-    /// Effective gates of the classes in use (see [`Gates::effective`]),
-    /// kept from last step unless the chilled pairs moved.
-    /// `chill_moved`: the slots whose chilled flag changed since last step.
-    /// When they did, a class's buffer of two steps ago (`effs_spare`, if
-    /// no one else holds it) is patched where the flags moved since then;
-    /// failing that, last step's is copied and patched.
-    fn effective_gates(
-        &mut self,
+    /// The matrices of the classes in use, in fixed point: M(j, i) =
+    /// (a_ji * boost) * gate(j, i) at every slot, with the gate of
+    /// [`Gates::effective_at`] (the covering regimes' product, else the
+    /// chilling factor on a chilled pair, else 1), each rounded to units of
+    /// 2^-F once (`boost` scaled by 2^F, exactly), so that a row update is
+    /// integer additions of matrix rows; and for each class kept from last
+    /// step, the change of its matrix at every moved pair, in the order of
+    /// `moved.sources` (followed by [`PAD`] zeros).
+    /// A class's matrix depends on the weights a and the chilled flags
+    /// only, so last step's is kept when neither moved, and otherwise
+    /// copied and patched at the moved pairs (`moved` holds every pair
+    /// whose weight or chilled flag moved), the changes read off as it is
+    /// patched; a class new in use is built whole.
+    fn class_matrices(
+        &self,
         keys: &[u32],
+        a: &[f64],
         chilled: &[bool],
-        chill_moved: &[usize],
-    ) -> Vec<Option<Arc<Eff>>> {
+        moved: &Moved,
+    ) -> (Vec<Option<Arc<Vec<Fixed>>>>, Vec<Option<Vec<Fixed>>>) {
         let classes = self.gates.len();
         let mut used = vec![false; classes];
         for &k in keys {
@@ -952,61 +939,40 @@ impl<'a> Simulation<'a> {
                 used[k as usize] = true;
             }
         }
-        let mut since_spare: Vec<usize> = self
-            .chill_moved_prev
-            .iter()
-            .chain(chill_moved)
-            .copied()
-            .collect();
-        since_spare.sort_unstable();
-        since_spare.dedup();
-        let mut spare = std::mem::take(&mut self.effs_spare);
-        let jobs: Vec<(usize, Option<Arc<Eff>>)> = (0..classes)
-            .filter(|&c| used[c])
-            .map(|c| (c, spare.get_mut(c).and_then(Option::take)))
-            .collect();
-        drop(spare);
-        let this = &*self;
-        let built: Vec<(usize, Option<Arc<Eff>>)> = jobs
+        let ids: Vec<usize> = (0..classes).filter(|&c| used[c]).collect();
+        let built: Vec<(usize, Arc<Vec<Fixed>>, Option<Vec<Fixed>>)> = ids
             .into_par_iter()
-            .map(|(c, old)| {
-                let gates = this.gates[c]
+            .map(|c| {
+                let gates = self.gates[c]
                     .as_deref()
                     .expect("gates built for classes in use");
-                let known = this.effs_known_prev.get(c) == Some(&true);
-                let prev = this.effs_prev.get(c).filter(|_| known);
-                if chill_moved.is_empty() {
-                    match prev {
-                        Some(Some(p)) => return (c, Some(p.clone())),
-                        Some(None) => return (c, None),
-                        None => {}
+                let boost = gates.boost * self.scale;
+                let m = |at: usize| fix((a[at] * boost) * gates.effective_at(at, chilled[at]));
+                match self.m_prev.get(c).and_then(Option::as_ref) {
+                    Some(p) if moved.by_slot.is_empty() => (c, p.clone(), None),
+                    Some(p) => {
+                        let mut v = Vec::clone(p);
+                        // Zeros after the last change: the vector loop of
+                        // `correct` reads whole blocks of eight.
+                        let mut d = vec![0; moved.sources.len() + PAD];
+                        for &(at, q) in &moved.by_slot {
+                            let (at, new) = (at as usize, m(at as usize));
+                            d[q as usize] = new.wrapping_sub(v[at]);
+                            v[at] = new;
+                        }
+                        (c, Arc::new(v), Some(d))
                     }
+                    None => (c, Arc::new((0..self.links.values()).map(m).collect()), None),
                 }
-                let gate_at = |at: usize| gates.effective_at(at, chilled[at]);
-                if let Some(mut a) = old {
-                    if let Some(v) = Arc::get_mut(&mut a) {
-                        v.patch(&this.links, &since_spare, gate_at);
-                        return (c, Some(a));
-                    }
-                }
-                let eff = match prev {
-                    Some(Some(p)) => {
-                        let mut v = Eff::clone(p);
-                        v.patch(&this.links, chill_moved, gate_at);
-                        Some(Arc::new(v))
-                    }
-                    _ => gates
-                        .effective(chilled)
-                        .map(|g| Arc::new(Eff::new(g, &this.links))),
-                };
-                (c, eff)
             })
             .collect();
-        let mut out = vec![None; classes];
-        for (c, e) in built {
-            out[c] = e;
+        let mut matrices = vec![None; classes];
+        let mut deltas = vec![None; classes];
+        for (c, m, d) in built {
+            matrices[c] = Some(m);
+            deltas[c] = d;
         }
-        out
+        (matrices, deltas)
     }
 
     /// Births of step t (MODEL.md section 2). Countries draw from their own
@@ -1401,26 +1367,20 @@ struct DiffuseInputs<'s> {
     key_cur: &'s [u32],
     /// New innovations and those whose gate class changed.
     recompute_flag: &'s [bool],
-    /// Gate factors by class id.
-    gates: &'s [Option<Arc<Gates>>],
-    /// Contact weights a_ji and chilled flags at the slots of [`Links`],
-    /// last step and now.
-    a_prev: &'s [f64],
-    a_cur: &'s [f64],
-    effs_prev: &'s [Option<Arc<Eff>>],
-    effs_cur: &'s [Option<Arc<Eff>>],
+    /// Per class id, its matrix in fixed point (see
+    /// [`Simulation::class_matrices`]) last step and now.
+    m_prev: &'s [Option<Arc<Vec<Fixed>>>],
+    m_cur: &'s [Option<Arc<Vec<Fixed>>>],
     /// Linked pairs whose weight moved since last step.
     moved: Moved,
     /// Per class, the change of its matrix at every moved pair, in the
     /// order of `moved.sources`; made by the first row that needs it.
     /// In fixed point: the difference of the two rounded terms, so that
     /// adding it gives what a fresh sum would.
-    deltas: Vec<OnceLock<Vec<Fixed>>>,
+    deltas: &'s [Option<Vec<Fixed>>],
     /// beta * a_i * 2^-F (per unit of fixed-point exposure) and a_i per
     /// country.
     beta_a: Vec<f64>,
-    /// 2^F, the fixed-point scale.
-    scale: f64,
     absorptive: Vec<f64>,
     /// nu_s.
     nu: Vec<f64>,
@@ -1432,28 +1392,18 @@ struct DiffuseInputs<'s> {
 impl DiffuseInputs<'_> {
     /// Class `key`'s matrix as it was last step.
     #[inline]
-    fn m_prev(&self, key: u32) -> ClassMatrix<'_> {
-        let g = self.gates[key as usize]
+    fn m_prev(&self, key: u32) -> &[Fixed] {
+        self.m_prev[key as usize]
             .as_deref()
-            .expect("class in use last step");
-        ClassMatrix::new(
-            self.a_prev,
-            g.boost * self.scale,
-            self.effs_prev[key as usize].as_deref(),
-        )
+            .expect("class in use last step")
     }
 
     /// Class `key`'s matrix now.
     #[inline]
-    fn m_cur(&self, key: u32) -> ClassMatrix<'_> {
-        let g = self.gates[key as usize]
+    fn m_cur(&self, key: u32) -> &[Fixed] {
+        self.m_cur[key as usize]
             .as_deref()
-            .expect("class in use this step");
-        ClassMatrix::new(
-            self.a_cur,
-            g.boost * self.scale,
-            self.effs_cur[key as usize].as_deref(),
-        )
+            .expect("class in use this step")
     }
 
     /// Bring innovation k's exposures to this step, apply one step of hazard
@@ -1491,7 +1441,7 @@ impl DiffuseInputs<'_> {
             let m = self.m_cur(self.key_cur[k]);
             row.e.fill(0);
             let holders: Vec<usize> = self.holders[k].ones().collect();
-            row.add_sources(self.links, &m, holders.iter().copied());
+            row.add_sources(self.links, m, holders.iter().copied());
         } else {
             if !self.moved.to.is_empty() {
                 self.apply_pair_changes::<V3>(k, row);
@@ -1500,7 +1450,7 @@ impl DiffuseInputs<'_> {
             if !range.is_empty() {
                 let m = self.m_prev(self.key_prev[k]);
                 let sources = self.events[range].iter().map(|&(_, j)| j as usize);
-                row.add_sources(self.links, &m, sources);
+                row.add_sources(self.links, m, sources);
             }
         }
         let hazard = Hazard {
@@ -1526,19 +1476,9 @@ impl DiffuseInputs<'_> {
             return;
         }
         let c = self.key_cur[k];
-        let d = self.deltas[c as usize].get_or_init(|| {
-            let (cur, prev) = (self.m_cur(c), self.m_prev(c));
-            let m = &self.moved;
-            // Zeros after the last change: the vector loop of `correct`
-            // reads whole blocks of eight.
-            let mut d = vec![0; m.sources.len() + PAD];
-            for ((&(at, q), &a_cur), &a_prev) in m.by_slot.iter().zip(&m.a_cur).zip(&m.a_prev) {
-                let at = at as usize;
-                d[q as usize] =
-                    fix(cur.at_with(a_cur, at)).wrapping_sub(fix(prev.at_with(a_prev, at)));
-            }
-            d
-        });
+        let d = self.deltas[c as usize]
+            .as_deref()
+            .expect("changes made for classes kept from last step");
         let holders = self.holders[k].as_slice();
         let m = &self.moved;
         // Moved recipients that lack the innovation, ascending.
@@ -1688,16 +1628,12 @@ struct Moved {
     /// that reading per-slot arrays at them walks memory forward): each is
     /// (slot, index of the pair in `sources`).
     by_slot: Vec<(u32, u32)>,
-    /// The contact weights last step and now at the pairs of `by_slot`,
-    /// in its order (every class's changes read them: compact copies).
-    a_prev: Vec<f64>,
-    a_cur: Vec<f64>,
 }
 
 impl Moved {
     /// From per-recipient bitsets of moved sources (none at all in the
     /// counterfactual).
-    fn new(changed: &[FixedBitSet], slot: &[u32], n: usize, a_prev: &[f64], a_cur: &[f64]) -> Self {
+    fn new(changed: &[FixedBitSet], slot: &[u32], n: usize) -> Self {
         let mut m = Moved {
             to: Vec::new(),
             to_mask: vec![0; n.div_ceil(usize::BITS as usize)],
@@ -1708,8 +1644,6 @@ impl Moved {
             bits: Vec::new(),
             rank: Vec::new(),
             by_slot: Vec::new(),
-            a_prev: Vec::new(),
-            a_cur: Vec::new(),
         };
         for i in 0..n {
             if let Some(c) = changed.get(i) {
@@ -1739,16 +1673,6 @@ impl Moved {
             }
         }
         m.by_slot.sort_unstable();
-        m.a_prev = m
-            .by_slot
-            .iter()
-            .map(|&(at, _)| a_prev[at as usize])
-            .collect();
-        m.a_cur = m
-            .by_slot
-            .iter()
-            .map(|&(at, _)| a_cur[at as usize])
-            .collect();
         m
     }
 }

@@ -112,25 +112,6 @@ impl Links {
         }
     }
 
-    /// Every slot of source j (all n when dense).
-    #[inline]
-    pub fn slots(&self, j: usize) -> std::ops::Range<usize> {
-        if self.dense {
-            j * self.n..(j + 1) * self.n
-        } else {
-            self.start[j]..self.start[j + 1]
-        }
-    }
-
-    /// The source a slot belongs to.
-    pub fn source_of(&self, slot: usize) -> usize {
-        if self.dense {
-            slot / self.n
-        } else {
-            self.start.partition_point(|&s| s <= slot) - 1
-        }
-    }
-
     /// Slots of j's links and the countries they reach.
     #[inline]
     pub fn of(&self, j: usize) -> (std::ops::Range<usize>, &[u32]) {
@@ -163,132 +144,6 @@ impl Gates {
             self.chill
         } else {
             1.0
-        }
-    }
-
-    /// The gate of every slot given the chilled slots: the covering
-    /// regimes' product, else the chilling factor on chilled pairs, else 1.
-    /// None when every gate is 1.
-    pub fn effective(&self, chilled: &[bool]) -> Option<Vec<f64>> {
-        let chills = self.chill != 1.0 && chilled.iter().any(|&c| c);
-        match &self.factor {
-            None if !chills => None,
-            None => Some(
-                chilled
-                    .iter()
-                    .map(|&c| if c { self.chill } else { 1.0 })
-                    .collect(),
-            ),
-            Some(f) => Some(
-                f.iter()
-                    .zip(chilled)
-                    .map(|(&g, &c)| {
-                        if !g.is_nan() {
-                            g
-                        } else if c && chills {
-                            self.chill
-                        } else {
-                            1.0
-                        }
-                    })
-                    .collect(),
-            ),
-        }
-    }
-}
-
-/// A class's effective gates at every slot, and for every source whether
-/// all its gates are 1 (so its rows can be read without them).
-#[derive(Debug, Clone)]
-pub(crate) struct Eff {
-    pub g: Vec<f64>,
-    pub ones: Vec<bool>,
-    /// Per source: how many of its gates are not 1.
-    not_one: Vec<u32>,
-}
-
-impl Eff {
-    pub fn new(g: Vec<f64>, links: &Links) -> Self {
-        let not_one: Vec<u32> = (0..links.n)
-            .map(|j| links.slots(j).filter(|&at| g[at] != 1.0).count() as u32)
-            .collect();
-        Eff {
-            ones: not_one.iter().map(|&c| c == 0).collect(),
-            g,
-            not_one,
-        }
-    }
-
-    /// Set the gates of `slots` to `gate(slot)` and update the sources they
-    /// belong to.
-    pub fn patch(&mut self, links: &Links, slots: &[usize], gate: impl Fn(usize) -> f64) {
-        for &at in slots {
-            let (old, new) = (self.g[at], gate(at));
-            self.g[at] = new;
-            if (old == 1.0) != (new == 1.0) {
-                let j = links.source_of(at);
-                if new == 1.0 {
-                    self.not_one[j] -= 1;
-                } else {
-                    self.not_one[j] += 1;
-                }
-                self.ones[j] = self.not_one[j] == 0;
-            }
-        }
-    }
-}
-
-/// A gate class's matrix M(j, i) = (a_ji * boost) * gate(j, i), read at the
-/// slots of [`Links`] without being stored (a gate of 1 is left out: x * 1
-/// is x exactly), in units of the fixed-point scale: `boost` here is the
-/// class's boost times 2^F, and scaling by a power of two is exact, so
-/// [`ClassMatrix::fixed_at`] is M(j, i) * 2^F rounded once.
-#[derive(Clone, Copy)]
-pub(crate) struct ClassMatrix<'a> {
-    a: &'a [f64],
-    boost: f64,
-    gate: Option<&'a [f64]>,
-    /// Per source: all its gates are 1.
-    ones: &'a [bool],
-}
-
-impl<'a> ClassMatrix<'a> {
-    pub fn new(a: &'a [f64], boost: f64, eff: Option<&'a Eff>) -> Self {
-        if let Some(e) = eff {
-            assert_eq!(e.g.len(), a.len());
-        }
-        ClassMatrix {
-            a,
-            boost,
-            gate: eff.map(|e| &e.g[..]),
-            ones: eff.map_or(&[], |e| &e.ones[..]),
-        }
-    }
-
-    /// The gates of source j's slots, None when they are all 1.
-    #[inline]
-    fn gates_of(&self, j: usize) -> Option<&'a [f64]> {
-        self.gate.filter(|_| !self.ones[j])
-    }
-
-    #[inline]
-    pub fn at(&self, slot: usize) -> f64 {
-        self.at_with(self.a[slot], slot)
-    }
-
-    /// The term a link adds to an exposure, in fixed point.
-    #[inline]
-    pub fn fixed_at(&self, slot: usize) -> Fixed {
-        fix(self.at(slot))
-    }
-
-    /// [`ClassMatrix::at`] given the contact weight at the slot (`a[slot]`).
-    #[inline]
-    pub fn at_with(&self, a: f64, slot: usize) -> f64 {
-        let x = a * self.boost;
-        match self.gate {
-            Some(g) => x * g[slot],
-            None => x,
         }
     }
 }
@@ -426,43 +281,36 @@ impl Row {
         (r != f64::INFINITY).then(|| self.e[i])
     }
 
-    /// Add the rows of a class matrix of `sources` to the exposures, each
-    /// term rounded to fixed point (integer sums: the order and layout do
-    /// not change the result; skipped terms are exact zeros, no link).
+    /// Add the rows of a class matrix (in fixed point, laid out by the
+    /// slots of `links`) of `sources` to the exposures: integer sums, so
+    /// the order and the layout do not change the result (skipped terms
+    /// are exact zeros: no link).
     #[inline(always)]
-    pub fn add_sources<I>(&mut self, links: &Links, m: &ClassMatrix<'_>, sources: I)
+    pub fn add_sources<I>(&mut self, links: &Links, m: &[Fixed], sources: I)
     where
         I: Iterator<Item = usize> + Clone,
     {
         let n = links.n;
         assert_eq!(self.e.len(), n);
-        let boost = m.boost;
         if !links.dense {
             for j in sources {
                 let (slots, targets) = links.of(j);
-                let (a, g) = (&m.a[slots.clone()], m.gates_of(j).map(|g| &g[slots]));
-                for (q, &i) in targets.iter().enumerate() {
-                    let x = a[q] * boost;
-                    let v = match g {
-                        Some(g) => x * g[q],
-                        None => x,
-                    };
+                for (&v, &i) in m[slots].iter().zip(targets) {
                     // SAFETY: link targets are countries, below n = e.len().
                     let e = unsafe { self.e.get_unchecked_mut(i as usize) };
-                    *e = e.wrapping_add(fix(v));
+                    *e = e.wrapping_add(v);
                 }
             }
             return;
         }
-        assert!(m.a.len() >= n * n);
-        let term = |j: usize, i: usize| m.fixed_at(j * n + i);
+        assert!(m.len() >= n * n);
         if self.list {
             // Few non-holders: only theirs.
             for &i in &self.idx {
                 let i = i as usize;
                 let mut acc = self.e[i];
                 for j in sources.clone() {
-                    acc = acc.wrapping_add(term(j, i));
+                    acc = acc.wrapping_add(m[j * n + i]);
                 }
                 self.e[i] = acc;
             }
@@ -477,19 +325,9 @@ impl Row {
             let at = b * BLOCK;
             for j in sources.clone() {
                 let from = j * n + at;
-                let a: &[f64; BLOCK] = m.a[from..from + BLOCK].try_into().expect("block");
-                match m.gates_of(j) {
-                    Some(g) => {
-                        let g: &[f64; BLOCK] = g[from..from + BLOCK].try_into().expect("block");
-                        for l in 0..BLOCK {
-                            acc[l] = acc[l].wrapping_add(fix((a[l] * boost) * g[l]));
-                        }
-                    }
-                    None => {
-                        for l in 0..BLOCK {
-                            acc[l] = acc[l].wrapping_add(fix(a[l] * boost));
-                        }
-                    }
+                let row: &[Fixed; BLOCK] = m[from..from + BLOCK].try_into().expect("block");
+                for l in 0..BLOCK {
+                    acc[l] = acc[l].wrapping_add(row[l]);
                 }
             }
             *e = acc;
@@ -497,7 +335,7 @@ impl Row {
         for i in whole..n {
             let mut acc = self.e[i];
             for j in sources.clone() {
-                acc = acc.wrapping_add(term(j, i));
+                acc = acc.wrapping_add(m[j * n + i]);
             }
             self.e[i] = acc;
         }
@@ -714,22 +552,12 @@ mod tests {
             let sources = holders.iter().copied();
             // A scale that leaves fractions of a unit to round.
             let scale = 3.0;
-            a.add_sources(
-                &sparse,
-                &ClassMatrix::new(&per_link, scale, None),
-                sources.clone(),
-            );
-            b.add_sources(
-                &dense,
-                &ClassMatrix::new(&full, scale, None),
-                sources.clone(),
-            );
+            let fixed = |v: &[f64]| -> Vec<Fixed> { v.iter().map(|&x| fix(x * scale)).collect() };
+            let (per_link, full) = (fixed(&per_link), fixed(&full));
+            a.add_sources(&sparse, &per_link, sources.clone());
+            b.add_sources(&dense, &full, sources.clone());
             for j in sources.rev() {
-                c.add_sources(
-                    &dense,
-                    &ClassMatrix::new(&full, scale, None),
-                    std::iter::once(j),
-                );
+                c.add_sources(&dense, &full, std::iter::once(j));
             }
             for i in 0..n {
                 // 1.5 and 0.75 units: 2 and 1 (ties to even, nearest).
