@@ -29,7 +29,7 @@ use crate::model::{ExportControl, Scenario};
 use crate::rng::{self, Purpose};
 use metrics::{GroupKind, Layout, Metric};
 use policy::{KeyDesc, KeyInterner, PolicyView, expected_product};
-use rows::{Fixed, Gates, Hazard, Links, Row, fix};
+use rows::{Factor, Fixed, Gates, Hazard, Links, Row, fix};
 
 /// Which of the paired runs this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -902,7 +902,7 @@ impl<'a> Simulation<'a> {
             Arc::new(Gates {
                 boost,
                 chill,
-                factor: Some(gate),
+                factor: Some(Factor::new(gate)),
             })
         };
         let ids: Vec<usize> = (0..classes).filter(|&c| todo[c]).collect();
@@ -940,6 +940,13 @@ impl<'a> Simulation<'a> {
             }
         }
         let ids: Vec<usize> = (0..classes).filter(|&c| used[c]).collect();
+        // The moved pairs' weights and chilled flags, read by every class.
+        let a_moved: Vec<f64> = moved.by_slot.iter().map(|&(at, _)| a[at as usize]).collect();
+        let chilled_moved: Vec<bool> = moved
+            .by_slot
+            .iter()
+            .map(|&(at, _)| chilled[at as usize])
+            .collect();
         let built: Vec<(usize, Arc<Vec<Fixed>>, Option<Vec<Fixed>>)> = ids
             .into_par_iter()
             .map(|c| {
@@ -955,8 +962,11 @@ impl<'a> Simulation<'a> {
                         // Zeros after the last change: the vector loop of
                         // `correct` reads whole blocks of eight.
                         let mut d = vec![0; moved.sources.len() + PAD];
-                        for &(at, q) in &moved.by_slot {
-                            let (at, new) = (at as usize, m(at as usize));
+                        for ((&(at, q), &a), &ch) in
+                            moved.by_slot.iter().zip(&a_moved).zip(&chilled_moved)
+                        {
+                            let at = at as usize;
+                            let new = fix((a * boost) * gates.effective_at(at, ch));
                             d[q as usize] = new.wrapping_sub(v[at]);
                             v[at] = new;
                         }

@@ -129,7 +129,50 @@ pub(crate) struct Gates {
     pub boost: f64,
     /// Applies to chilled pairs that no regime covers (1 when none).
     pub chill: f64,
-    pub factor: Option<Vec<f64>>,
+    pub factor: Option<Factor>,
+}
+
+/// A class's regime gate products per slot, NaN where no regime covers the
+/// pair. A class has few distinct products, so they are kept as one-byte
+/// codes into a table (an eighth of the memory the per-step matrix
+/// patches read), unless there are more than 256.
+#[derive(Debug, Clone)]
+pub(crate) enum Factor {
+    Coded { code: Vec<u8>, values: Vec<f64> },
+    Plain(Vec<f64>),
+}
+
+impl Factor {
+    pub fn new(g: Vec<f64>) -> Self {
+        let mut values: Vec<f64> = Vec::new();
+        let mut code = Vec::with_capacity(g.len());
+        let mut last: Option<(u64, u8)> = None;
+        for &x in &g {
+            let bits = x.to_bits();
+            let c = match last {
+                Some((b, c)) if b == bits => c,
+                _ => match values.iter().position(|v| v.to_bits() == bits) {
+                    Some(c) => c as u8,
+                    None if values.len() <= u8::MAX as usize => {
+                        values.push(x);
+                        (values.len() - 1) as u8
+                    }
+                    None => return Factor::Plain(g),
+                },
+            };
+            last = Some((bits, c));
+            code.push(c);
+        }
+        Factor::Coded { code, values }
+    }
+
+    #[inline]
+    pub fn at(&self, slot: usize) -> f64 {
+        match self {
+            Factor::Coded { code, values } => values[code[slot] as usize],
+            Factor::Plain(g) => g[slot],
+        }
+    }
 }
 
 impl Gates {
@@ -137,7 +180,7 @@ impl Gates {
     /// chilling factor if the pair is chilled, else 1.
     #[inline]
     pub fn effective_at(&self, slot: usize, chilled: bool) -> f64 {
-        let g = self.factor.as_ref().map_or(f64::NAN, |f| f[slot]);
+        let g = self.factor.as_ref().map_or(f64::NAN, |f| f.at(slot));
         if !g.is_nan() {
             g
         } else if chilled {
