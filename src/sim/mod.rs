@@ -594,15 +594,24 @@ impl<'a> Simulation<'a> {
         let key_cur = self.assign_keys(n_old);
         let mut recompute_flag = vec![false; n_old];
         let mut recompute = Vec::new();
+        // For each class, the class last step of the first innovation that
+        // moved into it (a likely near twin).
+        let mut came_from = vec![NONE; self.interner.descs.len()];
         for k in 0..n_old {
             if key_cur[k] != NONE && (k >= self.new_from || key_cur[k] != self.key_prev[k]) {
                 recompute_flag[k] = true;
                 recompute.push(k as u32);
+                if k < self.new_from && self.key_prev[k] != NONE {
+                    let from = &mut came_from[key_cur[k] as usize];
+                    if *from == NONE {
+                        *from = self.key_prev[k];
+                    }
+                }
             }
         }
         self.build_gates(&key_cur);
         let moved = Moved::new(&changed, &self.links.slot, n);
-        let (m_cur, deltas) = self.class_matrices(&key_cur, &a_cur, &chilled_cur, &moved);
+        let (m_cur, deltas) = self.class_matrices(&key_cur, &a_cur, &chilled_cur, &moved, &came_from);
 
         // Last step's new holders of each innovation (events are by innovation).
         let mut event_start = vec![0u32; n_old + 1];
@@ -931,6 +940,7 @@ impl<'a> Simulation<'a> {
         a: &[f64],
         chilled: &[bool],
         moved: &Moved,
+        came_from: &[u32],
     ) -> (Vec<Option<Arc<Vec<Fixed>>>>, Vec<Option<Vec<Fixed>>>) {
         let classes = self.gates.len();
         let mut used = vec![false; classes];
@@ -972,7 +982,26 @@ impl<'a> Simulation<'a> {
                         }
                         (c, Arc::new(v), Some(d))
                     }
-                    None => (c, Arc::new((0..self.links.values()).map(m).collect()), None),
+                    None => match came_from
+                        .get(c)
+                        .filter(|&&p| p != NONE)
+                        .and_then(|&p| self.parent_class(c, p as usize))
+                    {
+                        // Copy the parent's and recompute where they differ:
+                        // the slots of the regimes they do not share, and
+                        // the pairs that moved since last step.
+                        Some((p, slots)) => {
+                            let mut v = Vec::clone(self.m_prev[p].as_ref().expect("parent"));
+                            for at in slots
+                                .into_iter()
+                                .chain(moved.by_slot.iter().map(|&(at, _)| at as usize))
+                            {
+                                v[at] = m(at);
+                            }
+                            (c, Arc::new(v), None)
+                        }
+                        None => (c, Arc::new((0..self.links.values()).map(m).collect()), None),
+                    },
                 }
             })
             .collect();
@@ -983,6 +1012,80 @@ impl<'a> Simulation<'a> {
             deltas[c] = d;
         }
         (matrices, deltas)
+    }
+
+    /// For a class with no matrix last step and class p that had one: the
+    /// slots where their gates may differ, those of the regimes that one of
+    /// them has and the other has not, or has as extraterritorial and the
+    /// other not (elsewhere both products run over the same covering
+    /// regimes in the same order: the same bits). None unless p is of the
+    /// same sector (so the same boost and chilling factor) and they differ
+    /// at fewer than half the slots.
+    fn parent_class(&self, c: usize, p: usize) -> Option<(usize, Vec<usize>)> {
+        let n = self.n;
+        let descs = &self.interner.descs;
+        let d = &descs[c];
+        /// Ids in exactly one of two ascending lists.
+        fn differ(x: &[u32], y: &[u32], out: &mut Vec<u32>) {
+            let (mut p, mut q) = (0, 0);
+            while p < x.len() || q < y.len() {
+                match (x.get(p), y.get(q)) {
+                    (Some(a), Some(b)) if a == b => (p, q) = (p + 1, q + 1),
+                    (Some(a), Some(b)) if a < b => {
+                        out.push(*a);
+                        p += 1;
+                    }
+                    (Some(_), Some(b)) | (None, Some(b)) => {
+                        out.push(*b);
+                        q += 1;
+                    }
+                    (Some(a), None) => {
+                        out.push(*a);
+                        p += 1;
+                    }
+                    (None, None) => unreachable!(),
+                }
+            }
+        }
+        let dp = &descs[p];
+        self.m_prev.get(p)?.as_ref()?;
+        if dp.sector != d.sector {
+            return None;
+        }
+        let mut regs = Vec::new();
+        differ(&d.cover, &dp.cover, &mut regs);
+        differ(&d.ext, &dp.ext, &mut regs);
+        let cost: usize = regs
+            .iter()
+            .map(|r| {
+                let (controllers, targets) = &self.members[*r as usize];
+                let all = d.ext.contains(r) || dp.ext.contains(r);
+                targets.len() * if all { n } else { controllers.len() }
+            })
+            .sum();
+        if cost >= self.links.values() / 2 {
+            return None;
+        }
+        let mut slots = Vec::new();
+        for r in regs {
+            let (controllers, targets) = &self.members[r as usize];
+            let all = d.ext.contains(&r) || dp.ext.contains(&r);
+            for &i in targets {
+                let i = i as usize;
+                let mut add = |j: usize| {
+                    let at = self.links.slot[j * n + i];
+                    if at != NONE {
+                        slots.push(at as usize);
+                    }
+                };
+                if all {
+                    (0..n).for_each(&mut add);
+                } else {
+                    controllers.iter().for_each(|&j| add(j as usize));
+                }
+            }
+        }
+        Some((p, slots))
     }
 
     /// Births of step t (MODEL.md section 2). Countries draw from their own
