@@ -611,7 +611,8 @@ impl<'a> Simulation<'a> {
         }
         self.build_gates(&key_cur);
         let moved = Moved::new(&changed, &self.links.slot, n);
-        let (m_cur, deltas) = self.class_matrices(&key_cur, &a_cur, &chilled_cur, &moved, &came_from);
+        let (m_cur, deltas) =
+            self.class_matrices(&key_cur, &a_cur, &chilled_cur, &moved, &came_from);
 
         // Last step's new holders of each innovation (events are by innovation).
         let mut event_start = vec![0u32; n_old + 1];
@@ -951,7 +952,11 @@ impl<'a> Simulation<'a> {
         }
         let ids: Vec<usize> = (0..classes).filter(|&c| used[c]).collect();
         // The moved pairs' weights and chilled flags, read by every class.
-        let a_moved: Vec<f64> = moved.by_slot.iter().map(|&(at, _)| a[at as usize]).collect();
+        let a_moved: Vec<f64> = moved
+            .by_slot
+            .iter()
+            .map(|&(at, _)| a[at as usize])
+            .collect();
         let chilled_moved: Vec<bool> = moved
             .by_slot
             .iter()
@@ -1917,6 +1922,53 @@ mod tests {
         wide
     }
 
+    /// A regime ends while another keeps restricting the same pairs, and
+    /// trust never moves: the innovations it covered move into a class
+    /// nobody used before, which differs from their old class only at the
+    /// ended regime's pairs, whose weights and chilled flags do not move.
+    /// Its matrix, copied from the old class's, must be recomputed there.
+    #[test]
+    fn incremental_exposure_matches_direct_evaluation_when_a_twin_regime_ends() {
+        const TWIN: &str = r#"
+            steps = 16
+            seed = 5
+            [world.synthetic]
+            count = 14
+            blocs = { A = 0.5, B = 0.5 }
+            [network]
+            kind = "gravity"
+            [[sector]]
+            name = "chips"
+            sensitivity = 0.9
+            [[sector]]
+            name = "other"
+            sensitivity = 0.1
+            [innovation]
+            per_step = 25
+            [trust]
+            erosion = 0.0
+            perception_noise = 0.0
+            [policy.cooperation]
+            chilling = 0.5
+            [[policy.export_control]]
+            name = "broad"
+            controllers = ["bloc:A"]
+            targets = ["bloc:B"]
+            sectors = { chips = 0.8 }
+            licence_rate = 0.2
+            start = 1
+            end = 8
+            [[policy.export_control]]
+            name = "narrow"
+            controllers = ["bloc:A"]
+            targets = ["bloc:B"]
+            sectors = { chips = 0.4 }
+            licence_rate = 0.5
+            start = 1
+        "#;
+        verify_every_step(TWIN);
+    }
+
     /// The same on a sparse network (one value per link, per-link updates).
     #[test]
     fn incremental_exposure_matches_direct_evaluation_on_a_sparse_network() {
@@ -1962,9 +2014,23 @@ mod tests {
     }
 
     fn check_stress(text: &str) {
+        let sim_steps = verify_every_step(text);
+        let (opened, lifted, steps) = sim_steps;
+        // The short wide case has no time to lift any.
+        assert!(
+            opened > 0 && (lifted > 0 || steps < 30),
+            "the stress case must open and lift counter-regimes ({opened} opened, {lifted} lifted)"
+        );
+    }
+
+    /// Run both variants with every exposure checked after every step;
+    /// return the counter-regimes the policy variant opened and lifted, and
+    /// the steps.
+    fn verify_every_step(text: &str) -> (u32, usize, u32) {
         let loaded = load_text(text, "stress.toml", FileSource::Embedded, &[]).unwrap();
         let sc = &loaded.scenario;
         let layout = Layout::new(sc);
+        let mut counts = (0, 0, sc.steps);
         for variant in [Variant::Policy, Variant::Counterfactual] {
             let mut sim = Simulation::new(sc, &layout, 0, variant);
             sim.verify_exposures(true);
@@ -1972,18 +2038,14 @@ mod tests {
                 sim.step();
             }
             if variant == Variant::Policy {
-                let opened: u32 = sim.opened_total.iter().sum();
-                let lifted = sim
+                counts.0 = sim.opened_total.iter().sum();
+                counts.1 = sim
                     .regimes
                     .iter()
                     .filter(|r| r.name.starts_with("retaliation_") && r.end.is_some())
                     .count();
-                // The short wide case has no time to lift any.
-                assert!(
-                    opened > 0 && (lifted > 0 || sc.steps < 30),
-                    "the stress case must open and lift counter-regimes ({opened} opened, {lifted} lifted)"
-                );
             }
         }
+        counts
     }
 }
