@@ -9,10 +9,11 @@
 //! threshold, which gives exactly P_ik = 1 - exp(-hazard) per step. Exposure
 //! E_ik (stored in fixed point, [`rows::Fixed`], so that an incremental sum
 //! is the same bits as a fresh one) is kept up to date incrementally: a new
-//! holder adds its weight once;
-//! a pair whose weight moved (trust, chilling) adds the difference to the
-//! innovations it carries; an innovation whose gate class changed (scope
-//! schedules, regimes starting or ending) is recomputed from its holders.
+//! holder adds its row of its class's matrix once (the matrices are kept in
+//! fixed point per class and patched where weights moved); a pair whose
+//! weight moved (trust, chilling) adds the difference to the innovations
+//! it carries; an innovation whose gate class changed (scope schedules,
+//! regimes starting or ending) is recomputed from its holders.
 
 pub mod metrics;
 pub mod policy;
@@ -1491,10 +1492,10 @@ struct DiffuseInputs<'s> {
     m_cur: &'s [Option<Arc<Vec<Fixed>>>],
     /// Linked pairs whose weight moved since last step.
     moved: Moved,
-    /// Per class, the change of its matrix at every moved pair, in the
-    /// order of `moved.sources`; made by the first row that needs it.
-    /// In fixed point: the difference of the two rounded terms, so that
-    /// adding it gives what a fresh sum would.
+    /// Per class kept from last step, the change of its matrix at every
+    /// moved pair, in the order of `moved.sources` (then [`PAD`] zeros):
+    /// the difference of the two fixed-point terms, so that adding it
+    /// gives what a fresh sum would.
     deltas: &'s [Option<Vec<Fixed>>],
     /// beta * a_i * 2^-F (per unit of fixed-point exposure) and a_i per
     /// country.
