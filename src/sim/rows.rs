@@ -640,6 +640,25 @@ mod tests {
     }
 
     #[test]
+    fn gate_products_read_back_the_same_bits_coded_or_not() {
+        // Few distinct products (NaN = uncovered among them): coded.
+        let few: Vec<f64> = (0..500)
+            .map(|i| [f64::NAN, 0.25, 0.1 / 1.5, 1.0][i % 7 % 4])
+            .collect();
+        let f = Factor::new(few.clone());
+        assert!(matches!(f, Factor::Coded { .. }));
+        // Over 256 distinct products: kept as they are.
+        let many: Vec<f64> = (0..600).map(|i| 1.0 / (2.0 + (i % 300) as f64)).collect();
+        let g = Factor::new(many.clone());
+        assert!(matches!(g, Factor::Plain(_)));
+        for (factor, values) in [(f, few), (g, many)] {
+            for (at, x) in values.iter().enumerate() {
+                assert_eq!(factor.at(at).to_bits(), x.to_bits(), "slot {at}");
+            }
+        }
+    }
+
+    #[test]
     fn fixed_scale_keeps_the_largest_exposure_within_half_the_range() {
         let half = (1u64 << 30) as f64;
         for m in [1.0, 1.5, 2.0, 101.0, 1e-3, 7e12] {
