@@ -970,7 +970,10 @@ impl<'a> Simulation<'a> {
                     .as_deref()
                     .expect("gates built for classes in use");
                 let boost = gates.boost * self.scale;
-                let m = |at: usize| fix((a[at] * boost) * gates.effective_at(at, chilled[at]));
+                // The term of a slot given its weight and chilled flag.
+                let term =
+                    |a: f64, at: usize, ch: bool| fix((a * boost) * gates.effective_at(at, ch));
+                let m = |at: usize| term(a[at], at, chilled[at]);
                 match self.m_prev.get(c).and_then(Option::as_ref) {
                     Some(p) if moved.by_slot.is_empty() => (c, p.clone(), None),
                     Some(p) => {
@@ -982,7 +985,7 @@ impl<'a> Simulation<'a> {
                             moved.by_slot.iter().zip(&a_moved).zip(&chilled_moved)
                         {
                             let at = at as usize;
-                            let new = fix((a * boost) * gates.effective_at(at, ch));
+                            let new = term(a, at, ch);
                             d[q as usize] = new.wrapping_sub(v[at]);
                             v[at] = new;
                         }
@@ -1098,15 +1101,17 @@ impl<'a> Simulation<'a> {
     /// streams, so they are handled in parallel and joined in country order.
     fn births(&self, t: u32) -> Vec<Birth> {
         let intensity = self.arrival_intensities();
+        let shares: Vec<f64> = self.sc.sectors.iter().map(|s| s.share).collect();
         let per_country: Vec<Vec<Birth>> = (0..self.n)
             .into_par_iter()
-            .map(|i| self.births_of(t, i, self.lambda * intensity[i]))
+            .map(|i| self.births_of(t, i, self.lambda * intensity[i], &shares))
             .collect();
         per_country.into_iter().flatten().collect()
     }
 
-    /// Country i's births at step t, given its arrival rate.
-    fn births_of(&self, t: u32, i: usize, rate: f64) -> Vec<Birth> {
+    /// Country i's births at step t, given its arrival rate and the
+    /// sectors' shares of innovations (used unless it has its own).
+    fn births_of(&self, t: u32, i: usize, rate: f64, sector_shares: &[f64]) -> Vec<Birth> {
         let sc = self.sc;
         let coop = &sc.cooperation;
         let mut out = Vec::new();
@@ -1118,14 +1123,7 @@ impl<'a> Simulation<'a> {
             .map(|p| p.sample(&mut stream) as u64)
             .unwrap_or(0);
         let country = &sc.world.countries[i];
-        let sector_shares: Vec<f64>;
-        let shares = match country.specialization.as_deref() {
-            Some(v) => v,
-            None => {
-                sector_shares = sc.sectors.iter().map(|s| s.share).collect();
-                &sector_shares
-            }
-        };
+        let shares = country.specialization.as_deref().unwrap_or(sector_shares);
         // Partner weights per sector, computed when first needed.
         let mut cache: Vec<Option<(Vec<f64>, f64)>> = vec![None; sc.sectors.len()];
         for _ in 0..count {
