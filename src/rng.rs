@@ -68,7 +68,6 @@ pub fn stream(
     rng
 }
 
-/// A uniform draw in [0, 1) from exactly one u64 (53 bits).
 /// Move `rng` to word `pos` of its stream, as `set_word_pos` does. A short
 /// step forward reads and discards the words in between instead (the same
 /// position, so the same draws follow): `set_word_pos` always regenerates
@@ -88,6 +87,7 @@ pub fn seek(rng: &mut ChaCha8Rng, pos: u128) {
     }
 }
 
+/// A uniform draw in [0, 1) from exactly one u64 (53 bits).
 #[inline]
 pub fn uniform(rng: &mut ChaCha8Rng) -> f64 {
     (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
