@@ -610,7 +610,7 @@ impl<'a> Simulation<'a> {
                 }
             }
         }
-        self.build_gates(&key_cur);
+        self.build_gates(&key_cur, &came_from);
         let moved = Moved::new(&changed, &self.links.slot, n);
         let (m_cur, deltas) =
             self.class_matrices(&key_cur, &a_cur, &chilled_cur, &moved, &came_from);
@@ -838,7 +838,7 @@ impl<'a> Simulation<'a> {
     /// or NaN where no regime covers the pair (the chilling factor or 1
     /// then applies), so that M^c(j, i) = (a_ji * boost_s) * gate_c(j, i).
     /// Classes used neither now nor last step are dropped.
-    fn build_gates(&mut self, keys: &[u32]) {
+    fn build_gates(&mut self, keys: &[u32], came_from: &[u32]) {
         debug_assert_eq!(self.members.len(), self.regimes.len());
         let classes = self.interner.descs.len();
         self.gates.resize(classes, None);
@@ -882,6 +882,27 @@ impl<'a> Simulation<'a> {
                     boost,
                     chill,
                     factor: None,
+                });
+            }
+            // A class its innovations came from, whose gates differ at few
+            // slots: its products, recomputed at those slots.
+            let parent = came_from.get(c).filter(|&&p| p != NONE).and_then(|&p| {
+                let pg = self.gates.get(p as usize)?.as_ref()?;
+                let slots = self.gate_diff(c, p as usize, links.values() / 2)?;
+                Some((pg, slots))
+            });
+            if let Some((pg, slots)) = parent {
+                let mut factor = pg
+                    .factor
+                    .clone()
+                    .unwrap_or_else(|| Factor::new(vec![f64::NAN; links.values()]));
+                for (at, j, i) in slots {
+                    factor.set(at, self.gate_product(d, j as usize, i as usize));
+                }
+                return Arc::new(Gates {
+                    boost,
+                    chill,
+                    factor: Some(factor),
                 });
             }
             // Gate products per linked pair, visiting only each covering
@@ -1023,17 +1044,51 @@ impl<'a> Simulation<'a> {
         (matrices, deltas)
     }
 
-    /// For a class with no matrix last step and class p that had one: the
-    /// slots where their gates may differ, those of the regimes that one of
-    /// them has and the other has not, or has as extraterritorial and the
-    /// other not (elsewhere both products run over the same covering
-    /// regimes in the same order: the same bits). None unless p is of the
-    /// same sector (so the same boost and chilling factor) and they differ
-    /// at fewer than half the slots.
+    /// The gate product of class `d` on the pair j -> i, NaN where no
+    /// regime of the class covers it: the same products in the same order
+    /// (ascending regime) as [`Self::build_gates`] makes them slot by slot.
+    fn gate_product(&self, d: &KeyDesc, j: usize, i: usize) -> f64 {
+        let view = &self.view;
+        let mut covering: Vec<u32> = view
+            .pair_regimes(j, i)
+            .iter()
+            .map(|&a| view.active[a as usize])
+            .filter(|r| d.cover.binary_search(r).is_ok())
+            .chain(
+                d.ext
+                    .iter()
+                    .copied()
+                    .filter(|&r| self.regimes[r as usize].targets[i]),
+            )
+            .collect();
+        covering.sort_unstable();
+        covering.dedup();
+        covering.iter().fold(f64::NAN, |x, &r| {
+            let g = self.regimes[r as usize].gate();
+            if x.is_nan() { 1.0 * g } else { x * g }
+        })
+    }
+
+    /// For a class with no matrix last step and class p that had one: p
+    /// and the slots where their gates may differ (see [`Self::gate_diff`]),
+    /// if fewer than half.
     fn parent_class(&self, c: usize, p: usize) -> Option<(usize, Vec<usize>)> {
+        self.m_prev.get(p)?.as_ref()?;
+        let slots = self.gate_diff(c, p, self.links.values() / 2)?;
+        Some((p, slots.into_iter().map(|(at, _, _)| at).collect()))
+    }
+
+    /// The slots (with their source and target) where the gates of classes
+    /// c and p may differ: those of the regimes that one of them has and
+    /// the other has not, or has as extraterritorial and the other not
+    /// (elsewhere both products run over the same covering regimes in the
+    /// same order: the same bits). None unless they are of the same sector
+    /// (so the same boost and chilling factor) and those regimes reach
+    /// fewer than `limit` slots.
+    fn gate_diff(&self, c: usize, p: usize, limit: usize) -> Option<Vec<(usize, u32, u32)>> {
         let n = self.n;
         let descs = &self.interner.descs;
-        let d = &descs[c];
+        let (d, dp) = (&descs[c], &descs[p]);
         /// Ids in exactly one of two ascending lists.
         fn differ(x: &[u32], y: &[u32], out: &mut Vec<u32>) {
             let (mut p, mut q) = (0, 0);
@@ -1056,45 +1111,43 @@ impl<'a> Simulation<'a> {
                 }
             }
         }
-        let dp = &descs[p];
-        self.m_prev.get(p)?.as_ref()?;
         if dp.sector != d.sector {
             return None;
         }
         let mut regs = Vec::new();
         differ(&d.cover, &dp.cover, &mut regs);
         differ(&d.ext, &dp.ext, &mut regs);
+        let all = |r: &u32| d.ext.contains(r) || dp.ext.contains(r);
         let cost: usize = regs
             .iter()
             .map(|r| {
                 let (controllers, targets) = &self.members[*r as usize];
-                let all = d.ext.contains(r) || dp.ext.contains(r);
-                targets.len() * if all { n } else { controllers.len() }
+                targets.len() * if all(r) { n } else { controllers.len() }
             })
             .sum();
-        if cost >= self.links.values() / 2 {
+        if cost >= limit {
             return None;
         }
         let mut slots = Vec::new();
         for r in regs {
             let (controllers, targets) = &self.members[r as usize];
-            let all = d.ext.contains(&r) || dp.ext.contains(&r);
+            let every = all(&r);
             for &i in targets {
                 let i = i as usize;
                 let mut add = |j: usize| {
                     let at = self.links.slot[j * n + i];
                     if at != NONE {
-                        slots.push(at as usize);
+                        slots.push((at as usize, j as u32, i as u32));
                     }
                 };
-                if all {
+                if every {
                     (0..n).for_each(&mut add);
                 } else {
                     controllers.iter().for_each(|&j| add(j as usize));
                 }
             }
         }
-        Some((p, slots))
+        Some(slots)
     }
 
     /// Births of step t (MODEL.md section 2). Countries draw from their own

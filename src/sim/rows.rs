@@ -173,6 +173,27 @@ impl Factor {
             Factor::Plain(g) => g[slot],
         }
     }
+
+    /// Set one slot's product (a new value gets a code, or the codes are
+    /// given up past 256 distinct values).
+    pub fn set(&mut self, slot: usize, x: f64) {
+        match self {
+            Factor::Plain(g) => g[slot] = x,
+            Factor::Coded { code, values } => {
+                let bits = x.to_bits();
+                if let Some(c) = values.iter().position(|v| v.to_bits() == bits) {
+                    code[slot] = c as u8;
+                } else if values.len() <= u8::MAX as usize {
+                    values.push(x);
+                    code[slot] = (values.len() - 1) as u8;
+                } else {
+                    let mut g: Vec<f64> = code.iter().map(|&c| values[c as usize]).collect();
+                    g[slot] = x;
+                    *self = Factor::Plain(g);
+                }
+            }
+        }
+    }
 }
 
 impl Gates {
@@ -651,7 +672,16 @@ mod tests {
         let many: Vec<f64> = (0..600).map(|i| 1.0 / (2.0 + (i % 300) as f64)).collect();
         let g = Factor::new(many.clone());
         assert!(matches!(g, Factor::Plain(_)));
-        for (factor, values) in [(f, few), (g, many)] {
+        // Setting slots one by one, past 256 distinct values too.
+        let mut h = Factor::new(few.clone());
+        let mut expect = few.clone();
+        for at in 0..300 {
+            let x = 1.0 / (3.0 + at as f64);
+            h.set(at, x);
+            expect[at] = x;
+        }
+        assert!(matches!(h, Factor::Plain(_)));
+        for (factor, values) in [(f, few), (g, many), (h, expect)] {
             for (at, x) in values.iter().enumerate() {
                 assert_eq!(factor.at(at).to_bits(), x.to_bits(), "slot {at}");
             }
