@@ -956,7 +956,9 @@ impl<'a> Simulation<'a> {
     /// only, so last step's is kept when neither moved, and otherwise
     /// copied and patched at the moved pairs (`moved` holds every pair
     /// whose weight or chilled flag moved), the changes read off as it is
-    /// patched; a class new in use is built whole.
+    /// patched. A class new in use copies the matrix of the class its first
+    /// innovation came from, recomputed where their gates may differ and at
+    /// the moved pairs (see [`Self::parent_class`]), or is built whole.
     fn class_matrices(
         &self,
         keys: &[u32],
