@@ -65,7 +65,7 @@ pub struct Country {
 #[derive(Debug, Clone, Serialize)]
 pub struct Sector {
     pub name: String,
-    /// sigma_s in [0,1].
+    /// sigma_s in `[0, 1]`.
     pub sensitivity: f64,
     /// omega_s >= 0.
     pub weight: f64,
@@ -166,7 +166,7 @@ pub struct ExportControl {
     /// Per country: is a target (selected, not excepted, not a controller:
     /// a regime never covers a transfer to one of its own controllers).
     pub targets: Vec<bool>,
-    /// (sector index, base scope r in [0,1]), sorted by sector.
+    /// (sector index, base scope r in `[0, 1]`), sorted by sector.
     pub sectors: Vec<(usize, f64)>,
     pub licence_rate: f64,
     pub cost: f64,
@@ -207,7 +207,7 @@ impl ExportControl {
         m0 + (m1 - m0) * (t - t0) / (t1 - t0)
     }
 
-    /// Base scope times schedule, clamped to [0,1], before the prohibited zone
+    /// Base scope times schedule, clamped to `[0, 1]`, before the prohibited zone
     /// and the positive list.
     pub fn scheduled_scope(&self, base: f64, step: u32) -> f64 {
         (base * self.multiplier(step)).clamp(0.0, 1.0)

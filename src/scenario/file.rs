@@ -1,6 +1,6 @@
 //! The scenario file as the user wrote it: a serde mirror of the TOML keys of
 //! MODEL.md, with every table closed to unknown keys. Nothing here is checked
-//! beyond types; [`super::build`] turns it into a validated [`super::Scenario`].
+//! beyond types; `super::build` turns it into a validated [`super::Scenario`].
 
 use std::collections::BTreeMap;
 

@@ -7,7 +7,7 @@
 //! innovation's birth; each step the pair's cumulative hazard grows by
 //! beta * a_i * E_ik + nu_s * a_i and the pair adopts when it crosses the
 //! threshold, which gives exactly P_ik = 1 - exp(-hazard) per step. Exposure
-//! E_ik (stored in fixed point, [`rows::Fixed`], so that an incremental sum
+//! E_ik (stored in fixed point, `rows::Fixed`, so that an incremental sum
 //! is the same bits as a fresh one) is kept up to date incrementally: a new
 //! holder adds its row of its class's matrix once (the matrices are kept in
 //! fixed point per class and patched where weights moved); a pair whose

@@ -13,7 +13,7 @@ pub struct PolicyView {
     /// Global indices of regimes active at this step that cover at least one
     /// sector after the prohibited zone and the positive list.
     pub active: Vec<u32>,
-    /// eff[a][s]: effective scope of active regime `active[a]` in sector s.
+    /// `eff[a][s]`: effective scope of active regime `active[a]` in sector s.
     pub eff: Vec<Vec<f64>>,
     /// Per sector: ascending distinct positive effective scopes.
     pub breakpoints: Vec<Vec<f64>>,
