@@ -594,14 +594,12 @@ impl<'a> Simulation<'a> {
         // Gate classes of the live innovations at this step.
         let key_cur = self.assign_keys(n_old);
         let mut recompute_flag = vec![false; n_old];
-        let mut recompute = Vec::new();
         // For each class, the class last step of the first innovation that
         // moved into it (a likely near twin).
         let mut came_from = vec![NONE; self.interner.descs.len()];
         for k in 0..n_old {
             if key_cur[k] != NONE && (k >= self.new_from || key_cur[k] != self.key_prev[k]) {
                 recompute_flag[k] = true;
-                recompute.push(k as u32);
                 if k < self.new_from && self.key_prev[k] != NONE {
                     let from = &mut came_from[key_cur[k] as usize];
                     if *from == NONE {

@@ -148,19 +148,14 @@ impl Factor {
         let mut code = Vec::with_capacity(g.len());
         let mut last: Option<(u64, u8)> = None;
         for &x in &g {
-            let bits = x.to_bits();
             let c = match last {
-                Some((b, c)) if b == bits => c,
-                _ => match values.iter().position(|v| v.to_bits() == bits) {
-                    Some(c) => c as u8,
-                    None if values.len() <= u8::MAX as usize => {
-                        values.push(x);
-                        (values.len() - 1) as u8
-                    }
+                Some((bits, c)) if bits == x.to_bits() => c,
+                _ => match code_of(&mut values, x) {
+                    Some(c) => c,
                     None => return Factor::Plain(g),
                 },
             };
-            last = Some((bits, c));
+            last = Some((x.to_bits(), c));
             code.push(c);
         }
         Factor::Coded { code, values }
@@ -179,20 +174,28 @@ impl Factor {
     pub fn set(&mut self, slot: usize, x: f64) {
         match self {
             Factor::Plain(g) => g[slot] = x,
-            Factor::Coded { code, values } => {
-                let bits = x.to_bits();
-                if let Some(c) = values.iter().position(|v| v.to_bits() == bits) {
-                    code[slot] = c as u8;
-                } else if values.len() <= u8::MAX as usize {
-                    values.push(x);
-                    code[slot] = (values.len() - 1) as u8;
-                } else {
+            Factor::Coded { code, values } => match code_of(values, x) {
+                Some(c) => code[slot] = c,
+                None => {
                     let mut g: Vec<f64> = code.iter().map(|&c| values[c as usize]).collect();
                     g[slot] = x;
                     *self = Factor::Plain(g);
                 }
-            }
+            },
         }
+    }
+}
+
+/// The code of gate product x in `values` (by bits), added if new; None
+/// when the table already holds 256 values.
+fn code_of(values: &mut Vec<f64>, x: f64) -> Option<u8> {
+    match values.iter().position(|v| v.to_bits() == x.to_bits()) {
+        Some(c) => Some(c as u8),
+        None if values.len() <= u8::MAX as usize => {
+            values.push(x);
+            Some((values.len() - 1) as u8)
+        }
+        None => None,
     }
 }
 
