@@ -153,9 +153,10 @@ pub struct Simulation<'a> {
     gates: Vec<Option<Arc<Gates>>>,
     /// Whether each slot of [`Links`] is chilled, last step.
     chilled_prev: Vec<bool>,
-    /// Per class used last step, its matrix M(j, i) in fixed point at the
-    /// slots of [`Links`] (None for the others).
-    m_prev: Vec<Option<Arc<Vec<Fixed>>>>,
+    /// Per class in use, its matrix M(j, i) in fixed point at the slots of
+    /// [`Links`] (None for the others), as of the last step; brought to the
+    /// current step in place by [`Self::class_matrices`].
+    mats: Vec<Option<Vec<Fixed>>>,
     /// a_ji = w_ji * T_ij^mu of the previous step, at the slots of [`Links`].
     a_prev: Vec<f64>,
     /// The trust each slot of `a_prev` was computed from.
@@ -227,7 +228,7 @@ impl<'a> Simulation<'a> {
             key_prev: Vec::new(),
             gates: Vec::new(),
             chilled_prev: Vec::new(),
-            m_prev: Vec::new(),
+            mats: Vec::new(),
             a_prev: Vec::new(),
             trust_used: Vec::new(),
             events: Vec::new(),
@@ -610,8 +611,7 @@ impl<'a> Simulation<'a> {
         }
         self.build_gates(&key_cur, &came_from);
         let moved = Moved::new(&changed, &self.links.slot, n);
-        let (m_cur, deltas) =
-            self.class_matrices(&key_cur, &a_cur, &chilled_cur, &moved, &came_from);
+        let deltas = self.class_matrices(&key_cur, &a_cur, &chilled_cur, &moved, &came_from);
 
         // Last step's new holders of each innovation (events are by innovation).
         let mut event_start = vec![0u32; n_old + 1];
@@ -635,11 +635,9 @@ impl<'a> Simulation<'a> {
             sector: &self.inn.sector,
             events: &self.events,
             event_start: &event_start,
-            key_prev: &self.key_prev,
             key_cur: &key_cur,
             recompute_flag: &recompute_flag,
-            m_prev: &self.m_prev,
-            m_cur: &m_cur,
+            mats: &self.mats,
             moved,
             deltas: &deltas,
             beta_a: absorptive
@@ -664,16 +662,21 @@ impl<'a> Simulation<'a> {
         let adoptions: Vec<(u32, u32)> = self.rows[..n_old]
             .par_chunks_mut(ROWS_PER_TASK)
             .enumerate()
-            .fold(Vec::new, |mut out, (c, rows)| {
-                for q in 0..rows.len() {
-                    // The next row's arrays are elsewhere on the heap.
-                    if let Some(next) = rows.get(q + 1) {
-                        next.prefetch();
+            .fold(
+                || (Vec::new(), Vec::new()),
+                |(mut out, mut scratch), (c, rows)| {
+                    for q in 0..rows.len() {
+                        // The next row's arrays are elsewhere on the heap.
+                        if let Some(next) = rows.get(q + 1) {
+                            next.prefetch();
+                        }
+                        let k = c * ROWS_PER_TASK + q;
+                        inputs.update_row(k, &mut rows[q], &mut out, &mut scratch);
                     }
-                    inputs.update_row(c * ROWS_PER_TASK + q, &mut rows[q], &mut out);
-                }
-                out
-            })
+                    (out, scratch)
+                },
+            )
+            .map(|(out, _)| out)
             .flatten_iter()
             .collect();
 
@@ -731,7 +734,6 @@ impl<'a> Simulation<'a> {
 
         self.key_prev = key_cur;
         self.chilled_prev = chilled_cur;
-        self.m_prev = m_cur;
         self.a_prev = a_cur;
         self.opened_now.iter_mut().for_each(|x| *x = 0);
         if self.variant == Variant::Policy {
@@ -942,37 +944,63 @@ impl<'a> Simulation<'a> {
         }
     }
 
-    /// The matrices of the classes in use, in fixed point: M(j, i) =
-    /// (a_ji * boost) * gate(j, i) at every slot, with the gate of
-    /// [`Gates::effective_at`] (the covering regimes' product, else the
-    /// chilling factor on a chilled pair, else 1), each rounded to units of
-    /// 2^-F once (`boost` scaled by 2^F, exactly), so that a row update is
-    /// integer additions of matrix rows; and for each class kept from last
-    /// step, the change of its matrix at every moved pair, in the order of
-    /// `moved.sources` (followed by [`PAD`] zeros).
+    /// Bring the matrices of the classes in use to this step, in place, in
+    /// fixed point: M(j, i) = (a_ji * boost) * gate(j, i) at every slot,
+    /// with the gate of [`Gates::effective_at`] (the covering regimes'
+    /// product, else the chilling factor on a chilled pair, else 1), each
+    /// rounded to units of 2^-F once (`boost` scaled by 2^F, exactly), so
+    /// that a row update is integer additions of matrix rows. Returns, for
+    /// each class kept from last step, the change of its matrix at every
+    /// moved pair, in the order of `moved.sources` (followed by [`PAD`]
+    /// zeros).
     /// A class's matrix depends on the weights a and the chilled flags
-    /// only, so last step's is kept when neither moved, and otherwise
-    /// copied and patched at the moved pairs (`moved` holds every pair
-    /// whose weight or chilled flag moved), the changes read off as it is
-    /// patched. A class new in use copies the matrix of the class its first
-    /// innovation came from, recomputed where their gates may differ and at
-    /// the moved pairs (see [`Self::parent_class`]), or is built whole.
+    /// only, so last step's is patched at the moved pairs (`moved` holds
+    /// every pair whose weight or chilled flag moved), the changes read off
+    /// as it is patched. A class new in use then copies the (patched)
+    /// matrix of the class its first innovation came from and recomputes
+    /// the slots where their gates may differ (see [`Self::parent_class`]),
+    /// or is built whole. Matrices of classes no longer in use are dropped.
     fn class_matrices(
-        &self,
+        &mut self,
         keys: &[u32],
         a: &[f64],
         chilled: &[bool],
         moved: &Moved,
         came_from: &[u32],
-    ) -> (Vec<Option<Arc<Vec<Fixed>>>>, Vec<Option<Vec<Fixed>>>) {
+    ) -> Vec<Option<Vec<Fixed>>> {
         let classes = self.gates.len();
+        self.mats.resize(classes, None);
         let mut used = vec![false; classes];
         for &k in keys {
             if k != NONE {
                 used[k as usize] = true;
             }
         }
-        let ids: Vec<usize> = (0..classes).filter(|&c| used[c]).collect();
+        // New classes and the kept class each copies, found before any
+        // matrix moves on (the parent must have had one last step).
+        let fresh: Vec<(usize, Option<(usize, Vec<usize>)>)> = (0..classes)
+            .filter(|&c| used[c] && self.mats[c].is_none())
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(|c| {
+                let parent = came_from
+                    .get(c)
+                    .filter(|&&p| p != NONE)
+                    .and_then(|&p| self.parent_class(c, p as usize));
+                (c, parent)
+            })
+            .collect();
+        let mut keep = used.clone();
+        for (_, parent) in &fresh {
+            if let Some((p, _)) = parent {
+                keep[*p] = true;
+            }
+        }
+        for (c, m) in self.mats.iter_mut().enumerate() {
+            if !keep[c] {
+                *m = None;
+            }
+        }
         // The moved pairs' weights and chilled flags, read by every class.
         let a_moved: Vec<f64> = moved
             .by_slot
@@ -984,64 +1012,77 @@ impl<'a> Simulation<'a> {
             .iter()
             .map(|&(at, _)| chilled[at as usize])
             .collect();
-        let built: Vec<(usize, Arc<Vec<Fixed>>, Option<Vec<Fixed>>)> = ids
-            .into_par_iter()
-            .map(|c| {
-                let gates = self.gates[c]
-                    .as_deref()
-                    .expect("gates built for classes in use");
-                let boost = gates.boost * self.scale;
-                // The term of a slot given its weight and chilled flag.
-                let term =
-                    |a: f64, at: usize, ch: bool| fix((a * boost) * gates.effective_at(at, ch));
-                let m = |at: usize| term(a[at], at, chilled[at]);
-                match self.m_prev.get(c).and_then(Option::as_ref) {
-                    Some(p) if moved.by_slot.is_empty() => (c, p.clone(), None),
-                    Some(p) => {
-                        let mut v = Vec::clone(p);
-                        // Zeros after the last change: the vector loop of
-                        // `correct` reads whole blocks of eight.
-                        let mut d = vec![0; moved.sources.len() + PAD];
-                        for ((&(at, q), &a), &ch) in
-                            moved.by_slot.iter().zip(&a_moved).zip(&chilled_moved)
-                        {
-                            let at = at as usize;
-                            let new = term(a, at, ch);
-                            d[q as usize] = new.wrapping_sub(v[at]);
-                            v[at] = new;
-                        }
-                        (c, Arc::new(v), Some(d))
-                    }
-                    None => match came_from
-                        .get(c)
-                        .filter(|&&p| p != NONE)
-                        .and_then(|&p| self.parent_class(c, p as usize))
+        let scale = self.scale;
+        let gates_of = |c: usize| -> &Gates {
+            self.gates[c]
+                .as_deref()
+                .expect("gates built for classes in use")
+        };
+        // The term of a slot given its weight and chilled flag.
+        let term = |g: &Gates, a: f64, at: usize, ch: bool| {
+            fix((a * (g.boost * scale)) * g.effective_at(at, ch))
+        };
+        let mut mats = std::mem::take(&mut self.mats);
+        let mut deltas: Vec<Option<Vec<Fixed>>> = vec![None; classes];
+        if !moved.by_slot.is_empty() {
+            mats.par_iter_mut()
+                .zip(deltas.par_iter_mut())
+                .enumerate()
+                .for_each(|(c, (m, d_out))| {
+                    let Some(v) = m.as_mut() else { return };
+                    let g = gates_of(c);
+                    // Only classes in use need their changes; zeros after the
+                    // last one: the vector loop of `correct` reads whole
+                    // blocks of eight.
+                    let mut d = if used[c] {
+                        vec![0; moved.sources.len() + PAD]
+                    } else {
+                        Vec::new()
+                    };
+                    for ((&(at, q), &a), &ch) in
+                        moved.by_slot.iter().zip(&a_moved).zip(&chilled_moved)
                     {
-                        // Copy the parent's and recompute where they differ:
-                        // the slots of the regimes they do not share, and
-                        // the pairs that moved since last step.
-                        Some((p, slots)) => {
-                            let mut v = Vec::clone(self.m_prev[p].as_ref().expect("parent"));
-                            for at in slots
-                                .into_iter()
-                                .chain(moved.by_slot.iter().map(|&(at, _)| at as usize))
-                            {
-                                v[at] = m(at);
-                            }
-                            (c, Arc::new(v), None)
+                        let at = at as usize;
+                        let new = term(g, a, at, ch);
+                        if let Some(x) = d.get_mut(q as usize) {
+                            *x = new.wrapping_sub(v[at]);
                         }
-                        None => (c, Arc::new((0..self.links.values()).map(m).collect()), None),
-                    },
+                        v[at] = new;
+                    }
+                    if used[c] {
+                        *d_out = Some(d);
+                    }
+                });
+        }
+        let built: Vec<(usize, Vec<Fixed>)> = fresh
+            .into_par_iter()
+            .map(|(c, parent)| {
+                let g = gates_of(c);
+                let m = |at: usize| term(g, a[at], at, chilled[at]);
+                match parent {
+                    // Copy the parent's (already this step's) and recompute
+                    // where their gates may differ.
+                    Some((p, slots)) => {
+                        let mut v = mats[p].clone().expect("parent kept");
+                        for at in slots {
+                            v[at] = m(at);
+                        }
+                        (c, v)
+                    }
+                    None => (c, (0..self.links.values()).map(m).collect()),
                 }
             })
             .collect();
-        let mut matrices = vec![None; classes];
-        let mut deltas = vec![None; classes];
-        for (c, m, d) in built {
-            matrices[c] = Some(m);
-            deltas[c] = d;
+        for (c, v) in built {
+            mats[c] = Some(v);
         }
-        (matrices, deltas)
+        for (c, m) in mats.iter_mut().enumerate() {
+            if !used[c] {
+                *m = None;
+            }
+        }
+        self.mats = mats;
+        deltas
     }
 
     /// The gate product of class `d` on the pair j -> i, NaN where no
@@ -1073,7 +1114,7 @@ impl<'a> Simulation<'a> {
     /// and the slots where their gates may differ (see [`Self::gate_diff`]),
     /// if fewer than half.
     fn parent_class(&self, c: usize, p: usize) -> Option<(usize, Vec<usize>)> {
-        self.m_prev.get(p)?.as_ref()?;
+        self.mats.get(p)?.as_ref()?;
         let slots = self.gate_diff(c, p, self.links.values() / 2)?;
         Some((p, slots.into_iter().map(|(at, _, _)| at).collect()))
     }
@@ -1533,14 +1574,12 @@ struct DiffuseInputs<'s> {
     /// (innovation, new holder), by innovation; `event_start` indexes it.
     events: &'s [(u32, u32)],
     event_start: &'s [u32],
-    key_prev: &'s [u32],
     key_cur: &'s [u32],
     /// New innovations and those whose gate class changed.
     recompute_flag: &'s [bool],
-    /// Per class id, its matrix in fixed point (see
-    /// [`Simulation::class_matrices`]) last step and now.
-    m_prev: &'s [Option<Arc<Vec<Fixed>>>],
-    m_cur: &'s [Option<Arc<Vec<Fixed>>>],
+    /// Per class id in use, its matrix in fixed point now (see
+    /// [`Simulation::class_matrices`]).
+    mats: &'s [Option<Vec<Fixed>>],
     /// Linked pairs whose weight moved since last step.
     moved: Moved,
     /// Per class kept from last step, the change of its matrix at every
@@ -1560,18 +1599,10 @@ struct DiffuseInputs<'s> {
 }
 
 impl DiffuseInputs<'_> {
-    /// Class `key`'s matrix as it was last step.
-    #[inline]
-    fn m_prev(&self, key: u32) -> &[Fixed] {
-        self.m_prev[key as usize]
-            .as_deref()
-            .expect("class in use last step")
-    }
-
     /// Class `key`'s matrix now.
     #[inline]
-    fn m_cur(&self, key: u32) -> &[Fixed] {
-        self.m_cur[key as usize]
+    fn m(&self, key: u32) -> &[Fixed] {
+        self.mats[key as usize]
             .as_deref()
             .expect("class in use this step")
     }
@@ -1584,42 +1615,61 @@ impl DiffuseInputs<'_> {
     /// counts. The operations and their order are the same (Rust never fuses
     /// a multiply and an add), so the results are the same bits.
     #[inline]
-    fn update_row(&self, k: usize, row: &mut Row, out: &mut Vec<(u32, u32)>) {
+    fn update_row(
+        &self,
+        k: usize,
+        row: &mut Row,
+        out: &mut Vec<(u32, u32)>,
+        scratch: &mut Vec<usize>,
+    ) {
         #[cfg(target_arch = "x86_64")]
         if self.x86_v3 {
             // SAFETY: the CPU has every feature `update_row_v3` is compiled
             // for (checked when `x86_v3` was set).
-            unsafe { self.update_row_v3(k, row, out) };
+            unsafe { self.update_row_v3(k, row, out, scratch) };
             return;
         }
-        self.update_row_any::<false>(k, row, out);
+        self.update_row_any::<false>(k, row, out, scratch);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,bmi1,bmi2,popcnt,lzcnt")]
-    unsafe fn update_row_v3(&self, k: usize, row: &mut Row, out: &mut Vec<(u32, u32)>) {
-        self.update_row_any::<true>(k, row, out);
+    unsafe fn update_row_v3(
+        &self,
+        k: usize,
+        row: &mut Row,
+        out: &mut Vec<(u32, u32)>,
+        scratch: &mut Vec<usize>,
+    ) {
+        self.update_row_any::<true>(k, row, out, scratch);
     }
 
     /// `V3`: the CPU has AVX2 and BMI2 (only in `update_row_v3`).
     #[inline(always)]
-    fn update_row_any<const V3: bool>(&self, k: usize, row: &mut Row, out: &mut Vec<(u32, u32)>) {
+    fn update_row_any<const V3: bool>(
+        &self,
+        k: usize,
+        row: &mut Row,
+        out: &mut Vec<(u32, u32)>,
+        scratch: &mut Vec<usize>,
+    ) {
         if row.is_retired() {
             return;
         }
         if self.recompute_flag[k] {
-            let m = self.m_cur(self.key_cur[k]);
+            let m = self.m(self.key_cur[k]);
             row.e.fill(0);
             let holders: Vec<usize> = self.holders[k].ones().collect();
             row.add_sources(self.links, m, holders.iter().copied());
         } else {
-            if !self.moved.to.is_empty() {
-                self.apply_pair_changes::<V3>(k, row);
-            }
             let range = self.event_start[k] as usize..self.event_start[k + 1] as usize;
-            if !range.is_empty() {
-                let m = self.m_prev(self.key_prev[k]);
-                let sources = self.events[range].iter().map(|&(_, j)| j as usize);
+            let new_holders = &self.events[range];
+            if !self.moved.to.is_empty() {
+                self.apply_pair_changes::<V3>(k, row, new_holders, scratch);
+            }
+            if !new_holders.is_empty() {
+                let m = self.m(self.key_cur[k]);
+                let sources = new_holders.iter().map(|&(_, j)| j as usize);
                 row.add_sources(self.links, m, sources);
             }
         }
@@ -1634,14 +1684,21 @@ impl DiffuseInputs<'_> {
 
     /// Pairs whose weight moved: for each non-holder i of an innovation
     /// that keeps its class (born before last step), add the difference of
-    /// every moved source j -> i that holds it, in ascending j. Last step's
-    /// new holders are included: their rows are added at last step's
-    /// values just after.
+    /// every moved source j -> i that held it before last step, in
+    /// ascending j. Last step's new holders (`new_holders`, as (k, j)) are
+    /// left out: their rows are added at this step's values just after.
+    /// `scratch` holds the older holders' bitset words.
     /// With `V3`, PEXT packs the holder bits at the moved positions so
     /// that each set bit's index in the moved list is its position in the
     /// packed word; without it, the moved bits below it are counted.
     #[inline(always)]
-    fn apply_pair_changes<const V3: bool>(&self, k: usize, row: &mut Row) {
+    fn apply_pair_changes<const V3: bool>(
+        &self,
+        k: usize,
+        row: &mut Row,
+        new_holders: &[(u32, u32)],
+        scratch: &mut Vec<usize>,
+    ) {
         if k >= self.new_from {
             return;
         }
@@ -1650,6 +1707,16 @@ impl DiffuseInputs<'_> {
             .as_deref()
             .expect("changes made for classes kept from last step");
         let holders = self.holders[k].as_slice();
+        let older = if new_holders.is_empty() {
+            holders
+        } else {
+            scratch.clear();
+            scratch.extend_from_slice(holders);
+            for &(_, j) in new_holders {
+                scratch[j as usize / usize::BITS as usize] &= !(1usize << (j % usize::BITS));
+            }
+            &scratch[..]
+        };
         let m = &self.moved;
         // Moved recipients that lack the innovation, ascending.
         for (w, (&to, &h)) in m.to_mask.iter().zip(holders).enumerate() {
@@ -1657,7 +1724,7 @@ impl DiffuseInputs<'_> {
             while lacking != 0 {
                 let i = w * usize::BITS as usize + lacking.trailing_zeros() as usize;
                 lacking &= lacking - 1;
-                self.correct::<V3>(i, holders, d, &mut row.e);
+                self.correct::<V3>(i, older, d, &mut row.e);
             }
         }
     }
