@@ -174,6 +174,8 @@ pub struct Simulation<'a> {
     /// Check every exposure against a direct evaluation of MODEL.md section 5
     /// after each diffusion phase (slow; for tests).
     verify_exposure: bool,
+    /// See [`SOURCE_MAJOR`] (tests force either way of correcting).
+    source_major: usize,
     /// Use the portable build of the diffusion kernels even where a faster
     /// one runs (for tests).
     portable_only: bool,
@@ -240,6 +242,7 @@ impl<'a> Simulation<'a> {
             opened_now: vec![0; n],
             opened_total: vec![0; n],
             verify_exposure: false,
+            source_major: SOURCE_MAJOR,
             portable_only: false,
         };
         sim.sync_members();
@@ -640,6 +643,7 @@ impl<'a> Simulation<'a> {
             mats: &self.mats,
             moved,
             deltas: &deltas,
+            source_major: self.source_major,
             beta_a: absorptive
                 .iter()
                 .map(|&a| self.sc.diffusion.beta * a / self.scale)
@@ -1587,6 +1591,8 @@ struct DiffuseInputs<'s> {
     /// the difference of the two fixed-point terms, so that adding it
     /// gives what a fresh sum would.
     deltas: &'s [Option<Vec<Fixed>>],
+    /// See [`SOURCE_MAJOR`].
+    source_major: usize,
     /// beta * a_i * 2^-F (per unit of fixed-point exposure) and a_i per
     /// country.
     beta_a: Vec<f64>,
@@ -1718,6 +1724,32 @@ impl DiffuseInputs<'_> {
             &scratch[..]
         };
         let m = &self.moved;
+        // Few holders: walk their moved pairs source by source, each
+        // change added whether or not the recipient holds (a holder's
+        // exposure is never read). Otherwise recipient by recipient, only
+        // those that lack it. Integer sums: the same exposures either way.
+        let count = |x: &[usize], y: &[usize], flip: bool| -> usize {
+            x.iter()
+                .zip(y)
+                .map(|(&a, &b)| (a & if flip { !b } else { b }).count_ones() as usize)
+                .sum()
+        };
+        let from_sources = count(&m.src_mask, older, false) * m.mean_out;
+        let lacking = count(&m.to_mask, holders, true);
+        if from_sources <= self.source_major.saturating_mul(lacking) {
+            for (w, (&sm, &o)) in m.src_mask.iter().zip(older).enumerate() {
+                let mut js = sm & o;
+                while js != 0 {
+                    let j = w * usize::BITS as usize + js.trailing_zeros() as usize;
+                    js &= js - 1;
+                    for &(i, q) in &m.out[m.out_start[j]..m.out_start[j + 1]] {
+                        let e = &mut row.e[i as usize];
+                        *e = e.wrapping_add(d[q as usize]);
+                    }
+                }
+            }
+            return;
+        }
         // Moved recipients that lack the innovation, ascending.
         for (w, (&to, &h)) in m.to_mask.iter().zip(holders).enumerate() {
             let mut lacking = to & !h;
@@ -1766,6 +1798,11 @@ impl DiffuseInputs<'_> {
         e[i] = sum;
     }
 }
+
+/// Corrections go source by source when the holders' moved pairs number at
+/// most this many times the moved recipients that lack the innovation
+/// (walking a recipient costs about that many pair additions).
+const SOURCE_MAJOR: usize = 16;
 
 /// Zeros padding the per-class changes of the moved pairs: a block read by
 /// [`correction_avx2`] may run past the last change.
@@ -1865,6 +1902,14 @@ struct Moved {
     /// that reading per-slot arrays at them walks memory forward): each is
     /// (slot, index of the pair in `sources`).
     by_slot: Vec<(u32, u32)>,
+    /// The same again as (recipient, index in `sources`); source j's are
+    /// `out[out_start[j]..out_start[j + 1]]`.
+    out: Vec<(u32, u32)>,
+    out_start: Vec<usize>,
+    /// Sources with any moved pair, as bitset words, and their mean
+    /// number of moved pairs (rounded up).
+    src_mask: Vec<usize>,
+    mean_out: usize,
 }
 
 impl Moved {
@@ -1881,6 +1926,10 @@ impl Moved {
             bits: Vec::new(),
             rank: Vec::new(),
             by_slot: Vec::new(),
+            out: Vec::new(),
+            out_start: vec![0; n + 1],
+            src_mask: vec![0; n.div_ceil(usize::BITS as usize)],
+            mean_out: 0,
         };
         for i in 0..n {
             if let Some(c) = changed.get(i) {
@@ -1902,14 +1951,28 @@ impl Moved {
             m.start[i + 1] = m.sources.len();
             m.word_start[i + 1] = m.word.len();
         }
+        let mut pairs: Vec<(u32, u32, u32)> = Vec::with_capacity(m.sources.len());
         for &i in &m.to {
             let i = i as usize;
             for q in m.start[i]..m.start[i + 1] {
                 let j = m.sources[q] as usize;
-                m.by_slot.push((slot[j * n + i], q as u32));
+                pairs.push((slot[j * n + i], q as u32, i as u32));
+                m.out_start[j + 1] += 1;
             }
         }
-        m.by_slot.sort_unstable();
+        // Slots are source-major: sorted by slot, the pairs are by source.
+        pairs.sort_unstable();
+        m.by_slot = pairs.iter().map(|&(at, q, _)| (at, q)).collect();
+        m.out = pairs.iter().map(|&(_, q, i)| (i, q)).collect();
+        let mut sources = 0;
+        for j in 0..n {
+            if m.out_start[j + 1] > 0 {
+                m.src_mask[j / usize::BITS as usize] |= 1 << (j % usize::BITS as usize);
+                sources += 1;
+            }
+            m.out_start[j + 1] += m.out_start[j];
+        }
+        m.mean_out = m.out.len().div_ceil(sources.max(1));
         m
     }
 }
@@ -2150,8 +2213,17 @@ mod tests {
         let sc = &loaded.scenario;
         let layout = Layout::new(sc);
         let mut counts = (0, 0, sc.steps);
-        for variant in [Variant::Policy, Variant::Counterfactual] {
+        // Moved-pair corrections always recipient by recipient, as chosen,
+        // and always source by source.
+        let runs = [
+            (Variant::Policy, SOURCE_MAJOR),
+            (Variant::Policy, 0),
+            (Variant::Policy, usize::MAX),
+            (Variant::Counterfactual, SOURCE_MAJOR),
+        ];
+        for (variant, source_major) in runs {
             let mut sim = Simulation::new(sc, &layout, 0, variant);
+            sim.source_major = source_major;
             sim.verify_exposures(true);
             for _ in 0..sc.steps {
                 sim.step();
