@@ -634,7 +634,6 @@ impl<'a> Simulation<'a> {
         let inputs = DiffuseInputs {
             links: &self.links,
             new_from: self.new_from,
-            holders: &self.inn.holders,
             sector: &self.inn.sector,
             events: &self.events,
             event_start: &event_start,
@@ -663,19 +662,26 @@ impl<'a> Simulation<'a> {
         };
         // Diffusion reads only last step's state, one innovation's row at a
         // time.
+        // Each task also marks its innovations' new holders (read by no
+        // other task).
         let adoptions: Vec<(u32, u32)> = self.rows[..n_old]
             .par_chunks_mut(ROWS_PER_TASK)
+            .zip(self.inn.holders[..n_old].par_chunks_mut(ROWS_PER_TASK))
             .enumerate()
             .fold(
                 || (Vec::new(), Vec::new()),
-                |(mut out, mut scratch), (c, rows)| {
+                |(mut out, mut scratch), (c, (rows, holders))| {
                     for q in 0..rows.len() {
                         // The next row's arrays are elsewhere on the heap.
                         if let Some(next) = rows.get(q + 1) {
                             next.prefetch();
                         }
                         let k = c * ROWS_PER_TASK + q;
-                        inputs.update_row(k, &mut rows[q], &mut out, &mut scratch);
+                        let before = out.len();
+                        inputs.update_row(k, &mut rows[q], &holders[q], &mut out, &mut scratch);
+                        for &(_, i) in &out[before..] {
+                            holders[q].insert(i as usize);
+                        }
                     }
                     (out, scratch)
                 },
@@ -692,14 +698,13 @@ impl<'a> Simulation<'a> {
         let births = self.births(t);
 
         self.log_prod_prev.clone_from(&self.log_prod);
-        for (p, &(k, i)) in adoptions.iter().enumerate() {
-            // The holder bitsets were last touched in the row updates, long
-            // evicted: ask for the word a few adoptions ahead.
-            if let Some(&(k, i)) = adoptions.get(p + AHEAD) {
-                prefetch_word(&self.inn.holders[k as usize], i as usize);
-            }
+        let sectors = self.sc.sectors.len();
+        for &(k, i) in &adoptions {
+            // The holder bitsets were marked in the row updates.
             let (k, i) = (k as usize, i as usize);
-            self.give(i, k);
+            self.inn.holder_count[k] += 1;
+            self.held_count[i] += 1;
+            self.held_by_sector[i * sectors + self.inn.sector[k] as usize] += 1;
             self.log_prod[i] += self.inn.value[k];
             let lag = u64::from(t - self.inn.birth[k]);
             let origin_bloc = self.bloc[self.inn.origin[k] as usize];
@@ -1573,7 +1578,6 @@ struct DiffuseInputs<'s> {
     links: &'s Links,
     /// Innovations with index >= this were born last step.
     new_from: usize,
-    holders: &'s [FixedBitSet],
     sector: &'s [u32],
     /// (innovation, new holder), by innovation; `event_start` indexes it.
     events: &'s [(u32, u32)],
@@ -1625,6 +1629,7 @@ impl DiffuseInputs<'_> {
         &self,
         k: usize,
         row: &mut Row,
+        holders: &FixedBitSet,
         out: &mut Vec<(u32, u32)>,
         scratch: &mut Vec<usize>,
     ) {
@@ -1632,10 +1637,10 @@ impl DiffuseInputs<'_> {
         if self.x86_v3 {
             // SAFETY: the CPU has every feature `update_row_v3` is compiled
             // for (checked when `x86_v3` was set).
-            unsafe { self.update_row_v3(k, row, out, scratch) };
+            unsafe { self.update_row_v3(k, row, holders, out, scratch) };
             return;
         }
-        self.update_row_any::<false>(k, row, out, scratch);
+        self.update_row_any::<false>(k, row, holders, out, scratch);
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -1644,10 +1649,11 @@ impl DiffuseInputs<'_> {
         &self,
         k: usize,
         row: &mut Row,
+        holders: &FixedBitSet,
         out: &mut Vec<(u32, u32)>,
         scratch: &mut Vec<usize>,
     ) {
-        self.update_row_any::<true>(k, row, out, scratch);
+        self.update_row_any::<true>(k, row, holders, out, scratch);
     }
 
     /// `V3`: the CPU has AVX2 and BMI2 (only in `update_row_v3`).
@@ -1656,6 +1662,7 @@ impl DiffuseInputs<'_> {
         &self,
         k: usize,
         row: &mut Row,
+        holders: &FixedBitSet,
         out: &mut Vec<(u32, u32)>,
         scratch: &mut Vec<usize>,
     ) {
@@ -1665,13 +1672,13 @@ impl DiffuseInputs<'_> {
         if self.recompute_flag[k] {
             let m = self.m(self.key_cur[k]);
             row.e.fill(0);
-            let holders: Vec<usize> = self.holders[k].ones().collect();
-            row.add_sources(self.links, m, holders.iter().copied());
+            let sources: Vec<usize> = holders.ones().collect();
+            row.add_sources(self.links, m, sources.iter().copied());
         } else {
             let range = self.event_start[k] as usize..self.event_start[k + 1] as usize;
             let new_holders = &self.events[range];
             if !self.moved.to.is_empty() {
-                self.apply_pair_changes::<V3>(k, row, new_holders, scratch);
+                self.apply_pair_changes::<V3>(k, row, holders, new_holders, scratch);
             }
             if !new_holders.is_empty() {
                 let m = self.m(self.key_cur[k]);
@@ -1702,6 +1709,7 @@ impl DiffuseInputs<'_> {
         &self,
         k: usize,
         row: &mut Row,
+        holders: &FixedBitSet,
         new_holders: &[(u32, u32)],
         scratch: &mut Vec<usize>,
     ) {
@@ -1712,7 +1720,7 @@ impl DiffuseInputs<'_> {
         let d = self.deltas[c as usize]
             .as_deref()
             .expect("changes made for classes kept from last step");
-        let holders = self.holders[k].as_slice();
+        let holders = holders.as_slice();
         let older = if new_holders.is_empty() {
             holders
         } else {
@@ -1850,24 +1858,6 @@ unsafe fn correction_avx2(m: &Moved, i: usize, holders: &[usize], d: &[Fixed]) -
     let pair = _mm_add_epi32(half, _mm_shuffle_epi32::<0b01_00_11_10>(half));
     let one = _mm_add_epi32(pair, _mm_shuffle_epi32::<0b10_11_00_01>(pair));
     _mm_cvtsi128_si32(one)
-}
-
-/// How many adoptions ahead the bookkeeping asks for the holder bitsets.
-const AHEAD: usize = 16;
-
-/// Ask the cache for the word of `set` holding bit i (a hint; no value
-/// changes).
-#[inline]
-fn prefetch_word(set: &FixedBitSet, i: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(word) = set.as_slice().get(i / usize::BITS as usize) {
-        // SAFETY: a prefetch never faults or writes.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                std::ptr::from_ref(word).cast(),
-            )
-        };
-    }
 }
 
 /// The bits of `h` at the positions set in `m`, packed low (BMI2 PEXT).
