@@ -1509,14 +1509,20 @@ impl Simulation<'_> {
         }
     }
 
-    /// `adopted`: this step's adoptions, by (innovation, country), whose
-    /// row entries are gone already.
+    /// `adopted`: this step's adoptions, by (innovation, country): marked
+    /// as holders already, their row entries gone; they count as sources
+    /// from the next step on.
     fn check_exposures(&self, t: u32, n_old: usize, adopted: &[(u32, u32)]) {
         let sc = self.sc;
         let mu = sc.diffusion.trust_exponent;
+        let adopted_now = |k: usize, i: usize| adopted.binary_search(&(k as u32, i as u32)).is_ok();
         for i in 0..self.n {
             for k in 0..n_old {
                 if self.inn.holders[k].contains(i) {
+                    assert!(
+                        !adopted_now(k, i) || self.rows[k].exposure_of(i).is_none(),
+                        "step {t}: country {i} adopted innovation {k} but keeps its row entry"
+                    );
                     continue;
                 }
                 let s = self.inn.sector[k] as usize;
@@ -1527,6 +1533,7 @@ impl Simulation<'_> {
                 };
                 let terms: Vec<f64> = self.inn.holders[k]
                     .ones()
+                    .filter(|&j| !adopted_now(k, j))
                     .map(|j| {
                         sc.world.weights[[j, i]]
                             * self.trust[[i, j]].powf(mu)
@@ -1536,11 +1543,7 @@ impl Simulation<'_> {
                     .collect();
                 let direct: f64 = terms.iter().sum();
                 let Some(kept) = self.rows[k].exposure_of(i) else {
-                    assert!(
-                        adopted.binary_search(&(k as u32, i as u32)).is_ok(),
-                        "step {t}: country {i} lacks innovation {k} but has no row entry"
-                    );
-                    continue;
+                    panic!("step {t}: country {i} lacks innovation {k} but has no row entry");
                 };
                 // Exposures are kept in fixed point, each term rounded to the
                 // nearest 2^-F once: the kept sum differs from the exact one
