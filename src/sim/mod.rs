@@ -9,12 +9,14 @@
 //! threshold, which gives exactly P_ik = 1 - exp(-hazard) per step. Exposure
 //! E_ik (stored in fixed point, `rows::Fixed`, so that an incremental sum
 //! is the same bits as a fresh one) is kept up to date incrementally: a new
-//! holder adds its row of its class's matrix once (the matrices are kept in
-//! fixed point per class and patched where weights moved); a pair whose
+//! holder adds its row of its class's terms once (kept in fixed point as a
+//! base per sector plus each class's covered pairs, and patched where
+//! weights moved: see `layers`); a pair whose
 //! weight moved (trust, chilling) adds the difference to the innovations
 //! it carries; an innovation whose gate class changed (scope schedules,
 //! regimes starting or ending) is recomputed from its holders.
 
+mod layers;
 pub mod metrics;
 pub mod policy;
 mod rows;
@@ -28,9 +30,10 @@ use rayon::prelude::*;
 
 use crate::model::{ExportControl, Scenario};
 use crate::rng::{self, Purpose};
+use layers::{Family, Layer};
 use metrics::{GroupKind, Layout, Metric};
 use policy::{KeyDesc, KeyInterner, PolicyView, expected_product};
-use rows::{Factor, Fixed, Gates, Hazard, Links, Row, fix};
+use rows::{Factor, Fixed, Gates, Hazard, Links, Row};
 
 /// Which of the paired runs this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -153,10 +156,11 @@ pub struct Simulation<'a> {
     gates: Vec<Option<Arc<Gates>>>,
     /// Whether each slot of [`Links`] is chilled, last step.
     chilled_prev: Vec<bool>,
-    /// Per class in use, its matrix M(j, i) in fixed point at the slots of
-    /// [`Links`] (None for the others), as of the last step; brought to the
-    /// current step in place by [`Self::class_matrices`].
-    mats: Vec<Option<Vec<Fixed>>>,
+    /// Class terms as of the last step, brought to the current step by
+    /// [`Self::class_layers`]: bases shared by the classes of a boost and
+    /// chilling factor, and per class in use its covered slots.
+    families: Vec<Family>,
+    layers: Vec<Option<Layer>>,
     /// a_ji = w_ji * T_ij^mu of the previous step, at the slots of [`Links`].
     a_prev: Vec<f64>,
     /// The trust each slot of `a_prev` was computed from.
@@ -230,7 +234,8 @@ impl<'a> Simulation<'a> {
             key_prev: Vec::new(),
             gates: Vec::new(),
             chilled_prev: Vec::new(),
-            mats: Vec::new(),
+            families: Vec::new(),
+            layers: Vec::new(),
             a_prev: Vec::new(),
             trust_used: Vec::new(),
             events: Vec::new(),
@@ -614,7 +619,7 @@ impl<'a> Simulation<'a> {
         }
         self.build_gates(&key_cur, &came_from);
         let moved = Moved::new(&changed, &self.links.slot, n);
-        let deltas = self.class_matrices(&key_cur, &a_cur, &chilled_cur, &moved, &came_from);
+        let (family_d, class_d) = self.class_layers(&key_cur, &a_cur, &chilled_cur, &moved);
 
         // Last step's new holders of each innovation (events are by innovation).
         let mut event_start = vec![0u32; n_old + 1];
@@ -639,9 +644,11 @@ impl<'a> Simulation<'a> {
             event_start: &event_start,
             key_cur: &key_cur,
             recompute_flag: &recompute_flag,
-            mats: &self.mats,
+            families: &self.families,
+            layers: &self.layers,
             moved,
-            deltas: &deltas,
+            family_d: &family_d,
+            class_d: &class_d,
             source_major: self.source_major,
             beta_a: absorptive
                 .iter()
@@ -953,145 +960,102 @@ impl<'a> Simulation<'a> {
         }
     }
 
-    /// Bring the matrices of the classes in use to this step, in place, in
-    /// fixed point: M(j, i) = (a_ji * boost) * gate(j, i) at every slot,
-    /// with the gate of [`Gates::effective_at`] (the covering regimes'
-    /// product, else the chilling factor on a chilled pair, else 1), each
-    /// rounded to units of 2^-F once (`boost` scaled by 2^F, exactly), so
-    /// that a row update is integer additions of matrix rows. Returns, for
-    /// each class kept from last step, the change of its matrix at every
-    /// moved pair, in the order of `moved.sources` (followed by [`PAD`]
-    /// zeros).
-    /// A class's matrix depends on the weights a and the chilled flags
-    /// only, so last step's is patched at the moved pairs (`moved` holds
-    /// every pair whose weight or chilled flag moved), the changes read off
-    /// as it is patched. A class new in use then copies the (patched)
-    /// matrix of the class its first innovation came from and recomputes
-    /// the slots where their gates may differ (see [`Self::parent_class`]),
-    /// or is built whole. Matrices of classes no longer in use are dropped.
-    fn class_matrices(
+    /// Bring the class terms to this step (see [`layers`]): every family's
+    /// base patched at the moved pairs, each class in use kept from last
+    /// step patched at its covered moved pairs, a class new in use laid
+    /// over its family (made if new); classes no longer in use dropped.
+    /// Returns, by family, the change of its base at every moved pair, and
+    /// by class, its own changes where a covered moved pair makes them
+    /// differ from its family's; in the order of `moved.sources`, followed
+    /// by [`PAD`] zeros (none at all when nothing moved).
+    fn class_layers(
         &mut self,
         keys: &[u32],
         a: &[f64],
         chilled: &[bool],
         moved: &Moved,
-        came_from: &[u32],
-    ) -> Vec<Option<Vec<Fixed>>> {
+    ) -> (Vec<Vec<Fixed>>, Vec<Option<Vec<Fixed>>>) {
         let classes = self.gates.len();
-        self.mats.resize(classes, None);
+        self.layers.resize_with(classes, || None);
         let mut used = vec![false; classes];
         for &k in keys {
             if k != NONE {
                 used[k as usize] = true;
             }
         }
-        // New classes and the kept class each copies, found before any
-        // matrix moves on (the parent must have had one last step).
-        let fresh: Vec<(usize, Option<(usize, Vec<usize>)>)> = (0..classes)
-            .filter(|&c| used[c] && self.mats[c].is_none())
-            .collect::<Vec<_>>()
-            .into_par_iter()
-            .map(|c| {
-                let parent = came_from
-                    .get(c)
-                    .filter(|&&p| p != NONE)
-                    .and_then(|&p| self.parent_class(c, p as usize));
-                (c, parent)
-            })
-            .collect();
-        let mut keep = used.clone();
-        for (_, parent) in &fresh {
-            if let Some((p, _)) = parent {
-                keep[*p] = true;
+        for (l, &u) in self.layers.iter_mut().zip(&used) {
+            if !u {
+                *l = None;
             }
         }
-        for (c, m) in self.mats.iter_mut().enumerate() {
-            if !keep[c] {
-                *m = None;
-            }
-        }
-        // The moved pairs' weights and chilled flags, read by every class.
-        let a_moved: Vec<f64> = moved
-            .by_slot
-            .iter()
-            .map(|&(at, _)| a[at as usize])
-            .collect();
-        let chilled_moved: Vec<bool> = moved
-            .by_slot
-            .iter()
-            .map(|&(at, _)| chilled[at as usize])
-            .collect();
         let scale = self.scale;
-        let gates_of = |c: usize| -> &Gates {
-            self.gates[c]
-                .as_deref()
-                .expect("gates built for classes in use")
-        };
-        // The term of a slot given its weight and chilled flag.
-        let term = |g: &Gates, a: f64, at: usize, ch: bool| {
-            fix((a * (g.boost * scale)) * g.effective_at(at, ch))
-        };
-        let mut mats = std::mem::take(&mut self.mats);
-        let mut deltas: Vec<Option<Vec<Fixed>>> = vec![None; classes];
-        if !moved.by_slot.is_empty() {
-            mats.par_iter_mut()
-                .zip(deltas.par_iter_mut())
+        let gates = &self.gates;
+        let gates_of =
+            |c: usize| -> &Gates { gates[c].as_deref().expect("gates built for classes in use") };
+        let by_slot = &moved.by_slot;
+        let mut family_d: Vec<Vec<Fixed>> = vec![Vec::new(); self.families.len()];
+        if !by_slot.is_empty() {
+            let a_moved: Vec<f64> = by_slot.iter().map(|&(at, _)| a[at as usize]).collect();
+            let chilled_moved: Vec<bool> = by_slot
+                .iter()
+                .map(|&(at, _)| chilled[at as usize])
+                .collect();
+            family_d = self
+                .families
+                .par_iter_mut()
+                .map(|f| f.patch(by_slot, &a_moved, &chilled_moved, PAD))
+                .collect();
+        }
+        let fresh: Vec<usize> = (0..classes)
+            .filter(|&c| used[c] && self.layers[c].is_none())
+            .collect();
+        for &c in &fresh {
+            let g = gates_of(c);
+            if !self.families.iter().any(|f| f.holds(g, scale)) {
+                self.families
+                    .push(Family::new(g.boost, g.chill, scale, a, chilled));
+                family_d.push(Vec::new());
+            }
+        }
+        let families = &self.families;
+        let mut layers = std::mem::take(&mut self.layers);
+        let mut class_d: Vec<Option<Vec<Fixed>>> = vec![None; classes];
+        if !by_slot.is_empty() {
+            let mut moved_at = vec![NONE; self.links.values()];
+            for (p, &(at, _)) in by_slot.iter().enumerate() {
+                moved_at[at as usize] = p as u32;
+            }
+            layers
+                .par_iter_mut()
+                .zip(class_d.par_iter_mut())
                 .enumerate()
-                .for_each(|(c, (m, d_out))| {
-                    let Some(v) = m.as_mut() else { return };
-                    let g = gates_of(c);
-                    // Only classes in use need their changes; zeros after the
-                    // last one: the vector loop of `correct` reads whole
-                    // blocks of eight.
-                    let mut d = if used[c] {
-                        vec![0; moved.sources.len() + PAD]
-                    } else {
-                        Vec::new()
+                .for_each(|(c, (l, d_out))| {
+                    let Some(l) = l.as_mut().filter(|l| !l.is_plain()) else {
+                        return;
                     };
-                    for ((&(at, q), &a), &ch) in
-                        moved.by_slot.iter().zip(&a_moved).zip(&chilled_moved)
-                    {
-                        let at = at as usize;
-                        let new = term(g, a, at, ch);
-                        if let Some(x) = d.get_mut(q as usize) {
-                            *x = new.wrapping_sub(v[at]);
-                        }
-                        v[at] = new;
-                    }
-                    if used[c] {
+                    let mut d = family_d[l.family].clone();
+                    let fam = &families[l.family];
+                    if l.patch(fam, gates_of(c), a, &moved_at, by_slot, &mut d) {
                         *d_out = Some(d);
                     }
                 });
         }
-        let built: Vec<(usize, Vec<Fixed>)> = fresh
+        let built: Vec<(usize, Layer)> = fresh
             .into_par_iter()
-            .map(|(c, parent)| {
+            .map(|c| {
                 let g = gates_of(c);
-                let m = |at: usize| term(g, a[at], at, chilled[at]);
-                match parent {
-                    // Copy the parent's (already this step's) and recompute
-                    // where their gates may differ.
-                    Some((p, slots)) => {
-                        let mut v = mats[p].clone().expect("parent kept");
-                        for at in slots {
-                            v[at] = m(at);
-                        }
-                        (c, v)
-                    }
-                    None => (c, (0..self.links.values()).map(m).collect()),
-                }
+                let f = families
+                    .iter()
+                    .position(|f| f.holds(g, scale))
+                    .expect("family made above");
+                (c, Layer::new(f, &families[f], g, &self.links, a))
             })
             .collect();
-        for (c, v) in built {
-            mats[c] = Some(v);
+        for (c, l) in built {
+            layers[c] = Some(l);
         }
-        for (c, m) in mats.iter_mut().enumerate() {
-            if !used[c] {
-                *m = None;
-            }
-        }
-        self.mats = mats;
-        deltas
+        self.layers = layers;
+        (family_d, class_d)
     }
 
     /// The gate product of class `d` on the pair j -> i, NaN where no
@@ -1117,15 +1081,6 @@ impl<'a> Simulation<'a> {
             let g = self.regimes[r as usize].gate();
             if x.is_nan() { 1.0 * g } else { x * g }
         })
-    }
-
-    /// For a class with no matrix last step and class p that had one: p
-    /// and the slots where their gates may differ (see [`Self::gate_diff`]),
-    /// if fewer than half.
-    fn parent_class(&self, c: usize, p: usize) -> Option<(usize, Vec<usize>)> {
-        self.mats.get(p)?.as_ref()?;
-        let slots = self.gate_diff(c, p, self.links.values() / 2)?;
-        Some((p, slots.into_iter().map(|(at, _, _)| at).collect()))
     }
 
     /// The slots (with their source and target) where the gates of classes
@@ -1576,7 +1531,7 @@ struct Birth {
 }
 
 /// What the parallel diffusion phase reads: last step's state and this
-/// step's gate-class matrices.
+/// step's gate-class terms.
 struct DiffuseInputs<'s> {
     links: &'s Links,
     /// Innovations with index >= this were born last step.
@@ -1588,16 +1543,18 @@ struct DiffuseInputs<'s> {
     key_cur: &'s [u32],
     /// New innovations and those whose gate class changed.
     recompute_flag: &'s [bool],
-    /// Per class id in use, its matrix in fixed point now (see
-    /// [`Simulation::class_matrices`]).
-    mats: &'s [Option<Vec<Fixed>>],
+    /// Class terms now (see [`Simulation::class_layers`]).
+    families: &'s [Family],
+    layers: &'s [Option<Layer>],
     /// Linked pairs whose weight moved since last step.
     moved: Moved,
-    /// Per class kept from last step, the change of its matrix at every
-    /// moved pair, in the order of `moved.sources` (then [`PAD`] zeros):
-    /// the difference of the two fixed-point terms, so that adding it
-    /// gives what a fresh sum would.
-    deltas: &'s [Option<Vec<Fixed>>],
+    /// The change of each family's terms at every moved pair, in the
+    /// order of `moved.sources` (then [`PAD`] zeros), and a class's own
+    /// where its covered moved pairs make them differ: the difference of
+    /// the two fixed-point terms, so that adding it gives what a fresh sum
+    /// would.
+    family_d: &'s [Vec<Fixed>],
+    class_d: &'s [Option<Vec<Fixed>>],
     /// See [`SOURCE_MAJOR`].
     source_major: usize,
     /// beta * a_i * 2^-F (per unit of fixed-point exposure) and a_i per
@@ -1612,12 +1569,13 @@ struct DiffuseInputs<'s> {
 }
 
 impl DiffuseInputs<'_> {
-    /// Class `key`'s matrix now.
+    /// Class `key`'s family and layer now.
     #[inline]
-    fn m(&self, key: u32) -> &[Fixed] {
-        self.mats[key as usize]
-            .as_deref()
-            .expect("class in use this step")
+    fn class(&self, key: u32) -> (&Family, &Layer) {
+        let l = self.layers[key as usize]
+            .as_ref()
+            .expect("class in use this step");
+        (&self.families[l.family], l)
     }
 
     /// Bring innovation k's exposures to this step, apply one step of hazard
@@ -1673,10 +1631,15 @@ impl DiffuseInputs<'_> {
             return;
         }
         if self.recompute_flag[k] {
-            let m = self.m(self.key_cur[k]);
+            let (fam, layer) = self.class(self.key_cur[k]);
             row.e.fill(0);
             let sources: Vec<usize> = holders.ones().collect();
-            row.add_sources(self.links, m, sources.iter().copied());
+            row.add_sources(self.links, &fam.base, sources.iter().copied());
+            if !layer.is_plain() {
+                for &j in &sources {
+                    layer.add(&mut row.e, j);
+                }
+            }
         } else {
             let range = self.event_start[k] as usize..self.event_start[k + 1] as usize;
             let new_holders = &self.events[range];
@@ -1684,9 +1647,14 @@ impl DiffuseInputs<'_> {
                 self.apply_pair_changes::<V3>(k, row, holders, new_holders, scratch);
             }
             if !new_holders.is_empty() {
-                let m = self.m(self.key_cur[k]);
+                let (fam, layer) = self.class(self.key_cur[k]);
                 let sources = new_holders.iter().map(|&(_, j)| j as usize);
-                row.add_sources(self.links, m, sources);
+                row.add_sources(self.links, &fam.base, sources.clone());
+                if !layer.is_plain() {
+                    for j in sources {
+                        layer.add(&mut row.e, j);
+                    }
+                }
             }
         }
         let hazard = Hazard {
@@ -1720,9 +1688,10 @@ impl DiffuseInputs<'_> {
             return;
         }
         let c = self.key_cur[k];
-        let d = self.deltas[c as usize]
-            .as_deref()
-            .expect("changes made for classes kept from last step");
+        let d = match &self.class_d[c as usize] {
+            Some(d) => d,
+            None => &self.family_d[self.class(c).1.family],
+        };
         let holders = holders.as_slice();
         let older = if new_holders.is_empty() {
             holders
@@ -2101,7 +2070,8 @@ mod tests {
     /// trust never moves: the innovations it covered move into a class
     /// nobody used before, which differs from their old class only at the
     /// ended regime's pairs, whose weights and chilled flags do not move.
-    /// Its matrix, copied from the old class's, must be recomputed there.
+    /// Its terms must be right there (once, its matrix was copied from the
+    /// old class's and had to be recomputed at those pairs).
     #[test]
     fn incremental_exposure_matches_direct_evaluation_when_a_twin_regime_ends() {
         const TWIN: &str = r#"

@@ -52,7 +52,7 @@ pub(crate) fn fixed_scale(max_exposure: f64) -> f64 {
     2f64.powi(f)
 }
 
-/// The network's links j -> i (w_ji != 0), and how gate-class matrices are
+/// The network's links j -> i (w_ji != 0), and how per-pair terms are
 /// laid out. Dense networks (gravity) keep full n x n matrices, indexed
 /// `j * n + i`, and update a row by reading the matrix at the row's own
 /// countries; sparse ones (Barabasi-Albert, small world) keep one value per
@@ -64,7 +64,7 @@ pub(crate) struct Links {
     /// Links of source j: `targets[start[j]..start[j + 1]]`, ascending.
     pub start: Vec<usize>,
     pub targets: Vec<u32>,
-    /// slot[j * n + i]: where the value of j -> i sits in a class matrix,
+    /// slot[j * n + i]: where the value of j -> i sits in a per-slot array,
     /// NONE when there is no link (and never NONE when dense).
     pub slot: Vec<u32>,
 }
@@ -134,8 +134,8 @@ pub(crate) struct Gates {
 
 /// A class's regime gate products per slot, NaN where no regime covers the
 /// pair. A class has few distinct products, so they are kept as one-byte
-/// codes into a table (an eighth of the memory the per-step matrix
-/// patches read), unless there are more than 256.
+/// codes into a table (an eighth of the memory of f64 products), unless
+/// there are more than 256.
 #[derive(Debug, Clone)]
 pub(crate) enum Factor {
     Coded { code: Vec<u8>, values: Vec<f64> },
@@ -199,29 +199,13 @@ fn code_of(values: &mut Vec<f64>, x: f64) -> Option<u8> {
     }
 }
 
-impl Gates {
-    /// The gate of one slot: the covering regimes' product, else the
-    /// chilling factor if the pair is chilled, else 1.
-    #[inline]
-    pub fn effective_at(&self, slot: usize, chilled: bool) -> f64 {
-        let g = self.factor.as_ref().map_or(f64::NAN, |f| f.at(slot));
-        if !g.is_nan() {
-            g
-        } else if chilled {
-            self.chill
-        } else {
-            1.0
-        }
-    }
-}
-
 /// A row keeps a residual per country while at least one country in
 /// `LIST_BELOW` lacks the innovation, and a compact list of the
 /// non-holders below that.
 const LIST_BELOW: usize = 8;
 
 /// Width of the blocks of exposures that [`Row::add_sources`] keeps in
-/// registers while it adds every source's row of the class matrix.
+/// registers while it adds every source's row of the matrix.
 const BLOCK: usize = 16;
 
 /// One step of hazard for every country: `ba[i] * max(e_ik, 0) + nu * a[i]`
@@ -348,7 +332,7 @@ impl Row {
         (r != f64::INFINITY).then(|| self.e[i])
     }
 
-    /// Add the rows of a class matrix (in fixed point, laid out by the
+    /// Add the rows of a matrix of terms (in fixed point, laid out by the
     /// slots of `links`) of `sources` to the exposures: integer sums, so
     /// the order and the layout do not change the result (skipped terms
     /// are exact zeros: no link).
