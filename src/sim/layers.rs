@@ -99,23 +99,23 @@ impl Layer {
         layer.start.push(0);
         for j in 0..n {
             if let Some(f) = &g.factor {
-                let mut visit = |at: usize, i: usize| {
-                    let x = f.at(at);
-                    if !x.is_nan() {
-                        layer.cov.push((i as u32, at as u32));
-                        layer
-                            .delta
-                            .push(fix((a[at] * fam.b) * x).wrapping_sub(fam.base[at]));
-                    }
-                };
-                if links.dense {
-                    (0..n).for_each(|i| visit(j * n + i, i));
+                let (slots, targets) = links.of(j);
+                let row = if links.dense {
+                    j * n..(j + 1) * n
                 } else {
-                    let (slots, targets) = links.of(j);
-                    for (at, &i) in slots.zip(targets) {
-                        visit(at, i as usize);
-                    }
-                }
+                    slots.clone()
+                };
+                f.for_covered(row, |at, x| {
+                    let i = if links.dense {
+                        at - j * n
+                    } else {
+                        targets[at - slots.start] as usize
+                    };
+                    layer.cov.push((i as u32, at as u32));
+                    layer
+                        .delta
+                        .push(fix((a[at] * fam.b) * x).wrapping_sub(fam.base[at]));
+                });
             }
             layer.start.push(layer.cov.len() as u32);
         }

@@ -169,6 +169,38 @@ impl Factor {
         }
     }
 
+    /// Call `f(slot, product)` for every slot in `range` that some regime
+    /// covers (product not NaN), ascending; runs of eight uncovered coded
+    /// slots are skipped at once.
+    pub fn for_covered(&self, range: std::ops::Range<usize>, mut f: impl FnMut(usize, f64)) {
+        match self {
+            Factor::Plain(g) => {
+                for at in range {
+                    if !g[at].is_nan() {
+                        f(at, g[at]);
+                    }
+                }
+            }
+            Factor::Coded { code, values } => {
+                let nan = values.iter().position(|v| v.is_nan());
+                let bytes = &code[range.clone()];
+                let skip = nan.map(|c| u64::from_ne_bytes([c as u8; 8]));
+                let mut at = range.start;
+                for block in bytes.chunks(8) {
+                    let whole = <[u8; 8]>::try_from(block).ok().map(u64::from_ne_bytes);
+                    if whole.is_none() || whole != skip {
+                        for (q, &c) in block.iter().enumerate() {
+                            if Some(c as usize) != nan {
+                                f(at + q, values[c as usize]);
+                            }
+                        }
+                    }
+                    at += block.len();
+                }
+            }
+        }
+    }
+
     /// Set one slot's product (a new value gets a code, or the codes are
     /// given up past 256 distinct values).
     pub fn set(&mut self, slot: usize, x: f64) {
@@ -671,6 +703,38 @@ mod tests {
         for (factor, values) in [(f, few), (g, many), (h, expect)] {
             for (at, x) in values.iter().enumerate() {
                 assert_eq!(factor.at(at).to_bits(), x.to_bits(), "slot {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn covered_slots_are_listed_in_order_whatever_the_coding() {
+        // Long uncovered runs (skipped eight at a time), isolated covered
+        // slots inside blocks, a short tail, and a factor with no NaN.
+        let mut sparse = vec![f64::NAN; 203];
+        for at in [0, 7, 8, 63, 64, 65, 150, 202] {
+            sparse[at] = 0.5 / (1.0 + at as f64 % 3.0);
+        }
+        let full: Vec<f64> = (0..37).map(|i| [0.25, 0.5][i % 2]).collect();
+        let many: Vec<f64> = (0..600)
+            .map(|i| {
+                if i % 5 == 0 {
+                    f64::NAN
+                } else {
+                    1.0 / (2.0 + i as f64)
+                }
+            })
+            .collect();
+        for g in [sparse, full, many] {
+            let f = Factor::new(g.clone());
+            for range in [0..g.len(), 3..g.len() - 2, 9..9] {
+                let mut seen = Vec::new();
+                f.for_covered(range.clone(), |at, x| seen.push((at, x.to_bits())));
+                let expect: Vec<(usize, u64)> = range
+                    .filter(|&at| !g[at].is_nan())
+                    .map(|at| (at, g[at].to_bits()))
+                    .collect();
+                assert_eq!(seen, expect);
             }
         }
     }
