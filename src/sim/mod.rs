@@ -1668,13 +1668,14 @@ impl DiffuseInputs<'_> {
 
     /// Pairs whose weight moved: for each non-holder i of an innovation
     /// that keeps its class (born before last step), add the difference of
-    /// every moved source j -> i that held it before last step, in
-    /// ascending j. Last step's new holders (`new_holders`, as (k, j)) are
-    /// left out: their rows are added at this step's values just after.
-    /// `scratch` holds the older holders' bitset words.
-    /// With `V3`, PEXT packs the holder bits at the moved positions so
-    /// that each set bit's index in the moved list is its position in the
-    /// packed word; without it, the moved bits below it are counted.
+    /// every moved source j -> i that held it before last step (integer
+    /// sums: in any order). Last step's new holders (`new_holders`, as
+    /// (k, j)) are left out: their rows are added at this step's values
+    /// just after. `scratch` holds the older holders' bitset words.
+    /// Recipient by recipient, with `V3`, PEXT packs the holder bits at the
+    /// moved positions so that each set bit's index in the moved list is
+    /// its position in the packed word; without it, the moved bits below
+    /// it are counted.
     #[inline(always)]
     fn apply_pair_changes<const V3: bool>(
         &self,
