@@ -129,9 +129,10 @@ impl Layer {
 
     /// Bring the differences to this step at the covered moved slots
     /// (`moved_at[slot]`: the slot's position in `by_slot`, else NONE),
-    /// the family's base being at this step already, and add the change
-    /// of each to `d` (the family's changes by moved-pair index). Returns
-    /// whether any covered slot moved.
+    /// the family's base being at this step already. Returns the class's
+    /// changes by moved-pair index, the family's (`family_d`) plus each
+    /// covered slot's own, when any covered slot moved (else the family's
+    /// apply as they are).
     pub fn patch(
         &mut self,
         fam: &Family,
@@ -139,10 +140,10 @@ impl Layer {
         a: &[f64],
         moved_at: &[u32],
         by_slot: &[(u32, u32)],
-        d: &mut [Fixed],
-    ) -> bool {
-        let Some(f) = &g.factor else { return false };
-        let mut any = false;
+        family_d: &[Fixed],
+    ) -> Option<Vec<Fixed>> {
+        let f = g.factor.as_ref()?;
+        let mut own: Option<Vec<Fixed>> = None;
         for (&(_, at), delta) in self.cov.iter().zip(&mut self.delta) {
             let at = at as usize;
             let p = moved_at[at];
@@ -151,11 +152,11 @@ impl Layer {
             }
             let new = fix((a[at] * fam.b) * f.at(at)).wrapping_sub(fam.base[at]);
             let q = by_slot[p as usize].1 as usize;
+            let d = own.get_or_insert_with(|| family_d.to_vec());
             d[q] = d[q].wrapping_add(new.wrapping_sub(*delta));
             *delta = new;
-            any = true;
         }
-        any
+        own
     }
 
     /// Add the differences of source j's covered slots to the exposures

@@ -405,6 +405,12 @@ impl<'a> Simulation<'a> {
         debug_assert!(!self.inn.holders[k].contains(i));
         debug_assert!(self.rows.get(k).is_none_or(|r| r.exposure_of(i).is_none()));
         self.inn.holders[k].insert(i);
+        self.count_holding(i, k);
+    }
+
+    /// The holder counts of innovation k and country i, once i holds k
+    /// (its bit in the holder bitset set by the caller).
+    fn count_holding(&mut self, i: usize, k: usize) {
         self.inn.holder_count[k] += 1;
         self.held_count[i] += 1;
         self.held_by_sector[i * self.sc.sectors.len() + self.inn.sector[k] as usize] += 1;
@@ -705,13 +711,10 @@ impl<'a> Simulation<'a> {
         let births = self.births(t);
 
         self.log_prod_prev.clone_from(&self.log_prod);
-        let sectors = self.sc.sectors.len();
         for &(k, i) in &adoptions {
             // The holder bitsets were marked in the row updates.
             let (k, i) = (k as usize, i as usize);
-            self.inn.holder_count[k] += 1;
-            self.held_count[i] += 1;
-            self.held_by_sector[i * sectors + self.inn.sector[k] as usize] += 1;
+            self.count_holding(i, k);
             self.log_prod[i] += self.inn.value[k];
             let lag = u64::from(t - self.inn.birth[k]);
             let origin_bloc = self.bloc[self.inn.origin[k] as usize];
@@ -1033,11 +1036,8 @@ impl<'a> Simulation<'a> {
                     let Some(l) = l.as_mut().filter(|l| !l.is_plain()) else {
                         return;
                     };
-                    let mut d = family_d[l.family].clone();
                     let fam = &families[l.family];
-                    if l.patch(fam, gates_of(c), a, &moved_at, by_slot, &mut d) {
-                        *d_out = Some(d);
-                    }
+                    *d_out = l.patch(fam, gates_of(c), a, &moved_at, by_slot, &family_d[l.family]);
                 });
         }
         let built: Vec<(usize, Layer)> = fresh
