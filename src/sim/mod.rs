@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod policy;
 mod rows;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use fixedbitset::FixedBitSet;
@@ -77,6 +78,10 @@ use rows::NONE;
 
 /// Rows one diffusion task takes at a time.
 const ROWS_PER_TASK: usize = 64;
+
+/// Steps the counterfactual advances each row at once (see
+/// [`Simulation::lookahead`]).
+const LOOKAHEAD: u32 = 8;
 
 /// Innovations, structure of arrays, indexed by birth order.
 #[derive(Debug, Default, Clone)]
@@ -169,6 +174,17 @@ pub struct Simulation<'a> {
     events: Vec<(u32, u32)>,
     /// Innovations with index >= this were born in the previous step.
     new_from: usize,
+    /// Steps each row is advanced at once (1: one step at a time). Only
+    /// the counterfactual looks ahead: with no regime, no chilling and
+    /// trust held, its class terms never move, so a row's exposures change
+    /// only when it gains holders, and a row is advanced through several
+    /// steps while it sits in cache (the same operations in the same
+    /// order: the same bits). Births still wait for each step's adopters.
+    lookahead: u32,
+    /// Adopters of this step and the next ones (through `ahead_until`),
+    /// found ahead of time, by innovation then adopter.
+    ahead: VecDeque<Vec<(u32, u32)>>,
+    ahead_until: u32,
     coinv_num: Vec<u64>,
     coinv_den: Vec<u64>,
     tally: Vec<AdoptionTally>,
@@ -247,6 +263,13 @@ impl<'a> Simulation<'a> {
             opened_now: vec![0; n],
             opened_total: vec![0; n],
             verify_exposure: false,
+            lookahead: if variant == Variant::Counterfactual {
+                LOOKAHEAD
+            } else {
+                1
+            },
+            ahead: VecDeque::new(),
+            ahead_until: 0,
             source_major: SOURCE_MAJOR,
             portable_only: false,
         };
@@ -625,6 +648,7 @@ impl<'a> Simulation<'a> {
         }
         self.build_gates(&key_cur, &came_from);
         let moved = Moved::new(&changed, &self.links.slot, n);
+        let moved_none = moved.to.is_empty();
         let (family_d, class_d) = self.class_layers(&key_cur, &a_cur, &chilled_cur, &moved);
 
         // Last step's new holders of each innovation (events are by innovation).
@@ -673,35 +697,62 @@ impl<'a> Simulation<'a> {
                     && has!("lzcnt")
             },
         };
-        // Diffusion reads only last step's state, one innovation's row at a
-        // time.
-        // Each task also marks its innovations' new holders (read by no
-        // other task).
-        let adoptions: Vec<(u32, u32)> = self.rows[..n_old]
+        // Which rows to advance, through which step: every row through this
+        // step; or, looking ahead, every row through the next few steps at
+        // the start of a block, and inside one only last step's births (the
+        // older rows are already there).
+        let (first, until) = if t <= self.ahead_until {
+            debug_assert!(!self.ahead.is_empty());
+            (self.new_from, self.ahead_until)
+        } else if self.lookahead > 1 && !self.verify_exposure {
+            (0, (t + self.lookahead - 1).min(self.sc.steps.max(t)))
+        } else {
+            (0, t)
+        };
+        if until > t {
+            // Lookahead is only chosen where the class terms never move.
+            assert!(
+                moved_none && (0..self.new_from).all(|k| !recompute_flag[k]),
+                "lookahead with class terms that move"
+            );
+        }
+        let span = (until - t + 1) as usize;
+        // Diffusion reads only last step's state and the rows' own, one
+        // innovation's row at a time; each task also marks its
+        // innovations' new holders (read by no other task). Per task, the
+        // adopters of each step, in the order of the rows.
+        let parts: Vec<Vec<Vec<(u32, u32)>>> = self.rows[first..n_old]
             .par_chunks_mut(ROWS_PER_TASK)
-            .zip(self.inn.holders[..n_old].par_chunks_mut(ROWS_PER_TASK))
+            .zip(self.inn.holders[first..n_old].par_chunks_mut(ROWS_PER_TASK))
             .enumerate()
             .fold(
-                || (Vec::new(), Vec::new()),
-                |(mut out, mut scratch), (c, (rows, holders))| {
+                || (vec![Vec::new(); span], Vec::new()),
+                |(mut outs, mut scratch), (c, (rows, holders))| {
                     for q in 0..rows.len() {
                         // The next row's arrays are elsewhere on the heap.
                         if let Some(next) = rows.get(q + 1) {
                             next.prefetch();
                         }
-                        let k = c * ROWS_PER_TASK + q;
-                        let before = out.len();
-                        inputs.update_row(k, &mut rows[q], &holders[q], &mut out, &mut scratch);
-                        for &(_, i) in &out[before..] {
-                            holders[q].insert(i as usize);
-                        }
+                        let k = first + c * ROWS_PER_TASK + q;
+                        inputs.advance(k, &mut rows[q], &mut holders[q], &mut outs, &mut scratch);
                     }
-                    (out, scratch)
+                    (outs, scratch)
                 },
             )
-            .map(|(out, _)| out)
-            .flatten_iter()
+            .map(|(outs, _)| outs)
             .collect();
+        // Rows in ascending order within each step: the older rows' adopters
+        // (already in `ahead`) come before those of last step's births.
+        if self.ahead.len() < span {
+            self.ahead.resize_with(span, Vec::new);
+        }
+        for (s, ahead) in self.ahead.iter_mut().take(span).enumerate() {
+            for part in &parts {
+                ahead.extend_from_slice(&part[s]);
+            }
+        }
+        self.ahead_until = self.ahead_until.max(until);
+        let adoptions = self.ahead.pop_front().expect("this step's adopters");
 
         if self.verify_exposure {
             self.check_exposures(t, n_old, &adoptions);
@@ -1417,6 +1468,11 @@ impl<'a> Simulation<'a> {
 impl Simulation<'_> {
     /// Turn on the exposure self-check (tests only: it is slow).
     pub fn verify_exposures(&mut self, on: bool) {
+        // The check reads the rows at the current step.
+        assert!(
+            self.ahead_until <= self.step,
+            "exposure checks start between blocks of lookahead"
+        );
         self.verify_exposure = on;
     }
 
@@ -1563,7 +1619,7 @@ struct DiffuseInputs<'s> {
     absorptive: Vec<f64>,
     /// nu_s.
     nu: Vec<f64>,
-    /// The CPU can run [`DiffuseInputs::update_row_v3`].
+    /// The CPU can run [`DiffuseInputs::advance_v3`].
     #[cfg(target_arch = "x86_64")]
     x86_v3: bool,
 }
@@ -1578,46 +1634,106 @@ impl DiffuseInputs<'_> {
         (&self.families[l.family], l)
     }
 
-    /// Bring innovation k's exposures to this step, apply one step of hazard
-    /// to every non-holder, drop the adopters from the row and append them
-    /// to `out` as (k, i), ascending. On x86-64 CPUs with AVX2, BMI and
-    /// POPCNT (most since 2013; checked at run time) the same code is
-    /// compiled for them: wider vector loops and single-instruction bit
-    /// counts. The operations and their order are the same (Rust never fuses
-    /// a multiply and an add), so the results are the same bits.
+    /// Advance innovation k's row through `outs.len()` steps from this
+    /// one: bring its exposures to the step, apply one step of hazard to
+    /// every non-holder, drop the adopters from the row, append them to the
+    /// step's entry of `outs` as (k, i), ascending, and mark them in
+    /// `holders`. Steps after the first only add the new holders at this
+    /// step's class terms: callers ask for more than one step only when
+    /// those terms cannot move in between (see [`Simulation::lookahead`]).
+    /// On x86-64 CPUs with AVX2, BMI and POPCNT (most since 2013; checked
+    /// at run time) the same code is compiled for them: wider vector loops
+    /// and single-instruction bit counts. The operations and their order
+    /// are the same (Rust never fuses a multiply and an add), so the
+    /// results are the same bits.
     #[inline]
-    fn update_row(
+    fn advance(
         &self,
         k: usize,
         row: &mut Row,
-        holders: &FixedBitSet,
-        out: &mut Vec<(u32, u32)>,
+        holders: &mut FixedBitSet,
+        outs: &mut [Vec<(u32, u32)>],
         scratch: &mut Vec<usize>,
     ) {
         #[cfg(target_arch = "x86_64")]
         if self.x86_v3 {
-            // SAFETY: the CPU has every feature `update_row_v3` is compiled
+            // SAFETY: the CPU has every feature `advance_v3` is compiled
             // for (checked when `x86_v3` was set).
-            unsafe { self.update_row_v3(k, row, holders, out, scratch) };
+            unsafe { self.advance_v3(k, row, holders, outs, scratch) };
             return;
         }
-        self.update_row_any::<false>(k, row, holders, out, scratch);
+        self.advance_any::<false>(k, row, holders, outs, scratch);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,bmi1,bmi2,popcnt,lzcnt")]
-    unsafe fn update_row_v3(
+    unsafe fn advance_v3(
         &self,
         k: usize,
         row: &mut Row,
-        holders: &FixedBitSet,
-        out: &mut Vec<(u32, u32)>,
+        holders: &mut FixedBitSet,
+        outs: &mut [Vec<(u32, u32)>],
         scratch: &mut Vec<usize>,
     ) {
-        self.update_row_any::<true>(k, row, holders, out, scratch);
+        self.advance_any::<true>(k, row, holders, outs, scratch);
     }
 
-    /// `V3`: the CPU has AVX2 and BMI2 (only in `update_row_v3`).
+    /// `V3`: the CPU has AVX2 and BMI2 (only in `advance_v3`).
+    #[inline(always)]
+    fn advance_any<const V3: bool>(
+        &self,
+        k: usize,
+        row: &mut Row,
+        holders: &mut FixedBitSet,
+        outs: &mut [Vec<(u32, u32)>],
+        scratch: &mut Vec<usize>,
+    ) {
+        let mut from = outs[0].len();
+        self.update_row_any::<V3>(k, row, holders, &mut outs[0], scratch);
+        for s in 1..=outs.len() {
+            let new = &outs[s - 1][from..];
+            for &(_, i) in new {
+                holders.insert(i as usize);
+            }
+            if s == outs.len() || row.is_retired() {
+                return;
+            }
+            let (done, rest) = outs.split_at_mut(s);
+            let new = &done[s - 1][from..];
+            if !new.is_empty() {
+                self.add_holders(k, row, new);
+            }
+            from = rest[0].len();
+            row.step::<V3>(k as u32, self.hazard(k), &mut rest[0]);
+            row.tidy();
+        }
+    }
+
+    /// Add the terms of innovation k's new holders (as (k, j)) at this
+    /// step's class terms.
+    #[inline(always)]
+    fn add_holders(&self, k: usize, row: &mut Row, new_holders: &[(u32, u32)]) {
+        let (fam, layer) = self.class(self.key_cur[k]);
+        let sources = new_holders.iter().map(|&(_, j)| j as usize);
+        row.add_sources(self.links, &fam.base, sources.clone());
+        if !layer.is_plain() {
+            for j in sources {
+                layer.add(&mut row.e, j);
+            }
+        }
+    }
+
+    /// One step of hazard for innovation k.
+    #[inline(always)]
+    fn hazard(&self, k: usize) -> Hazard<'_> {
+        Hazard {
+            ba: &self.beta_a,
+            a: &self.absorptive,
+            nu: self.nu[self.sector[k] as usize],
+        }
+    }
+
+    /// One step of [`Self::advance`] (without marking the new holders).
     #[inline(always)]
     fn update_row_any<const V3: bool>(
         &self,
@@ -1647,22 +1763,10 @@ impl DiffuseInputs<'_> {
                 self.apply_pair_changes::<V3>(k, row, holders, new_holders, scratch);
             }
             if !new_holders.is_empty() {
-                let (fam, layer) = self.class(self.key_cur[k]);
-                let sources = new_holders.iter().map(|&(_, j)| j as usize);
-                row.add_sources(self.links, &fam.base, sources.clone());
-                if !layer.is_plain() {
-                    for j in sources {
-                        layer.add(&mut row.e, j);
-                    }
-                }
+                self.add_holders(k, row, new_holders);
             }
         }
-        let hazard = Hazard {
-            ba: &self.beta_a,
-            a: &self.absorptive,
-            nu: self.nu[self.sector[k] as usize],
-        };
-        row.step::<V3>(k as u32, hazard, out);
+        row.step::<V3>(k as u32, self.hazard(k), out);
         row.tidy();
     }
 
@@ -1758,7 +1862,7 @@ impl DiffuseInputs<'_> {
         }
         #[cfg(target_arch = "x86_64")]
         if V3 {
-            // SAFETY: V3 is only true in `update_row_v3`, which runs on CPUs
+            // SAFETY: V3 is only true in `advance_v3`, which runs on CPUs
             // with AVX2 and BMI2; `d` is padded (see `PAD`).
             e[i] = e[i].wrapping_add(unsafe { correction_avx2(m, i, holders, d) });
             return;
@@ -2156,6 +2260,46 @@ mod tests {
                 }
                 assert!(fast.adoptions() > 0);
             }
+        }
+    }
+
+    #[test]
+    fn looking_ahead_gives_the_same_steps_and_exposures() {
+        let sparse = STRESS.replace(
+            "kind = \"gravity\"",
+            "kind = \"barabasi_albert\"\n        m = 2",
+        );
+        let wide = wide_stress();
+        for text in [STRESS, &sparse, &wide] {
+            let loaded = load_text(text, "stress.toml", FileSource::Embedded, &[]).unwrap();
+            let sc = &loaded.scenario;
+            let layout = Layout::new(sc);
+            // Records and outcomes as bits (NaN included); the exposures
+            // checked directly from step `verify_from` on.
+            let run = |lookahead: u32, verify_from: u32| -> Vec<String> {
+                let mut sim = Simulation::new(sc, &layout, 0, Variant::Counterfactual);
+                sim.lookahead = lookahead;
+                let mut seen = Vec::new();
+                for t in 1..=sc.steps {
+                    if t == verify_from {
+                        sim.verify_exposures(true);
+                    }
+                    let r = sim.step();
+                    seen.push(format!(
+                        "{:?}",
+                        r.values.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+                    ));
+                }
+                assert!(sim.adoptions() > 0);
+                seen.push(format!("{:?}", sim.outcomes()));
+                seen
+            };
+            let one = run(1, u32::MAX);
+            // Blocks of 3 (steps 1-3 and 4-6 ahead, then checked); of 8 and
+            // of the default, the last block cut at the end of the run.
+            assert_eq!(run(3, 7), one);
+            assert_eq!(run(8, u32::MAX), one);
+            assert_eq!(run(LOOKAHEAD, u32::MAX), one);
         }
     }
 

@@ -451,7 +451,7 @@ impl Row {
             #[cfg(target_arch = "x86_64")]
             if AVX2 {
                 // SAFETY: AVX2 is only true in code compiled for CPUs
-                // with AVX2 (`update_row_v3`).
+                // with AVX2 (`advance_v3`).
                 adopted = unsafe { sweep_avx2(r, e, h, k, out) };
                 self.alive -= adopted;
                 return;
