@@ -22,7 +22,7 @@ pub mod policy;
 mod rows;
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use fixedbitset::FixedBitSet;
 use ndarray::Array2;
@@ -191,6 +191,10 @@ pub struct Simulation<'a> {
     sector_lag: Vec<(u64, u64)>,
     opened_now: Vec<u32>,
     opened_total: Vec<u32>,
+    /// The counterfactual's partner weights and their sum per (country,
+    /// sector), `i * S + s`, computed when first needed: trust held and no
+    /// regime, so they never move (empty in the policy variant).
+    fixed_partners: Vec<OnceLock<(Vec<f64>, f64)>>,
     /// Check every exposure against a direct evaluation of MODEL.md section 5
     /// after each diffusion phase (slow; for tests).
     verify_exposure: bool,
@@ -262,6 +266,11 @@ impl<'a> Simulation<'a> {
             sector_lag: vec![(0, 0); s_count],
             opened_now: vec![0; n],
             opened_total: vec![0; n],
+            fixed_partners: if variant == Variant::Counterfactual {
+                (0..n * sc.sectors.len()).map(|_| OnceLock::new()).collect()
+            } else {
+                Vec::new()
+            },
             verify_exposure: false,
             lookahead: if variant == Variant::Counterfactual {
                 LOOKAHEAD
@@ -428,15 +437,18 @@ impl<'a> Simulation<'a> {
         debug_assert!(!self.inn.holders[k].contains(i));
         debug_assert!(self.rows.get(k).is_none_or(|r| r.exposure_of(i).is_none()));
         self.inn.holders[k].insert(i);
-        self.count_holding(i, k);
+        self.count_holding(k, std::iter::once(i));
     }
 
-    /// The holder counts of innovation k and country i, once i holds k
-    /// (its bit in the holder bitset set by the caller).
-    fn count_holding(&mut self, i: usize, k: usize) {
-        self.inn.holder_count[k] += 1;
-        self.held_count[i] += 1;
-        self.held_by_sector[i * self.sc.sectors.len() + self.inn.sector[k] as usize] += 1;
+    /// The holder counts of innovation k and of countries `new`, once they
+    /// hold k (their bits in the holder bitset set by the caller).
+    fn count_holding(&mut self, k: usize, new: impl ExactSizeIterator<Item = usize>) {
+        self.inn.holder_count[k] += new.len() as u32;
+        let (s_count, s) = (self.sc.sectors.len(), self.inn.sector[k] as usize);
+        for i in new {
+            self.held_count[i] += 1;
+            self.held_by_sector[i * s_count + s] += 1;
+        }
     }
 
     fn held_value(&self, i: usize) -> f64 {
@@ -609,7 +621,12 @@ impl<'a> Simulation<'a> {
         self.sync_members();
         let next_view = self.policy_view(t);
         self.view = next_view;
-        let a_cur = self.contact_weights();
+        // The counterfactual holds trust at T0: its weights never move.
+        let a_cur = if self.variant == Variant::Counterfactual && !self.a_prev.is_empty() {
+            std::mem::take(&mut self.a_prev)
+        } else {
+            self.contact_weights()
+        };
         let n_old = self.inn.len();
 
         // Which linked pairs' weights moved since last step, per recipient
@@ -762,26 +779,31 @@ impl<'a> Simulation<'a> {
         let births = self.births(t);
 
         self.log_prod_prev.clone_from(&self.log_prod);
-        for &(k, i) in &adoptions {
-            // The holder bitsets were marked in the row updates.
-            let (k, i) = (k as usize, i as usize);
-            self.count_holding(i, k);
-            self.log_prod[i] += self.inn.value[k];
+        // The holder bitsets were marked in the row updates. Adopters come
+        // by innovation: what depends on the innovation only is read once.
+        for group in adoptions.chunk_by(|a, b| a.0 == b.0) {
+            let k = group[0].0 as usize;
+            let adopters = group.iter().map(|&(_, i)| i as usize);
+            self.count_holding(k, adopters.clone());
+            let value = self.inn.value[k];
             let lag = u64::from(t - self.inn.birth[k]);
             let origin_bloc = self.bloc[self.inn.origin[k] as usize];
-            let tl = &mut self.tally[i];
-            tl.count += 1;
-            tl.lag_sum += lag;
-            if origin_bloc == self.bloc[i] {
-                tl.within_count += 1;
-                tl.within_lag += lag;
-            } else {
-                tl.cross_count += 1;
-                tl.cross_lag += lag;
+            for i in adopters {
+                self.log_prod[i] += value;
+                let tl = &mut self.tally[i];
+                tl.count += 1;
+                tl.lag_sum += lag;
+                if origin_bloc == self.bloc[i] {
+                    tl.within_count += 1;
+                    tl.within_lag += lag;
+                } else {
+                    tl.cross_count += 1;
+                    tl.cross_lag += lag;
+                }
             }
-            let s = self.inn.sector[k] as usize;
-            self.sector_lag[s].0 += lag;
-            self.sector_lag[s].1 += 1;
+            let s = &mut self.sector_lag[self.inn.sector[k] as usize];
+            s.0 += lag * group.len() as u64;
+            s.1 += group.len() as u64;
         }
         self.events = adoptions;
         self.new_from = n_old;
@@ -1233,15 +1255,20 @@ impl<'a> Simulation<'a> {
             .unwrap_or(0);
         let country = &sc.world.countries[i];
         let shares = country.specialization.as_deref().unwrap_or(sector_shares);
-        // Partner weights per sector, computed when first needed.
+        // Partner weights per sector, computed when first needed (once for
+        // the whole run in the counterfactual, where they never move).
         let mut cache: Vec<Option<(Vec<f64>, f64)>> = vec![None; sc.sectors.len()];
+        let s_count = sc.sectors.len();
         for _ in 0..count {
             let s = rng::weighted_index(shares, 1.0, rng::uniform(&mut stream));
             let q = self.q0 * sc.sectors[s].step_scale * rng::exp1(&mut stream);
             let u = rng::uniform(&mut stream);
             let u_coinvent = rng::uniform(&mut stream);
             let u_partner = rng::uniform(&mut stream);
-            let (v, total) = cache[s].get_or_insert_with(|| self.partner_weights(i, s));
+            let (v, total) = match self.fixed_partners.get(i * s_count + s) {
+                Some(once) => once.get_or_init(|| self.partner_weights(i, s)),
+                None => &*cache[s].get_or_insert_with(|| self.partner_weights(i, s)),
+            };
             let boost = if coop.positive_list[s] {
                 1.0 + coop.incentive
             } else {
