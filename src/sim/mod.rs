@@ -308,7 +308,7 @@ impl<'a> Simulation<'a> {
         sim.log_prod0.clone_from(&sim.log_prod);
 
         // lambda: expected world births at t = 1 equal per_step.
-        let intensity = sim.arrival_intensities();
+        let intensity = sim.arrivals().intensities();
         let total: f64 = intensity.iter().sum();
         sim.lambda = if total > 0.0 {
             sc.innovation.per_step / total
@@ -340,30 +340,22 @@ impl<'a> Simulation<'a> {
         sim
     }
 
-    /// g_i * rd_i * exp(phi * (l_i - l*)) for every country, l* = max_j l_j.
-    fn arrival_intensities(&self) -> Vec<f64> {
-        let phi = self.sc.innovation.knowledge_elasticity;
-        // l* here is the best current level (MODEL.md section 2), not the
-        // frontier of section 6.
-        let best = self
-            .log_prod
-            .iter()
-            .copied()
-            .fold(f64::NEG_INFINITY, f64::max);
-        self.sc
-            .world
-            .countries
-            .iter()
-            .zip(&self.log_prod)
-            .map(|(c, &l)| {
-                let tilt = if phi == 0.0 {
-                    1.0
-                } else {
-                    (phi * (l - best)).exp()
-                };
-                c.gdp * c.rd * tilt
-            })
-            .collect()
+    /// What births read, now.
+    fn arrivals(&self) -> Arrivals<'_> {
+        Arrivals {
+            sc: self.sc,
+            n: self.n,
+            replication: self.replication,
+            variant: self.variant,
+            lambda: self.lambda,
+            q0: self.q0,
+            log_prod: &self.log_prod,
+            trust: &self.trust,
+            view: &self.view,
+            regimes: &self.regimes,
+            partners: &self.partners,
+            fixed_partners: &self.fixed_partners,
+        }
     }
 
     /// List the controllers and targets of regimes added since last call.
@@ -470,10 +462,9 @@ impl<'a> Simulation<'a> {
         let new_rows: Vec<Row> = (old..self.inn.len())
             .into_par_iter()
             .map(|k| {
-                let index = (k - first) as u32;
-                let mut stream = rng::stream(seed, rep, Purpose::Threshold, step, index);
-                let thresholds = (0..n).map(move |_| rng::exp1(&mut stream));
-                Row::new(thresholds, |i| holders[k].contains(i))
+                threshold_row(seed, rep, step, (k - first) as u32, n, |i| {
+                    holders[k].contains(i)
+                })
             })
             .collect();
         self.rows.extend(new_rows);
@@ -738,26 +729,66 @@ impl<'a> Simulation<'a> {
         // innovation's row at a time; each task also marks its
         // innovations' new holders (read by no other task). Per task, the
         // adopters of each step, in the order of the rows.
-        let parts: Vec<Vec<Vec<(u32, u32)>>> = self.rows[first..n_old]
-            .par_chunks_mut(ROWS_PER_TASK)
-            .zip(self.inn.holders[first..n_old].par_chunks_mut(ROWS_PER_TASK))
-            .enumerate()
-            .fold(
-                || (vec![Vec::new(); span], Vec::new()),
-                |(mut outs, mut scratch), (c, (rows, holders))| {
-                    for q in 0..rows.len() {
-                        // The next row's arrays are elsewhere on the heap.
-                        if let Some(next) = rows.get(q + 1) {
-                            next.prefetch();
+        let diffuse = || -> Vec<Vec<Vec<(u32, u32)>>> {
+            self.rows[first..n_old]
+                .par_chunks_mut(ROWS_PER_TASK)
+                .zip(self.inn.holders[first..n_old].par_chunks_mut(ROWS_PER_TASK))
+                .enumerate()
+                .fold(
+                    || (vec![Vec::new(); span], Vec::new()),
+                    |(mut outs, mut scratch), (c, (rows, holders))| {
+                        for q in 0..rows.len() {
+                            // The next row's arrays are elsewhere on the heap.
+                            if let Some(next) = rows.get(q + 1) {
+                                next.prefetch();
+                            }
+                            let k = first + c * ROWS_PER_TASK + q;
+                            inputs.advance(
+                                k,
+                                &mut rows[q],
+                                &mut holders[q],
+                                &mut outs,
+                                &mut scratch,
+                            );
                         }
-                        let k = first + c * ROWS_PER_TASK + q;
-                        inputs.advance(k, &mut rows[q], &mut holders[q], &mut outs, &mut scratch);
-                    }
-                    (outs, scratch)
-                },
-            )
-            .map(|(outs, _)| outs)
-            .collect();
+                        (outs, scratch)
+                    },
+                )
+                .map(|(outs, _)| outs)
+                .collect()
+        };
+        // Births at t use l(t-1) and T(t-1), not this step's adoptions: they
+        // and their rows' thresholds are drawn while the rows diffuse.
+        let arrivals = Arrivals {
+            sc: self.sc,
+            n,
+            replication: self.replication,
+            variant: self.variant,
+            lambda: self.lambda,
+            q0: self.q0,
+            log_prod: &self.log_prod,
+            trust: &self.trust,
+            view: &self.view,
+            regimes: &self.regimes,
+            partners: &self.partners,
+            fixed_partners: &self.fixed_partners,
+        };
+        let born = || -> (Vec<Birth>, Vec<Row>) {
+            let births = arrivals.births(t);
+            let (seed, rep) = (self.sc.seed, self.replication);
+            let rows = births
+                .par_iter()
+                .enumerate()
+                .map(|(q, b)| {
+                    let coinventor = b.coinventor as usize;
+                    threshold_row(seed, rep, t, q as u32, n, |i| {
+                        i == b.origin || i == coinventor
+                    })
+                })
+                .collect();
+            (births, rows)
+        };
+        let (parts, (births, born_rows)) = rayon::join(diffuse, born);
         // Rows in ascending order within each step: the older rows' adopters
         // (already in `ahead`) come before those of last step's births.
         if self.ahead.len() < span {
@@ -774,9 +805,6 @@ impl<'a> Simulation<'a> {
         if self.verify_exposure {
             self.check_exposures(t, n_old, &adoptions);
         }
-
-        // Births at t use l(t-1) and T(t-1), so they come before any update.
-        let births = self.births(t);
 
         self.log_prod_prev.clone_from(&self.log_prod);
         // The holder bitsets were marked in the row updates. Adopters come
@@ -822,7 +850,7 @@ impl<'a> Simulation<'a> {
             }
             self.frontier += b.value;
         }
-        self.extend_rows(t, n_old);
+        self.rows.extend(born_rows);
 
         self.key_prev = key_cur;
         self.chilled_prev = chilled_cur;
@@ -1228,104 +1256,6 @@ impl<'a> Simulation<'a> {
         Some(slots)
     }
 
-    /// Births of step t (MODEL.md section 2). Countries draw from their own
-    /// streams, so they are handled in parallel and joined in country order.
-    fn births(&self, t: u32) -> Vec<Birth> {
-        let intensity = self.arrival_intensities();
-        let shares: Vec<f64> = self.sc.sectors.iter().map(|s| s.share).collect();
-        let per_country: Vec<Vec<Birth>> = (0..self.n)
-            .into_par_iter()
-            .map(|i| self.births_of(t, i, self.lambda * intensity[i], &shares))
-            .collect();
-        per_country.into_iter().flatten().collect()
-    }
-
-    /// Country i's births at step t, given its arrival rate and the
-    /// sectors' shares of innovations (used unless it has its own).
-    fn births_of(&self, t: u32, i: usize, rate: f64, sector_shares: &[f64]) -> Vec<Birth> {
-        let sc = self.sc;
-        let coop = &sc.cooperation;
-        let mut out = Vec::new();
-        if rate <= 0.0 {
-            return out;
-        }
-        let mut stream = rng::stream(sc.seed, self.replication, Purpose::Arrival, t, i as u32);
-        let count = Poisson::new(rate)
-            .map(|p| p.sample(&mut stream) as u64)
-            .unwrap_or(0);
-        let country = &sc.world.countries[i];
-        let shares = country.specialization.as_deref().unwrap_or(sector_shares);
-        // Partner weights per sector, computed when first needed (once for
-        // the whole run in the counterfactual, where they never move).
-        let mut cache: Vec<Option<(Vec<f64>, f64)>> = vec![None; sc.sectors.len()];
-        let s_count = sc.sectors.len();
-        for _ in 0..count {
-            let s = rng::weighted_index(shares, 1.0, rng::uniform(&mut stream));
-            let q = self.q0 * sc.sectors[s].step_scale * rng::exp1(&mut stream);
-            let u = rng::uniform(&mut stream);
-            let u_coinvent = rng::uniform(&mut stream);
-            let u_partner = rng::uniform(&mut stream);
-            let (v, total) = match self.fixed_partners.get(i * s_count + s) {
-                Some(once) => once.get_or_init(|| self.partner_weights(i, s)),
-                None => &*cache[s].get_or_insert_with(|| self.partner_weights(i, s)),
-            };
-            let boost = if coop.positive_list[s] {
-                1.0 + coop.incentive
-            } else {
-                1.0
-            };
-            let p = (country.openness * sc.innovation.coinvention * boost * *total).min(1.0);
-            let coinventor = if u_coinvent < p && *total > 0.0 {
-                let partners = self.partners[i].iter().map(|&j| j as usize);
-                rng::weighted_pick(partners.zip(v.iter().copied()), *total, u_partner) as u32
-            } else {
-                NONE
-            };
-            out.push(Birth {
-                sector: s,
-                origin: i,
-                coinventor,
-                value: sc.sectors[s].weight * q,
-                u,
-            });
-        }
-        out
-    }
-
-    /// v_ij = w~_ij * T_ij * H_ij,s over i's partners j (`partners[i]`),
-    /// and their sum (the same as over every country: the others' terms
-    /// are zeros).
-    fn partner_weights(&self, i: usize, s: usize) -> (Vec<f64>, f64) {
-        let sc = self.sc;
-        let coop = &sc.cooperation;
-        let chill = 1.0 - coop.chilling * sc.sectors[s].sensitivity * coop.uncertainty();
-        let chill_of = |x: usize, y: usize| {
-            if self.variant == Variant::Policy && !coop.positive_list[s] && self.view.chilled(x, y)
-            {
-                chill
-            } else {
-                1.0
-            }
-        };
-        let v: Vec<f64> = self.partners[i]
-            .iter()
-            .map(|&j| {
-                let j = j as usize;
-                let share = sc.world.contact_share[[i, j]];
-                let h = if self.view.chilled(i, j) || self.view.chilled(j, i) {
-                    let ij = self.view.direction(&self.regimes, i, j, s);
-                    let ji = self.view.direction(&self.regimes, j, i, s);
-                    expected_product(&ij, chill_of(i, j), &ji, chill_of(j, i))
-                } else {
-                    1.0
-                };
-                share * self.trust[[i, j]] * h
-            })
-            .collect();
-        let total = v.iter().sum();
-        (v, total)
-    }
-
     /// Perceive, update trust, then decide retaliation (MODEL.md section 4).
     fn update_trust(&mut self, t: u32) {
         let sc = self.sc;
@@ -1611,6 +1541,167 @@ struct Birth {
     coinventor: u32,
     value: f64,
     u: f64,
+}
+
+/// What the births of a step read (MODEL.md section 2): last step's log
+/// productivity and trust, and this step's policy view. Births do not
+/// depend on this step's adoptions, so they are drawn while the rows
+/// diffuse.
+/// A new innovation's row: zero exposure, and one Exp(1) threshold per
+/// recipient from the innovation's own stream, keyed by its birth step and
+/// its index among that step's births (holders' draws are made and
+/// discarded, so the stream is read the same way whoever holds).
+fn threshold_row(
+    seed: u64,
+    replication: u32,
+    step: u32,
+    index: u32,
+    n: usize,
+    is_holder: impl Fn(usize) -> bool,
+) -> Row {
+    let mut stream = rng::stream(seed, replication, Purpose::Threshold, step, index);
+    Row::new((0..n).map(move |_| rng::exp1(&mut stream)), is_holder)
+}
+
+struct Arrivals<'s> {
+    sc: &'s Scenario,
+    n: usize,
+    replication: u32,
+    variant: Variant,
+    lambda: f64,
+    q0: f64,
+    log_prod: &'s [f64],
+    trust: &'s Array2<f64>,
+    view: &'s PolicyView,
+    regimes: &'s [ExportControl],
+    partners: &'s [Vec<u32>],
+    fixed_partners: &'s [OnceLock<(Vec<f64>, f64)>],
+}
+
+impl Arrivals<'_> {
+    /// g_i * rd_i * exp(phi * (l_i - l*)) for every country, l* = max_j l_j.
+    fn intensities(&self) -> Vec<f64> {
+        let phi = self.sc.innovation.knowledge_elasticity;
+        // l* here is the best current level (MODEL.md section 2), not the
+        // frontier of section 6.
+        let best = self
+            .log_prod
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        self.sc
+            .world
+            .countries
+            .iter()
+            .zip(self.log_prod)
+            .map(|(c, &l)| {
+                let tilt = if phi == 0.0 {
+                    1.0
+                } else {
+                    (phi * (l - best)).exp()
+                };
+                c.gdp * c.rd * tilt
+            })
+            .collect()
+    }
+
+    /// Births of step t (MODEL.md section 2). Countries draw from their own
+    /// streams, so they are handled in parallel and joined in country order.
+    fn births(&self, t: u32) -> Vec<Birth> {
+        let intensity = self.intensities();
+        let shares: Vec<f64> = self.sc.sectors.iter().map(|s| s.share).collect();
+        let per_country: Vec<Vec<Birth>> = (0..self.n)
+            .into_par_iter()
+            .map(|i| self.births_of(t, i, self.lambda * intensity[i], &shares))
+            .collect();
+        per_country.into_iter().flatten().collect()
+    }
+
+    /// Country i's births at step t, given its arrival rate and the
+    /// sectors' shares of innovations (used unless it has its own).
+    fn births_of(&self, t: u32, i: usize, rate: f64, sector_shares: &[f64]) -> Vec<Birth> {
+        let sc = self.sc;
+        let coop = &sc.cooperation;
+        let mut out = Vec::new();
+        if rate <= 0.0 {
+            return out;
+        }
+        let mut stream = rng::stream(sc.seed, self.replication, Purpose::Arrival, t, i as u32);
+        let count = Poisson::new(rate)
+            .map(|p| p.sample(&mut stream) as u64)
+            .unwrap_or(0);
+        let country = &sc.world.countries[i];
+        let shares = country.specialization.as_deref().unwrap_or(sector_shares);
+        // Partner weights per sector, computed when first needed (once for
+        // the whole run in the counterfactual, where they never move).
+        let mut cache: Vec<Option<(Vec<f64>, f64)>> = vec![None; sc.sectors.len()];
+        let s_count = sc.sectors.len();
+        for _ in 0..count {
+            let s = rng::weighted_index(shares, 1.0, rng::uniform(&mut stream));
+            let q = self.q0 * sc.sectors[s].step_scale * rng::exp1(&mut stream);
+            let u = rng::uniform(&mut stream);
+            let u_coinvent = rng::uniform(&mut stream);
+            let u_partner = rng::uniform(&mut stream);
+            let (v, total) = match self.fixed_partners.get(i * s_count + s) {
+                Some(once) => once.get_or_init(|| self.partner_weights(i, s)),
+                None => &*cache[s].get_or_insert_with(|| self.partner_weights(i, s)),
+            };
+            let boost = if coop.positive_list[s] {
+                1.0 + coop.incentive
+            } else {
+                1.0
+            };
+            let p = (country.openness * sc.innovation.coinvention * boost * *total).min(1.0);
+            let coinventor = if u_coinvent < p && *total > 0.0 {
+                let partners = self.partners[i].iter().map(|&j| j as usize);
+                rng::weighted_pick(partners.zip(v.iter().copied()), *total, u_partner) as u32
+            } else {
+                NONE
+            };
+            out.push(Birth {
+                sector: s,
+                origin: i,
+                coinventor,
+                value: sc.sectors[s].weight * q,
+                u,
+            });
+        }
+        out
+    }
+
+    /// v_ij = w~_ij * T_ij * H_ij,s over i's partners j (`partners[i]`),
+    /// and their sum (the same as over every country: the others' terms
+    /// are zeros).
+    fn partner_weights(&self, i: usize, s: usize) -> (Vec<f64>, f64) {
+        let sc = self.sc;
+        let coop = &sc.cooperation;
+        let chill = 1.0 - coop.chilling * sc.sectors[s].sensitivity * coop.uncertainty();
+        let chill_of = |x: usize, y: usize| {
+            if self.variant == Variant::Policy && !coop.positive_list[s] && self.view.chilled(x, y)
+            {
+                chill
+            } else {
+                1.0
+            }
+        };
+        let v: Vec<f64> = self.partners[i]
+            .iter()
+            .map(|&j| {
+                let j = j as usize;
+                let share = sc.world.contact_share[[i, j]];
+                let h = if self.view.chilled(i, j) || self.view.chilled(j, i) {
+                    let ij = self.view.direction(&self.regimes, i, j, s);
+                    let ji = self.view.direction(&self.regimes, j, i, s);
+                    expected_product(&ij, chill_of(i, j), &ji, chill_of(j, i))
+                } else {
+                    1.0
+                };
+                share * self.trust[[i, j]] * h
+            })
+            .collect();
+        let total = v.iter().sum();
+        (v, total)
+    }
 }
 
 /// What the parallel diffusion phase reads: last step's state and this
