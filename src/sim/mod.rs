@@ -1919,10 +1919,17 @@ impl DiffuseInputs<'_> {
         let older = if new_holders.is_empty() {
             holders
         } else {
-            scratch.clear();
-            scratch.extend_from_slice(holders);
-            for &(_, j) in new_holders {
-                scratch[j as usize / usize::BITS as usize] &= !(1usize << (j % usize::BITS));
+            // The holder words without the new holders (ascending), word by
+            // word: a few words, where a call to copy them costs more.
+            debug_assert!(new_holders.is_sorted());
+            scratch.resize(holders.len(), 0);
+            let mut new = new_holders.iter().map(|&(_, j)| j as usize).peekable();
+            for (w, (older, &h)) in scratch.iter_mut().zip(holders).enumerate() {
+                let mut mask = 0;
+                while let Some(j) = new.next_if(|&j| j / usize::BITS as usize == w) {
+                    mask |= 1usize << (j % usize::BITS as usize);
+                }
+                *older = h & !mask;
             }
             &scratch[..]
         };

@@ -415,7 +415,25 @@ impl Row {
             }
             *e = acc;
         }
-        for i in whole..n {
+        // A last half block, then single countries.
+        let mut from = whole;
+        if n - from >= BLOCK / 2 {
+            let e: &mut [Fixed; BLOCK / 2] = (&mut self.e[from..from + BLOCK / 2])
+                .try_into()
+                .expect("half block");
+            let mut acc = *e;
+            for j in sources.clone() {
+                let at = j * n + from;
+                let row: &[Fixed; BLOCK / 2] =
+                    m[at..at + BLOCK / 2].try_into().expect("half block");
+                for l in 0..BLOCK / 2 {
+                    acc[l] = acc[l].wrapping_add(row[l]);
+                }
+            }
+            *e = acc;
+            from += BLOCK / 2;
+        }
+        for i in from..n {
             let mut acc = self.e[i];
             for j in sources.clone() {
                 acc = acc.wrapping_add(m[j * n + i]);
