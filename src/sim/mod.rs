@@ -366,9 +366,13 @@ impl<'a> Simulation<'a> {
         }
     }
 
-    fn policy_view(&self, step: u32) -> PolicyView {
+    /// The view at `step`, built over the current one (left empty).
+    fn policy_view(&mut self, step: u32) -> PolicyView {
         match self.variant {
-            Variant::Policy => PolicyView::build(self.sc, &self.regimes, &self.members, step),
+            Variant::Policy => {
+                let prev = std::mem::take(&mut self.view);
+                PolicyView::build(self.sc, &self.regimes, &self.members, step, Some(prev))
+            }
             Variant::Counterfactual => PolicyView::empty(self.n, self.sc.sectors.len()),
         }
     }

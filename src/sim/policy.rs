@@ -49,12 +49,16 @@ impl PolicyView {
     }
 
     /// The view at `step`. `members[r]`: regime r's controllers and its
-    /// targets, ascending (the same as its flags, as lists).
+    /// targets, ascending (the same as its flags, as lists). `prev`, a view
+    /// of the same regimes at an earlier step, lends its restricted pairs
+    /// when the same regimes are in force (schedules move scopes, not
+    /// pairs).
     pub fn build(
         sc: &Scenario,
         regimes: &[ExportControl],
         members: &[(Vec<u32>, Vec<u32>)],
         step: u32,
+        prev: Option<PolicyView>,
     ) -> PolicyView {
         debug_assert_eq!(members.len(), regimes.len());
         let n = sc.world.len();
@@ -95,6 +99,13 @@ impl PolicyView {
                 })
                 .collect();
             view.breakpoints[s] = bp;
+        }
+        if let Some(prev) = prev.filter(|p| p.n == n && p.active == view.active) {
+            view.pair_start = prev.pair_start;
+            view.pair_list = prev.pair_list;
+            view.controllers = prev.controllers;
+            view.affected = prev.affected;
+            return view;
         }
         // Directed pairs restricted by each active regime, as CSR by pair
         // (a counting sort: filled in ascending `a`, so each pair's list is
