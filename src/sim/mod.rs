@@ -696,8 +696,12 @@ impl<'a> Simulation<'a> {
                 .iter()
                 .map(|&a| self.sc.diffusion.beta * a / self.scale)
                 .collect(),
-            absorptive,
-            nu: self.sc.sectors.iter().map(|s| s.reinvention).collect(),
+            nu_a: self
+                .sc
+                .sectors
+                .iter()
+                .flat_map(|s| absorptive.iter().map(move |&a| s.reinvention * a))
+                .collect(),
             #[cfg(target_arch = "x86_64")]
             x86_v3: {
                 use std::arch::is_x86_feature_detected as has;
@@ -1735,12 +1739,10 @@ struct DiffuseInputs<'s> {
     class_d: &'s [Option<Vec<Fixed>>],
     /// See [`SOURCE_MAJOR`].
     source_major: usize,
-    /// beta * a_i * 2^-F (per unit of fixed-point exposure) and a_i per
-    /// country.
+    /// beta * a_i * 2^-F (per unit of fixed-point exposure) per country,
+    /// and nu_s * a_i per sector s and country i at `s * n + i`.
     beta_a: Vec<f64>,
-    absorptive: Vec<f64>,
-    /// nu_s.
-    nu: Vec<f64>,
+    nu_a: Vec<f64>,
     /// The CPU can run [`DiffuseInputs::advance_v3`].
     #[cfg(target_arch = "x86_64")]
     x86_v3: bool,
@@ -1848,10 +1850,11 @@ impl DiffuseInputs<'_> {
     /// One step of hazard for innovation k.
     #[inline(always)]
     fn hazard(&self, k: usize) -> Hazard<'_> {
+        let n = self.beta_a.len();
+        let s = self.sector[k] as usize;
         Hazard {
             ba: &self.beta_a,
-            a: &self.absorptive,
-            nu: self.nu[self.sector[k] as usize],
+            na: &self.nu_a[s * n..(s + 1) * n],
         }
     }
 

@@ -240,21 +240,21 @@ const LIST_BELOW: usize = 8;
 /// registers while it adds every source's row of the matrix.
 const BLOCK: usize = 16;
 
-/// One step of hazard for every country: `ba[i] * max(e_ik, 0) + nu * a[i]`
+/// One step of hazard for every country: `ba[i] * max(e_ik, 0) + na[i]`
 /// (`e_ik` the fixed-point exposure, `ba[i]` = beta * a_i * 2^-F, so that
-/// `ba[i] * e_ik` = beta * a_i * E_ik exactly; `a[i]` = a_i, `nu` = nu_s
-/// of the innovation's sector).
+/// `ba[i] * e_ik` = beta * a_i * E_ik exactly; `na[i]` = nu_s * a_i, nu_s
+/// of the innovation's sector, computed once per run: the same product
+/// each step).
 #[derive(Clone, Copy)]
 pub(crate) struct Hazard<'a> {
     pub ba: &'a [f64],
-    pub a: &'a [f64],
-    pub nu: f64,
+    pub na: &'a [f64],
 }
 
 impl Hazard<'_> {
     #[inline(always)]
     fn at(&self, i: usize, e: Fixed) -> f64 {
-        self.ba[i] * f64::from(e).max(0.0) + self.nu * self.a[i]
+        self.ba[i] * f64::from(e).max(0.0) + self.na[i]
     }
 }
 
@@ -533,7 +533,7 @@ impl Row {
 }
 
 /// The dense hazard sweep of [`Row::step`], four countries at a time:
-/// `r[i] -= ba[i] * max(e[i], 0) + nu * a[i]` ([`Hazard`]; the fixed-point
+/// `r[i] -= ba[i] * max(e[i], 0) + na[i]` ([`Hazard`]; the fixed-point
 /// `e[i]` converted to f64, exactly), the same IEEE
 /// operations in the same order as the scalar loop (a maximum, then separate multiplies,
 /// an add and a subtract: nothing fused), so the same bits. (The maximum
@@ -555,10 +555,9 @@ unsafe fn sweep_avx2(
 ) -> usize {
     use std::arch::x86_64::*;
     let n = r.len();
-    assert!(e.len() == n && h.ba.len() >= n && h.a.len() >= n);
-    let (rp, ep, bp, ap) = (r.as_mut_ptr(), e.as_ptr(), h.ba.as_ptr(), h.a.as_ptr());
+    assert!(e.len() == n && h.ba.len() >= n && h.na.len() >= n);
+    let (rp, ep, bp, ap) = (r.as_mut_ptr(), e.as_ptr(), h.ba.as_ptr(), h.na.as_ptr());
     let zero = _mm256_setzero_pd();
-    let nu4 = _mm256_set1_pd(h.nu);
     // Four countries from `at`: their new residuals stored, and which
     // reached 0.
     let four = |at: usize| -> u64 {
@@ -571,7 +570,7 @@ unsafe fn sweep_avx2(
             );
             let h = _mm256_add_pd(
                 _mm256_mul_pd(_mm256_loadu_pd(bp.add(at)), ev),
-                _mm256_mul_pd(nu4, _mm256_loadu_pd(ap.add(at))),
+                _mm256_loadu_pd(ap.add(at)),
             );
             let rv = _mm256_sub_pd(_mm256_loadu_pd(rp.add(at)), h);
             _mm256_storeu_pd(rp.add(at), rv);
@@ -771,11 +770,7 @@ mod tests {
 
     /// Hazard 1 per step for the countries in `on`, none for the others.
     fn only<'a>(a: &'a [f64], zeros: &'a [f64]) -> Hazard<'a> {
-        Hazard {
-            ba: zeros,
-            a,
-            nu: 1.0,
-        }
+        Hazard { ba: zeros, na: a }
     }
 
     #[test]
@@ -826,11 +821,7 @@ mod tests {
         let a: Vec<f64> = (0..n).map(|i| if i % 2 == 0 { 1.0 } else { 0.0 }).collect();
         // Hazard 1 + (1 for even countries): residuals 0.5, 1.5, ... fall
         // by 2 (even) or 1 (odd) a step.
-        let h = Hazard {
-            ba: &ba,
-            a: &a,
-            nu: 1.0,
-        };
+        let h = Hazard { ba: &ba, na: &a };
         for avx2 in [false, true] {
             #[cfg(target_arch = "x86_64")]
             if avx2 && !std::arch::is_x86_feature_detected!("avx2") {
@@ -866,11 +857,7 @@ mod tests {
         // eight countries lacks it, so the row becomes a list.
         let mut out = Vec::new();
         let big = vec![1e9; n];
-        let h = Hazard {
-            ba: &ba,
-            a: &big,
-            nu: 1.0,
-        };
+        let h = Hazard { ba: &ba, na: &big };
         row.r[5] = f64::MAX;
         row.r[11] = f64::MAX;
         row.step::<false>(4, h, &mut out);
