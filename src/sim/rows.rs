@@ -233,8 +233,9 @@ fn code_of(values: &mut Vec<f64>, x: f64) -> Option<u8> {
 
 /// A row keeps a residual per country while at least one country in
 /// `LIST_BELOW` lacks the innovation, and a compact list of the
-/// non-holders below that.
-const LIST_BELOW: usize = 8;
+/// non-holders below that (16 rather than 8, 4 or 32: medium 0.296 s
+/// against 0.306 s with 8, see results/BENCHMARKS.md).
+const LIST_BELOW: usize = 16;
 
 /// Width of the blocks of exposures that [`Row::add_sources`] keeps in
 /// registers while it adds every source's row of the matrix.
@@ -629,7 +630,8 @@ mod tests {
 
     #[test]
     fn sparse_and_dense_rows_add_the_same_exposures() {
-        let n = 40;
+        // Blocks of 16 countries, a half block and a tail of two.
+        let n = 90;
         let w = ring(n);
         let sparse = Links::new(&w);
         assert!(!sparse.dense);
@@ -643,8 +645,8 @@ mod tests {
             .collect();
         // Few holders (residuals by country) and many (a list).
         for holders in [
-            vec![0usize, 5, 17, 38],
-            (0..n).filter(|i| i % 13 != 2).collect(),
+            vec![0usize, 5, 17, 38, 89],
+            (0..n).filter(|i| i % 29 != 2).collect(),
         ] {
             let make = || Row::new((0..n).map(|i| i as f64 + 1.0), |i| holders.contains(&i));
             let (mut a, mut b, mut c) = (make(), make(), make());
@@ -775,8 +777,8 @@ mod tests {
 
     #[test]
     fn adopters_die_and_the_list_is_compacted_in_order() {
-        // Countries 0..64, all but 0 1 2 4 5 6 7 hold: a list.
-        let n = 64;
+        // Countries 0..128, all but 0 1 2 4 5 6 7 hold: a list.
+        let n = 128;
         let zeros = vec![0.0; n];
         let mut a = vec![0.0; n];
         let mut row = Row::new((0..n).map(|i| i as f64 + 0.5), |i| i == 3 || i >= 8);
@@ -802,7 +804,7 @@ mod tests {
         assert_eq!(row.idx, vec![0, 2, 4, 5, 7]);
         assert_eq!(row.r, vec![0.5, 2.5, 4.5, 5.5, 7.5]);
         out.clear();
-        row.step::<false>(9, only(&[100.0; 64], &zeros), &mut out);
+        row.step::<false>(9, only(&[100.0; 128], &zeros), &mut out);
         assert_eq!(out.len(), 5);
         assert!(row.is_retired());
         row.tidy();
@@ -812,8 +814,8 @@ mod tests {
 
     #[test]
     fn dense_rows_adopt_in_order_and_move_to_a_list() {
-        // 20 countries, 0 holds; exposure 1 for everyone.
-        let n = 20;
+        // 40 countries, 0 holds; exposure 1 for everyone.
+        let n = 40;
         let mut row = Row::new((0..n).map(|i| i as f64 + 0.5), |i| i == 0);
         assert!(!row.list);
         row.e.fill(1);
@@ -853,15 +855,15 @@ mod tests {
             row.tidy();
             assert!(!row.list);
         }
-        // All but two of the nineteen non-holders adopt: fewer than one in
-        // eight countries lacks it, so the row becomes a list.
+        // All but two of the 39 non-holders adopt: fewer than one in
+        // sixteen countries lacks it, so the row becomes a list.
         let mut out = Vec::new();
         let big = vec![1e9; n];
         let h = Hazard { ba: &ba, na: &big };
         row.r[5] = f64::MAX;
         row.r[11] = f64::MAX;
         row.step::<false>(4, h, &mut out);
-        assert_eq!(out.len(), 17);
+        assert_eq!(out.len(), 37);
         row.tidy();
         assert!(row.list);
         assert_eq!(row.idx, vec![5, 11]);
