@@ -614,8 +614,11 @@ impl<'a> Simulation<'a> {
         let t = self.step + 1;
         let n = self.n;
         self.sync_members();
-        let next_view = self.policy_view(t);
-        self.view = next_view;
+        // The counterfactual's view is empty at every step.
+        if self.variant == Variant::Policy {
+            let next_view = self.policy_view(t);
+            self.view = next_view;
+        }
         // The counterfactual holds trust at T0: its weights never move.
         let a_cur = if self.variant == Variant::Counterfactual && !self.a_prev.is_empty() {
             std::mem::take(&mut self.a_prev)
