@@ -308,7 +308,7 @@ impl<'a> Simulation<'a> {
         sim.log_prod0.clone_from(&sim.log_prod);
 
         // lambda: expected world births at t = 1 equal per_step.
-        let intensity = sim.arrivals().intensities();
+        let intensity = arrival_intensities(sim.sc, &sim.log_prod);
         let total: f64 = intensity.iter().sum();
         sim.lambda = if total > 0.0 {
             sc.innovation.per_step / total
@@ -338,24 +338,6 @@ impl<'a> Simulation<'a> {
             0.0
         };
         sim
-    }
-
-    /// What births read, now.
-    fn arrivals(&self) -> Arrivals<'_> {
-        Arrivals {
-            sc: self.sc,
-            n: self.n,
-            replication: self.replication,
-            variant: self.variant,
-            lambda: self.lambda,
-            q0: self.q0,
-            log_prod: &self.log_prod,
-            trust: &self.trust,
-            view: &self.view,
-            regimes: &self.regimes,
-            partners: &self.partners,
-            fixed_partners: &self.fixed_partners,
-        }
     }
 
     /// List the controllers and targets of regimes added since last call.
@@ -1554,10 +1536,27 @@ struct Birth {
     u: f64,
 }
 
-/// What the births of a step read (MODEL.md section 2): last step's log
-/// productivity and trust, and this step's policy view. Births do not
-/// depend on this step's adoptions, so they are drawn while the rows
-/// diffuse.
+/// g_i * rd_i * exp(phi * (l_i - l*)) for every country, l* = max_j l_j.
+fn arrival_intensities(sc: &Scenario, log_prod: &[f64]) -> Vec<f64> {
+    let phi = sc.innovation.knowledge_elasticity;
+    // l* here is the best current level (MODEL.md section 2), not the
+    // frontier of section 6.
+    let best = log_prod.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    sc.world
+        .countries
+        .iter()
+        .zip(log_prod)
+        .map(|(c, &l)| {
+            let tilt = if phi == 0.0 {
+                1.0
+            } else {
+                (phi * (l - best)).exp()
+            };
+            c.gdp * c.rd * tilt
+        })
+        .collect()
+}
+
 /// A new innovation's row: zero exposure, and one Exp(1) threshold per
 /// recipient from the innovation's own stream, keyed by its birth step and
 /// its index among that step's births (holders' draws are made and
@@ -1574,6 +1573,10 @@ fn threshold_row(
     Row::new((0..n).map(move |_| rng::exp1(&mut stream)), is_holder)
 }
 
+/// What the births of a step read (MODEL.md section 2): last step's log
+/// productivity and trust, and this step's policy view. Births do not
+/// depend on this step's adoptions, so they are drawn while the rows
+/// diffuse.
 struct Arrivals<'s> {
     sc: &'s Scenario,
     n: usize,
@@ -1590,36 +1593,10 @@ struct Arrivals<'s> {
 }
 
 impl Arrivals<'_> {
-    /// g_i * rd_i * exp(phi * (l_i - l*)) for every country, l* = max_j l_j.
-    fn intensities(&self) -> Vec<f64> {
-        let phi = self.sc.innovation.knowledge_elasticity;
-        // l* here is the best current level (MODEL.md section 2), not the
-        // frontier of section 6.
-        let best = self
-            .log_prod
-            .iter()
-            .copied()
-            .fold(f64::NEG_INFINITY, f64::max);
-        self.sc
-            .world
-            .countries
-            .iter()
-            .zip(self.log_prod)
-            .map(|(c, &l)| {
-                let tilt = if phi == 0.0 {
-                    1.0
-                } else {
-                    (phi * (l - best)).exp()
-                };
-                c.gdp * c.rd * tilt
-            })
-            .collect()
-    }
-
     /// Births of step t (MODEL.md section 2). Countries draw from their own
     /// streams, so they are handled in parallel and joined in country order.
     fn births(&self, t: u32) -> Vec<Birth> {
-        let intensity = self.intensities();
+        let intensity = arrival_intensities(self.sc, self.log_prod);
         let shares: Vec<f64> = self.sc.sectors.iter().map(|s| s.share).collect();
         let per_country: Vec<Vec<Birth>> = (0..self.n)
             .into_par_iter()
@@ -2306,6 +2283,29 @@ mod tests {
         wide
     }
 
+    /// The stress world on a Barabasi-Albert network (one value per link).
+    fn sparse_stress() -> String {
+        let sparse = STRESS.replace(
+            "kind = \"gravity\"",
+            "kind = \"barabasi_albert\"\n        m = 2",
+        );
+        assert_ne!(sparse, STRESS);
+        sparse
+    }
+
+    /// The stress world dense, sparse and wide, each loaded with its
+    /// metrics layout.
+    fn stress_worlds() -> Vec<(crate::scenario::LoadedScenario, Layout)> {
+        [STRESS.to_string(), sparse_stress(), wide_stress()]
+            .iter()
+            .map(|text| {
+                let loaded = load_text(text, "stress.toml", FileSource::Embedded, &[]).unwrap();
+                let layout = Layout::new(&loaded.scenario);
+                (loaded, layout)
+            })
+            .collect()
+    }
+
     /// A regime ends while another keeps restricting the same pairs, and
     /// trust never moves: the innovations it covered move into a class
     /// nobody used before, which differs from their old class only at the
@@ -2357,13 +2357,7 @@ mod tests {
     /// The same on a sparse network (one value per link, per-link updates).
     #[test]
     fn incremental_exposure_matches_direct_evaluation_on_a_sparse_network() {
-        let sparse = STRESS
-            .replace(
-                "kind = \"gravity\"",
-                "kind = \"barabasi_albert\"\n        m = 2",
-            )
-            .replace("count = 14", "count = 30");
-        assert_ne!(sparse, STRESS);
+        let sparse = sparse_stress().replace("count = 14", "count = 30");
         let loaded = load_text(&sparse, "stress.toml", FileSource::Embedded, &[]).unwrap();
         assert!(!Links::new(&loaded.scenario.world.weights).dense);
         check_stress(&sparse);
@@ -2374,18 +2368,11 @@ mod tests {
     /// features both runs take the portable path and the test is trivial).
     #[test]
     fn fast_and_portable_kernels_give_the_same_bits() {
-        let sparse = STRESS.replace(
-            "kind = \"gravity\"",
-            "kind = \"barabasi_albert\"\n        m = 2",
-        );
-        let wide = wide_stress();
-        for text in [STRESS, &sparse, &wide] {
-            let loaded = load_text(text, "stress.toml", FileSource::Embedded, &[]).unwrap();
+        for (loaded, layout) in &stress_worlds() {
             let sc = &loaded.scenario;
-            let layout = Layout::new(sc);
             for variant in [Variant::Policy, Variant::Counterfactual] {
-                let mut fast = Simulation::new(sc, &layout, 0, variant);
-                let mut portable = Simulation::new(sc, &layout, 0, variant);
+                let mut fast = Simulation::new(sc, layout, 0, variant);
+                let mut portable = Simulation::new(sc, layout, 0, variant);
                 portable.portable_only = true;
                 for _ in 0..sc.steps {
                     let (a, b) = (fast.step(), portable.step());
@@ -2400,19 +2387,12 @@ mod tests {
 
     #[test]
     fn looking_ahead_gives_the_same_steps_and_exposures() {
-        let sparse = STRESS.replace(
-            "kind = \"gravity\"",
-            "kind = \"barabasi_albert\"\n        m = 2",
-        );
-        let wide = wide_stress();
-        for text in [STRESS, &sparse, &wide] {
-            let loaded = load_text(text, "stress.toml", FileSource::Embedded, &[]).unwrap();
+        for (loaded, layout) in &stress_worlds() {
             let sc = &loaded.scenario;
-            let layout = Layout::new(sc);
             // Records and outcomes as bits (NaN included); the exposures
             // checked directly from step `verify_from` on.
             let run = |lookahead: u32, verify_from: u32| -> Vec<String> {
-                let mut sim = Simulation::new(sc, &layout, 0, Variant::Counterfactual);
+                let mut sim = Simulation::new(sc, layout, 0, Variant::Counterfactual);
                 sim.lookahead = lookahead;
                 let mut seen = Vec::new();
                 for t in 1..=sc.steps {
