@@ -182,8 +182,9 @@ pub struct Simulation<'a> {
     /// order: the same bits). Births still wait for each step's adopters.
     lookahead: u32,
     /// Adopters of this step and the next ones (through `ahead_until`),
-    /// found ahead of time, by innovation then adopter.
-    ahead: VecDeque<Vec<(u32, u32)>>,
+    /// found ahead of time: per step, the diffusion tasks' lists in order,
+    /// each by innovation then adopter (joined when the step comes).
+    ahead: VecDeque<Vec<Vec<(u32, u32)>>>,
     ahead_until: u32,
     coinv_num: Vec<u64>,
     coinv_den: Vec<u64>,
@@ -787,13 +788,18 @@ impl<'a> Simulation<'a> {
         if self.ahead.len() < span {
             self.ahead.resize_with(span, Vec::new);
         }
-        for (s, ahead) in self.ahead.iter_mut().take(span).enumerate() {
-            for part in &parts {
-                ahead.extend_from_slice(&part[s]);
+        for part in parts {
+            for (ahead, list) in self.ahead.iter_mut().zip(part) {
+                ahead.push(list);
             }
         }
         self.ahead_until = self.ahead_until.max(until);
-        let adoptions = self.ahead.pop_front().expect("this step's adopters");
+        let mut lists = self.ahead.pop_front().expect("this step's adopters");
+        let adoptions = if lists.len() == 1 {
+            lists.pop().expect("one list")
+        } else {
+            lists.concat()
+        };
 
         if self.verify_exposure {
             self.check_exposures(t, n_old, &adoptions);
