@@ -1678,15 +1678,27 @@ impl Arrivals<'_> {
                 1.0
             }
         };
+        // H depends on the pair only through the regimes restricting each
+        // direction (chilling included), and few distinct pairs of lists
+        // occur: each is evaluated once.
+        let mut known: Vec<(&[u32], &[u32], f64)> = Vec::new();
         let v: Vec<f64> = self.partners[i]
             .iter()
             .map(|&j| {
                 let j = j as usize;
                 let share = sc.world.contact_share[[i, j]];
                 let h = if self.view.chilled(i, j) || self.view.chilled(j, i) {
-                    let ij = self.view.direction(&self.regimes, i, j, s);
-                    let ji = self.view.direction(&self.regimes, j, i, s);
-                    expected_product(&ij, chill_of(i, j), &ji, chill_of(j, i))
+                    let lists = (self.view.pair_regimes(i, j), self.view.pair_regimes(j, i));
+                    match known.iter().find(|k| (k.0, k.1) == lists) {
+                        Some(k) => k.2,
+                        None => {
+                            let ij = self.view.direction(self.regimes, i, j, s);
+                            let ji = self.view.direction(self.regimes, j, i, s);
+                            let h = expected_product(&ij, chill_of(i, j), &ji, chill_of(j, i));
+                            known.push((lists.0, lists.1, h));
+                            h
+                        }
+                    }
                 } else {
                     1.0
                 };
