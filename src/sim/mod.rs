@@ -354,7 +354,7 @@ impl<'a> Simulation<'a> {
         match self.variant {
             Variant::Policy => {
                 let prev = std::mem::take(&mut self.view);
-                PolicyView::build(self.sc, &self.regimes, &self.members, step, Some(prev))
+                PolicyView::build(self.sc, &self.regimes, &self.members, step, prev)
             }
             Variant::Counterfactual => PolicyView::empty(self.n, self.sc.sectors.len()),
         }

@@ -49,16 +49,16 @@ impl PolicyView {
     }
 
     /// The view at `step`. `members[r]`: regime r's controllers and its
-    /// targets, ascending (the same as its flags, as lists). `prev`, a view
-    /// of the same regimes at an earlier step, lends its restricted pairs
-    /// when the same regimes are in force (schedules move scopes, not
+    /// targets, ascending (the same as its flags, as lists). `prev`, the
+    /// view of an earlier step (or an empty default), lends its restricted
+    /// pairs when the same regimes are in force (schedules move scopes, not
     /// pairs).
     pub fn build(
         sc: &Scenario,
         regimes: &[ExportControl],
         members: &[(Vec<u32>, Vec<u32>)],
         step: u32,
-        prev: Option<PolicyView>,
+        prev: PolicyView,
     ) -> PolicyView {
         debug_assert_eq!(members.len(), regimes.len());
         let n = sc.world.len();
@@ -100,7 +100,7 @@ impl PolicyView {
                 .collect();
             view.breakpoints[s] = bp;
         }
-        if let Some(prev) = prev.filter(|p| p.n == n && p.active == view.active) {
+        if prev.n == n && prev.active == view.active {
             view.pair_start = prev.pair_start;
             view.pair_list = prev.pair_list;
             view.controllers = prev.controllers;
