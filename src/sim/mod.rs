@@ -148,6 +148,10 @@ pub struct Simulation<'a> {
     frontier: f64,
     /// T[[i, j]], i's trust in j.
     trust: Array2<f64>,
+    /// Per country i: some T_ij differs from T0_ij. A row that does not,
+    /// and perceives no restriction, is left as it is by the trust update
+    /// (T0 + rho * 0 - delta * 0 is T0, bit for bit).
+    unsettled: Vec<bool>,
     regimes: Vec<ExportControl>,
     /// Per regime: its controllers and its targets, ascending.
     members: Vec<(Vec<u32>, Vec<u32>)>,
@@ -247,6 +251,7 @@ impl<'a> Simulation<'a> {
             log_prod0,
             frontier: frontier0,
             trust: sc.trust.initial.as_standard_layout().into_owned(),
+            unsettled: vec![false; n],
             regimes,
             members: Vec::new(),
             retaliating: vec![NONE; n * n],
@@ -1256,21 +1261,32 @@ impl<'a> Simulation<'a> {
     }
 
     /// Perceive, update trust, then decide retaliation (MODEL.md section 4).
+    /// Only the rows of countries that some regime restricts perceive
+    /// anything (R_ji > 0 needs a regime with j as controller and i as
+    /// target), and only they and the rows still away from T0 move; the
+    /// others are skipped, which leaves them exactly as the update would.
     fn update_trust(&mut self, t: u32) {
         let sc = self.sc;
         let n = self.n;
         let tp = &sc.trust;
         let sd = tp.perception_noise * sc.cooperation.uncertainty();
-        // perceived[i * n + j] = R^_ji. R_ji depends only on the list of
-        // regimes restricting j -> i, and a controller's pairs share their
-        // list, so each row reuses the value of the last list it met.
         let view = &self.view;
         let regimes = &self.regimes;
-        let mut perceived = vec![0.0; n * n];
+        // The perceiving rows, and where each one's R^_ji (by j) starts in
+        // `perceived`.
+        let perceiving: Vec<usize> = (0..n).filter(|&i| view.affected[i]).collect();
+        let mut row_of = vec![NONE; n];
+        for (r, &i) in perceiving.iter().enumerate() {
+            row_of[i] = r as u32;
+        }
+        // R_ji depends only on the list of regimes restricting j -> i, and
+        // a controller's pairs share their list, so each row reuses the
+        // value of the last list it met.
+        let mut perceived = vec![0.0; perceiving.len() * n];
         perceived
             .par_chunks_mut(n.max(1))
-            .enumerate()
-            .for_each(|(i, row)| {
+            .zip(perceiving)
+            .for_each(|(row, i)| {
                 let mut stream =
                     rng::stream(sc.seed, self.replication, Purpose::Perception, t, i as u32);
                 let mut last: Option<(&[u32], f64)> = None;
@@ -1296,32 +1312,49 @@ impl<'a> Simulation<'a> {
                     };
                 }
             });
+        let zeros = vec![0.0; n];
+        let perceived_by = |i: usize| -> &[f64] {
+            match row_of[i] {
+                NONE => &zeros,
+                r => &perceived[r as usize * n..(r as usize + 1) * n],
+            }
+        };
         let initial = tp.initial.as_standard_layout();
         let initial = initial.as_slice().expect("standard layout");
         let trust = self.trust.as_slice_mut().expect("built in standard layout");
         trust
             .par_chunks_mut(n.max(1))
             .zip(initial.par_chunks(n.max(1)))
-            .zip(perceived.par_chunks(n.max(1)))
+            .zip(self.unsettled.par_iter_mut())
             .enumerate()
-            .for_each(|(i, ((trust, initial), perceived))| {
+            .for_each(|(i, ((trust, initial), unsettled))| {
+                if row_of[i] == NONE && !*unsettled {
+                    return;
+                }
                 // Every j in one vector loop, then i's own entry put back.
                 let own = trust[i];
-                for ((cur, &t0), &r) in trust.iter_mut().zip(initial).zip(perceived) {
+                for ((cur, &t0), &r) in trust.iter_mut().zip(initial).zip(perceived_by(i)) {
                     *cur = (*cur + tp.recovery * (t0 - *cur) - tp.erosion * r).clamp(0.0, 1.0);
                 }
                 trust[i] = own;
+                *unsettled = trust.iter().zip(initial).any(|(x, t0)| x != t0);
             });
         if !tp.retaliation {
             return;
         }
         for i in 0..n {
+            // Opening needs R^_ji > theta >= 0, so a perceiving row; lifting
+            // needs a counter-regime.
+            let slots = i * n..(i + 1) * n;
+            if row_of[i] == NONE && self.retaliating[slots].iter().all(|&r| r == NONE) {
+                continue;
+            }
             let theta = sc.world.countries[i].retaliation_threshold;
             for j in 0..n {
                 if i == j {
                     continue;
                 }
-                let r_hat = perceived[i * n + j];
+                let r_hat = perceived_by(i)[j];
                 let trust = self.trust[[i, j]];
                 let slot = i * n + j;
                 if self.retaliating[slot] == NONE {
@@ -2278,6 +2311,50 @@ mod tests {
         start = 5
         end = 15
     "#;
+
+    /// Every T_ij follows MODEL.md section 4 step by step, bit for bit: with
+    /// full transparency R^_ji = min(1, R_ji), so T_ij(t) = clamp(T_ij(t-1)
+    /// + rho (T0_ij - T_ij(t-1)) - delta R^_ji) with R from the view at t.
+    /// The regimes start and end, so rows are restricted and then recover
+    /// with nothing perceived: the update skips rows that perceive nothing
+    /// and sit at T0, and must leave them exactly so, and must not skip a
+    /// recovering row.
+    #[test]
+    fn trust_follows_the_update_rule_in_every_row() {
+        let over = ["policy.cooperation.transparency=1".to_string()];
+        let loaded = load_text(STRESS, "stress.toml", FileSource::Embedded, &over).unwrap();
+        let sc = &loaded.scenario;
+        let layout = Layout::new(sc);
+        let mut sim = Simulation::new(sc, &layout, 0, Variant::Policy);
+        let (n, tp) = (sim.n, &sc.trust);
+        let (mut moved, mut recovering) = (0, 0);
+        for t in 1..=sc.steps {
+            let before = sim.trust.clone();
+            sim.step();
+            let view = &sim.view;
+            for i in 0..n {
+                for j in (0..n).filter(|&j| j != i) {
+                    let r = if view.chilled(j, i) {
+                        view.restrictiveness(sc, &sim.regimes, j, i).min(1.0)
+                    } else {
+                        0.0
+                    };
+                    let (cur, t0) = (before[[i, j]], tp.initial[[i, j]]);
+                    let want = (cur + tp.recovery * (t0 - cur) - tp.erosion * r).clamp(0.0, 1.0);
+                    let got = sim.trust[[i, j]];
+                    assert_eq!(got.to_bits(), want.to_bits(), "T[{i}][{j}] at step {t}");
+                    moved += usize::from(got != cur);
+                }
+                // A row no regime restricts any more, still away from T0.
+                let off = (0..n).any(|j| before[[i, j]] != tp.initial[[i, j]]);
+                recovering += usize::from(!view.affected[i] && off);
+                assert_eq!(sim.trust[[i, i]], before[[i, i]]);
+            }
+        }
+        // The check saw trust move, and rows recovering with nothing
+        // perceived.
+        assert!(moved > 0 && recovering > 0, "{moved} {recovering}");
+    }
 
     #[test]
     fn incremental_exposure_matches_direct_evaluation() {
