@@ -176,6 +176,9 @@ pub struct Simulation<'a> {
     trust_used: Vec<f64>,
     /// Adoptions of the previous step: (innovation, adopter), by innovation.
     events: Vec<(u32, u32)>,
+    /// Innovation k's entries in `events` are `event_start[k]..event_start[k
+    /// + 1]` (counted during the bookkeeping, which walks them anyway).
+    event_start: Vec<u32>,
     /// Innovations with index >= this were born in the previous step.
     new_from: usize,
     /// Steps each row is advanced at once (1: one step at a time). Only
@@ -265,6 +268,7 @@ impl<'a> Simulation<'a> {
             a_prev: Vec::new(),
             trust_used: Vec::new(),
             events: Vec::new(),
+            event_start: Vec::new(),
             new_from: 0,
             coinv_num: vec![0; n],
             coinv_den: vec![0; n],
@@ -307,6 +311,7 @@ impl<'a> Simulation<'a> {
             }
         }
         sim.extend_rows(0, 0);
+        sim.event_start = vec![0; sim.inn.len() + 1];
         for i in 0..n {
             sim.log_prod[i] = sim.log_prod0[i] + sim.held_value(i);
         }
@@ -654,14 +659,7 @@ impl<'a> Simulation<'a> {
         let moved_none = moved.to.is_empty();
         let (family_d, class_d) = self.class_layers(&key_cur, &a_cur, &chilled_cur, &moved);
 
-        // Last step's new holders of each innovation (events are by innovation).
-        let mut event_start = vec![0u32; n_old + 1];
-        for &(k, _) in &self.events {
-            event_start[k as usize + 1] += 1;
-        }
-        for k in 0..n_old {
-            event_start[k + 1] += event_start[k];
-        }
+        debug_assert_eq!(self.event_start.len(), n_old + 1);
         let absorptive: Vec<f64> = self
             .sc
             .world
@@ -674,7 +672,7 @@ impl<'a> Simulation<'a> {
             new_from: self.new_from,
             sector: &self.inn.sector,
             events: &self.events,
-            event_start: &event_start,
+            event_start: &self.event_start,
             key_cur: &key_cur,
             recompute_flag: &recompute_flag,
             families: &self.families,
@@ -812,9 +810,12 @@ impl<'a> Simulation<'a> {
 
         self.log_prod_prev.clone_from(&self.log_prod);
         // The holder bitsets were marked in the row updates. Adopters come
-        // by innovation: what depends on the innovation only is read once.
+        // by innovation: what depends on the innovation only is read once,
+        // and each innovation's count is noted for the next step's rows.
+        let mut event_start = vec![0u32; n_old + 1];
         for group in adoptions.chunk_by(|a, b| a.0 == b.0) {
             let k = group[0].0 as usize;
+            event_start[k + 1] += group.len() as u32;
             let adopters = group.iter().map(|&(_, i)| i as usize);
             self.count_holding(k, adopters.clone());
             let value = self.inn.value[k];
@@ -855,6 +856,14 @@ impl<'a> Simulation<'a> {
             self.frontier += b.value;
         }
         self.rows.extend(born_rows);
+        // The births have no events yet.
+        event_start.resize(self.inn.len() + 1, 0);
+        for k in 0..n_old {
+            event_start[k + 1] += event_start[k];
+        }
+        let total = event_start[n_old];
+        event_start[n_old + 1..].fill(total);
+        self.event_start = event_start;
 
         self.key_prev = key_cur;
         self.chilled_prev = chilled_cur;
