@@ -1269,169 +1269,31 @@ impl<'a> Simulation<'a> {
         Some(slots)
     }
 
-    /// Perceive, update trust, then decide retaliation (MODEL.md section 4).
-    /// Only the rows of countries that some regime restricts perceive
-    /// anything (R_ji > 0 needs a regime with j as controller and i as
-    /// target), and only they and the rows still away from T0 move; the
-    /// others are skipped, which leaves them exactly as the update would.
+    /// Perceive, update trust, then decide retaliation (MODEL.md section
+    /// 4): see [`trust_step`].
     fn update_trust(&mut self, t: u32) {
-        let sc = self.sc;
+        let decided = trust_step(
+            self.sc,
+            self.replication,
+            (&self.view, &self.regimes, &self.retaliating),
+            (&mut self.trust, &mut self.unsettled),
+            t,
+        );
         let n = self.n;
-        let tp = &sc.trust;
-        let sd = tp.perception_noise * sc.cooperation.uncertainty();
-        let view = &self.view;
-        let regimes = &self.regimes;
-        // The perceiving rows, and where each one's R^_ji (by j) starts in
-        // `perceived`.
-        let perceiving: Vec<usize> = (0..n).filter(|&i| view.affected[i]).collect();
-        let mut row_of = vec![NONE; n];
-        for (r, &i) in perceiving.iter().enumerate() {
-            row_of[i] = r as u32;
-        }
-        // R_ji depends only on the list of regimes restricting j -> i, and
-        // a controller's pairs share their list, so each row reuses the
-        // value of the last list it met.
-        let mut perceived = vec![0.0; perceiving.len() * n];
-        perceived
-            .par_chunks_mut(n.max(1))
-            .zip(perceiving)
-            .for_each(|(row, i)| {
-                let mut stream =
-                    rng::stream(sc.seed, self.replication, Purpose::Perception, t, i as u32);
-                let mut last: Option<(&[u32], f64)> = None;
-                for (j, out) in row.iter_mut().enumerate() {
-                    if j == i || !view.chilled(j, i) {
-                        continue;
-                    }
-                    let list = view.pair_regimes(j, i);
-                    let r = match last {
-                        Some((l, r)) if l == list => r,
-                        _ => {
-                            let r = view.restrictiveness(sc, regimes, j, i);
-                            last = Some((list, r));
-                            r
-                        }
-                    };
-                    *out = if r == 0.0 || sd == 0.0 {
-                        r.min(1.0)
-                    } else {
-                        rng::seek(&mut stream, 4 * j as u128);
-                        let z = rng::normal(&mut stream);
-                        (r * (sd * z - sd * sd / 2.0).exp()).min(1.0)
-                    };
+        for r in decided {
+            match r {
+                Retaliation::Open { i, j, regime } => {
+                    self.retaliating[i * n + j] = self.regimes.len() as u32;
+                    self.regimes.push(regime);
+                    self.opened_now[i] += 1;
+                    self.opened_total[i] += 1;
                 }
-            });
-        let zeros = vec![0.0; n];
-        let perceived_by = |i: usize| -> &[f64] {
-            match row_of[i] {
-                NONE => &zeros,
-                r => &perceived[r as usize * n..(r as usize + 1) * n],
-            }
-        };
-        let initial = tp.initial.as_standard_layout();
-        let initial = initial.as_slice().expect("standard layout");
-        let trust = self.trust.as_slice_mut().expect("built in standard layout");
-        trust
-            .par_chunks_mut(n.max(1))
-            .zip(initial.par_chunks(n.max(1)))
-            .zip(self.unsettled.par_iter_mut())
-            .enumerate()
-            .for_each(|(i, ((trust, initial), unsettled))| {
-                if row_of[i] == NONE && !*unsettled {
-                    return;
-                }
-                // Every j in one vector loop, then i's own entry put back.
-                let own = trust[i];
-                for ((cur, &t0), &r) in trust.iter_mut().zip(initial).zip(perceived_by(i)) {
-                    *cur = (*cur + tp.recovery * (t0 - *cur) - tp.erosion * r).clamp(0.0, 1.0);
-                }
-                trust[i] = own;
-                *unsettled = trust.iter().zip(initial).any(|(x, t0)| x != t0);
-            });
-        if !tp.retaliation {
-            return;
-        }
-        for i in 0..n {
-            // Opening needs R^_ji > theta >= 0, so a perceiving row; lifting
-            // needs a counter-regime.
-            let slots = i * n..(i + 1) * n;
-            if row_of[i] == NONE && self.retaliating[slots].iter().all(|&r| r == NONE) {
-                continue;
-            }
-            let theta = sc.world.countries[i].retaliation_threshold;
-            for j in 0..n {
-                if i == j {
-                    continue;
-                }
-                let r_hat = perceived_by(i)[j];
-                let trust = self.trust[[i, j]];
-                let slot = i * n + j;
-                if self.retaliating[slot] == NONE {
-                    if r_hat > theta && trust < tp.min_trust {
-                        if let Some(regime) = self.counter_regime(i, j, t) {
-                            self.retaliating[slot] = self.regimes.len() as u32;
-                            self.regimes.push(regime);
-                            self.opened_now[i] += 1;
-                            self.opened_total[i] += 1;
-                        }
-                    }
-                } else if r_hat < theta / 2.0 && trust >= tp.min_trust {
-                    let r = self.retaliating[slot] as usize;
-                    self.regimes[r].end = Some(t);
-                    self.retaliating[slot] = NONE;
+                Retaliation::Lift { i, j, regime } => {
+                    self.regimes[regime].end = Some(t);
+                    self.retaliating[i * n + j] = NONE;
                 }
             }
         }
-    }
-
-    /// i's counter-regime against j, mirroring the regimes that restrict j -> i.
-    fn counter_regime(&self, i: usize, j: usize, t: u32) -> Option<ExportControl> {
-        let sc = self.sc;
-        let list = self.view.pair_regimes(j, i);
-        if list.is_empty() {
-            return None;
-        }
-        let mut sectors = Vec::new();
-        for s in 0..sc.sectors.len() {
-            let largest = list
-                .iter()
-                .map(|&a| self.view.eff[a as usize][s])
-                .fold(0.0, f64::max);
-            let scope = (sc.trust.reciprocity * largest).min(1.0);
-            if scope > 0.0 {
-                sectors.push((s, scope));
-            }
-        }
-        // A counter-regime that would cover nothing (reciprocity 0) is not a
-        // retaliation at all.
-        if sectors.is_empty() {
-            return None;
-        }
-        let regs = list
-            .iter()
-            .map(|&a| &self.regimes[self.view.active[a as usize] as usize]);
-        let licence_rate = regs
-            .clone()
-            .map(|r| r.licence_rate)
-            .fold(f64::INFINITY, f64::min);
-        let cost = regs.map(|r| r.cost).fold(0.0, f64::max);
-        let codes = &sc.world.countries;
-        let mut controllers = vec![false; self.n];
-        controllers[i] = true;
-        let mut targets = vec![false; self.n];
-        targets[j] = true;
-        Some(ExportControl {
-            name: format!("retaliation_{}_{}_{t}", codes[i].code, codes[j].code),
-            controllers,
-            targets,
-            sectors,
-            licence_rate,
-            cost,
-            start: t + 1,
-            end: None,
-            extraterritorial: false,
-            schedule: Vec::new(),
-        })
     }
 
     /// Regimes in force now, including counter-regimes opened so far.
@@ -2214,6 +2076,196 @@ impl Moved {
         m.mean_out = m.out.len().div_ceil(sources.max(1));
         m
     }
+}
+
+/// A retaliation decided at a step (MODEL.md section 4), in the order of
+/// the decisions (the retaliating country i, then the country j it
+/// retaliates against).
+enum Retaliation {
+    /// i opens `regime` against j; it takes the next regime index.
+    Open {
+        i: usize,
+        j: usize,
+        regime: ExportControl,
+    },
+    /// i lifts its counter-regime (index `regime`) against j.
+    Lift { i: usize, j: usize, regime: usize },
+}
+
+/// Perceive, update `trust` (T at t - 1 in, T at t out), then decide
+/// retaliation (MODEL.md section 4), under the view, regimes and
+/// counter-regimes in force at step t (`policy`); the decisions are
+/// returned, in order, for the caller to apply. Only the rows of countries that some regime restricts perceive
+/// anything (R_ji > 0 needs a regime with j as controller and i as
+/// target), and only they and the rows still away from T0 move; the
+/// others are skipped, which leaves them exactly as the update would.
+fn trust_step(
+    sc: &Scenario,
+    replication: u32,
+    policy: (&PolicyView, &[ExportControl], &[u32]),
+    state: (&mut Array2<f64>, &mut [bool]),
+    t: u32,
+) -> Vec<Retaliation> {
+    let (view, regimes, retaliating) = policy;
+    let (trust, unsettled) = state;
+    let n = view.n;
+    let tp = &sc.trust;
+    let sd = tp.perception_noise * sc.cooperation.uncertainty();
+    // The perceiving rows, and where each one's R^_ji (by j) starts in
+    // `perceived`.
+    let perceiving: Vec<usize> = (0..n).filter(|&i| view.affected[i]).collect();
+    let mut row_of = vec![NONE; n];
+    for (r, &i) in perceiving.iter().enumerate() {
+        row_of[i] = r as u32;
+    }
+    // R_ji depends only on the list of regimes restricting j -> i, and
+    // a controller's pairs share their list, so each row reuses the
+    // value of the last list it met.
+    let mut perceived = vec![0.0; perceiving.len() * n];
+    perceived
+        .par_chunks_mut(n.max(1))
+        .zip(perceiving)
+        .for_each(|(row, i)| {
+            let mut stream = rng::stream(sc.seed, replication, Purpose::Perception, t, i as u32);
+            let mut last: Option<(&[u32], f64)> = None;
+            for (j, out) in row.iter_mut().enumerate() {
+                if j == i || !view.chilled(j, i) {
+                    continue;
+                }
+                let list = view.pair_regimes(j, i);
+                let r = match last {
+                    Some((l, r)) if l == list => r,
+                    _ => {
+                        let r = view.restrictiveness(sc, regimes, j, i);
+                        last = Some((list, r));
+                        r
+                    }
+                };
+                *out = if r == 0.0 || sd == 0.0 {
+                    r.min(1.0)
+                } else {
+                    rng::seek(&mut stream, 4 * j as u128);
+                    let z = rng::normal(&mut stream);
+                    (r * (sd * z - sd * sd / 2.0).exp()).min(1.0)
+                };
+            }
+        });
+    let zeros = vec![0.0; n];
+    let perceived_by = |i: usize| -> &[f64] {
+        match row_of[i] {
+            NONE => &zeros,
+            r => &perceived[r as usize * n..(r as usize + 1) * n],
+        }
+    };
+    let initial = tp.initial.as_standard_layout();
+    let initial = initial.as_slice().expect("standard layout");
+    trust
+        .as_slice_mut()
+        .expect("built in standard layout")
+        .par_chunks_mut(n.max(1))
+        .zip(initial.par_chunks(n.max(1)))
+        .zip(unsettled.par_iter_mut())
+        .enumerate()
+        .for_each(|(i, ((trust, initial), unsettled))| {
+            if row_of[i] == NONE && !*unsettled {
+                return;
+            }
+            // Every j in one vector loop, then i's own entry put back.
+            let own = trust[i];
+            for ((cur, &t0), &r) in trust.iter_mut().zip(initial).zip(perceived_by(i)) {
+                *cur = (*cur + tp.recovery * (t0 - *cur) - tp.erosion * r).clamp(0.0, 1.0);
+            }
+            trust[i] = own;
+            *unsettled = trust.iter().zip(initial).any(|(x, t0)| x != t0);
+        });
+    let mut decided = Vec::new();
+    if !tp.retaliation {
+        return decided;
+    }
+    for i in 0..n {
+        // Opening needs R^_ji > theta >= 0, so a perceiving row; lifting
+        // needs a counter-regime.
+        let slots = i * n..(i + 1) * n;
+        if row_of[i] == NONE && retaliating[slots].iter().all(|&r| r == NONE) {
+            continue;
+        }
+        let theta = sc.world.countries[i].retaliation_threshold;
+        for j in 0..n {
+            if i == j {
+                continue;
+            }
+            let r_hat = perceived_by(i)[j];
+            let trust = trust[[i, j]];
+            let slot = i * n + j;
+            if retaliating[slot] == NONE {
+                if r_hat > theta && trust < tp.min_trust {
+                    if let Some(regime) = counter_regime(sc, view, regimes, i, j, t) {
+                        decided.push(Retaliation::Open { i, j, regime });
+                    }
+                }
+            } else if r_hat < theta / 2.0 && trust >= tp.min_trust {
+                let regime = retaliating[slot] as usize;
+                decided.push(Retaliation::Lift { i, j, regime });
+            }
+        }
+    }
+    decided
+}
+
+/// i's counter-regime against j, mirroring the regimes that restrict j -> i.
+fn counter_regime(
+    sc: &Scenario,
+    view: &PolicyView,
+    regimes: &[ExportControl],
+    i: usize,
+    j: usize,
+    t: u32,
+) -> Option<ExportControl> {
+    let list = view.pair_regimes(j, i);
+    if list.is_empty() {
+        return None;
+    }
+    let mut sectors = Vec::new();
+    for s in 0..sc.sectors.len() {
+        let largest = list
+            .iter()
+            .map(|&a| view.eff[a as usize][s])
+            .fold(0.0, f64::max);
+        let scope = (sc.trust.reciprocity * largest).min(1.0);
+        if scope > 0.0 {
+            sectors.push((s, scope));
+        }
+    }
+    // A counter-regime that would cover nothing (reciprocity 0) is not a
+    // retaliation at all.
+    if sectors.is_empty() {
+        return None;
+    }
+    let regs = list
+        .iter()
+        .map(|&a| &regimes[view.active[a as usize] as usize]);
+    let licence_rate = regs
+        .clone()
+        .map(|r| r.licence_rate)
+        .fold(f64::INFINITY, f64::min);
+    let cost = regs.map(|r| r.cost).fold(0.0, f64::max);
+    let codes = &sc.world.countries;
+    let mut controllers = vec![false; view.n];
+    controllers[i] = true;
+    let mut targets = vec![false; view.n];
+    targets[j] = true;
+    Some(ExportControl {
+        name: format!("retaliation_{}_{}_{t}", codes[i].code, codes[j].code),
+        controllers,
+        targets,
+        sectors,
+        licence_rate,
+        cost,
+        start: t + 1,
+        end: None,
+        extraterritorial: false,
+        schedule: Vec::new(),
+    })
 }
 
 /// The fixed-point scale of a run's exposures. E_ik is at most
