@@ -1106,23 +1106,16 @@ impl<'a> Simulation<'a> {
             }
         }
         let scale = self.scale;
+        let (mut family_d, class_d) = patch_terms(
+            &mut self.families,
+            &mut self.layers,
+            &self.gates,
+            (a, chilled),
+            moved,
+        );
         let gates = &self.gates;
         let gates_of =
             |c: usize| -> &Gates { gates[c].as_deref().expect("gates built for classes in use") };
-        let by_slot = &moved.by_slot;
-        let mut family_d: Vec<Vec<Fixed>> = vec![Vec::new(); self.families.len()];
-        if !by_slot.is_empty() {
-            let a_moved: Vec<f64> = by_slot.iter().map(|&(at, _)| a[at as usize]).collect();
-            let chilled_moved: Vec<bool> = by_slot
-                .iter()
-                .map(|&(at, _)| chilled[at as usize])
-                .collect();
-            family_d = self
-                .families
-                .par_iter_mut()
-                .map(|f| f.patch(by_slot, &a_moved, &chilled_moved, PAD))
-                .collect();
-        }
         let fresh: Vec<usize> = (0..classes)
             .filter(|&c| used[c] && self.layers[c].is_none())
             .collect();
@@ -1136,24 +1129,6 @@ impl<'a> Simulation<'a> {
         }
         let families = &self.families;
         let mut layers = std::mem::take(&mut self.layers);
-        let mut class_d: Vec<Option<Vec<Fixed>>> = vec![None; classes];
-        if !by_slot.is_empty() {
-            let mut moved_at = vec![NONE; self.links.values()];
-            for (p, &(at, _)) in by_slot.iter().enumerate() {
-                moved_at[at as usize] = p as u32;
-            }
-            layers
-                .par_iter_mut()
-                .zip(class_d.par_iter_mut())
-                .enumerate()
-                .for_each(|(c, (l, d_out))| {
-                    let Some(l) = l.as_mut().filter(|l| !l.is_plain()) else {
-                        return;
-                    };
-                    let fam = &families[l.family];
-                    *d_out = l.patch(fam, gates_of(c), a, &moved_at, by_slot, &family_d[l.family]);
-                });
-        }
         let built: Vec<(usize, Layer)> = fresh
             .into_par_iter()
             .map(|c| {
@@ -2266,6 +2241,55 @@ fn counter_regime(
         extraterritorial: false,
         schedule: Vec::new(),
     })
+}
+
+/// Bring class terms kept from the step before to this step at the moved
+/// pairs (see [`layers`]): every family's base, then each class's covered
+/// moved slots, given this step's weights and chilled flags (`now`).
+/// Returns, by family, the change of its base at every moved pair, and by
+/// class, its own changes where a covered moved pair makes them differ
+/// from its family's; in the order of `moved.sources`, followed by [`PAD`]
+/// zeros (none at all when nothing moved).
+fn patch_terms(
+    families: &mut [Family],
+    layers: &mut [Option<Layer>],
+    gates: &[Option<Arc<Gates>>],
+    now: (&[f64], &[bool]),
+    moved: &Moved,
+) -> (Vec<Vec<Fixed>>, Vec<Option<Vec<Fixed>>>) {
+    let (a, chilled) = now;
+    let by_slot = &moved.by_slot;
+    let mut class_d: Vec<Option<Vec<Fixed>>> = vec![None; layers.len()];
+    if by_slot.is_empty() {
+        return (vec![Vec::new(); families.len()], class_d);
+    }
+    let a_moved: Vec<f64> = by_slot.iter().map(|&(at, _)| a[at as usize]).collect();
+    let chilled_moved: Vec<bool> = by_slot
+        .iter()
+        .map(|&(at, _)| chilled[at as usize])
+        .collect();
+    let family_d: Vec<Vec<Fixed>> = families
+        .par_iter_mut()
+        .map(|f| f.patch(by_slot, &a_moved, &chilled_moved, PAD))
+        .collect();
+    let mut moved_at = vec![NONE; a.len()];
+    for (p, &(at, _)) in by_slot.iter().enumerate() {
+        moved_at[at as usize] = p as u32;
+    }
+    let families = &*families;
+    layers
+        .par_iter_mut()
+        .zip(class_d.par_iter_mut())
+        .enumerate()
+        .for_each(|(c, (l, d_out))| {
+            let Some(l) = l.as_mut().filter(|l| !l.is_plain()) else {
+                return;
+            };
+            let g = gates[c].as_deref().expect("gates built for classes in use");
+            let fam = &families[l.family];
+            *d_out = l.patch(fam, g, a, &moved_at, by_slot, &family_d[l.family]);
+        });
+    (family_d, class_d)
 }
 
 /// The fixed-point scale of a run's exposures. E_ik is at most
