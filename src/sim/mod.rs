@@ -370,33 +370,16 @@ impl<'a> Simulation<'a> {
         }
     }
 
-    /// a_ji = w_ji * T_ij^mu from the current trust, at the slots of
-    /// [`Links`] (0 where there is no link). Pairs whose trust has not moved
-    /// since `a_prev` was computed keep their value (the same bits).
+    /// a_ji = w_ji * T_ij^mu from the current trust (see [`contact_weights`]),
+    /// from `a_prev`.
     fn contact_weights(&mut self) -> Vec<f64> {
-        let n = self.n;
-        let mu = self.sc.diffusion.trust_exponent;
-        let w = &self.sc.world.weights;
-        let links = &self.links;
-        let fresh = self.a_prev.is_empty();
-        let mut a = if fresh {
-            vec![0.0; links.values()]
-        } else {
-            self.a_prev.clone()
-        };
-        self.trust_used.resize(links.values(), f64::NAN);
-        for j in 0..n {
-            for &i in links.of(j).1 {
-                let i = i as usize;
-                let at = links.slot[j * n + i] as usize;
-                let t = self.trust[[i, j]];
-                if fresh || t != self.trust_used[at] {
-                    a[at] = w[[j, i]] * t.powf(mu);
-                    self.trust_used[at] = t;
-                }
-            }
-        }
-        a
+        contact_weights(
+            self.sc,
+            &self.links,
+            &self.trust,
+            &self.a_prev,
+            &mut self.trust_used,
+        )
     }
 
     fn push_innovation(
@@ -623,19 +606,14 @@ impl<'a> Simulation<'a> {
         // Which linked pairs' weights moved since last step, per recipient
         // (unlinked pairs weigh 0 whatever happens).
         let chilled_cur = self.chilled_slots();
-        let mut changed: Vec<FixedBitSet> = Vec::new();
-        if self.variant == Variant::Policy {
-            changed = vec![FixedBitSet::with_capacity(n); n];
-            for j in 0..n {
-                for &i in self.links.of(j).1 {
-                    let i = i as usize;
-                    let at = self.links.slot[j * n + i] as usize;
-                    if chilled_cur[at] != self.chilled_prev[at] || a_cur[at] != self.a_prev[at] {
-                        changed[i].insert(j);
-                    }
-                }
-            }
-        }
+        let moved = match self.variant {
+            Variant::Policy => moved_pairs(
+                &self.links,
+                (&self.a_prev, &self.chilled_prev),
+                (&a_cur, &chilled_cur),
+            ),
+            Variant::Counterfactual => Moved::new(&[], &self.links.slot, n),
+        };
 
         // Gate classes of the live innovations at this step.
         let key_cur = self.assign_keys(n_old);
@@ -655,7 +633,6 @@ impl<'a> Simulation<'a> {
             }
         }
         self.build_gates(&key_cur, &came_from);
-        let moved = Moved::new(&changed, &self.links.slot, n);
         let moved_none = moved.to.is_empty();
         let (family_d, class_d) = self.class_layers(&key_cur, &a_cur, &chilled_cur, &moved);
 
@@ -2241,6 +2218,60 @@ fn counter_regime(
         extraterritorial: false,
         schedule: Vec::new(),
     })
+}
+
+/// a_ji = w_ji * T_ij^mu from `trust`, at the slots of [`Links`] (0 where
+/// there is no link). Slots whose trust has not moved since `prev` was
+/// computed (`trust_used`: the trust each slot of `prev` came from) keep
+/// their value (the same bits); an empty `prev` computes every slot.
+fn contact_weights(
+    sc: &Scenario,
+    links: &Links,
+    trust: &Array2<f64>,
+    prev: &[f64],
+    trust_used: &mut Vec<f64>,
+) -> Vec<f64> {
+    let n = links.n;
+    let mu = sc.diffusion.trust_exponent;
+    let w = &sc.world.weights;
+    let fresh = prev.is_empty();
+    let mut a = if fresh {
+        vec![0.0; links.values()]
+    } else {
+        prev.to_vec()
+    };
+    trust_used.resize(links.values(), f64::NAN);
+    for j in 0..n {
+        for &i in links.of(j).1 {
+            let i = i as usize;
+            let at = links.slot[j * n + i] as usize;
+            let t = trust[[i, j]];
+            if fresh || t != trust_used[at] {
+                a[at] = w[[j, i]] * t.powf(mu);
+                trust_used[at] = t;
+            }
+        }
+    }
+    a
+}
+
+/// The linked pairs whose weight or chilled flag moved between two steps
+/// (weights and flags at the slots of [`Links`]; unlinked pairs weigh 0
+/// whatever happens).
+fn moved_pairs(links: &Links, before: (&[f64], &[bool]), now: (&[f64], &[bool])) -> Moved {
+    let n = links.n;
+    let ((a_prev, chilled_prev), (a, chilled)) = (before, now);
+    let mut changed = vec![FixedBitSet::with_capacity(n); n];
+    for j in 0..n {
+        for &i in links.of(j).1 {
+            let i = i as usize;
+            let at = links.slot[j * n + i] as usize;
+            if chilled[at] != chilled_prev[at] || a[at] != a_prev[at] {
+                changed[i].insert(j);
+            }
+        }
+    }
+    Moved::new(&changed, &links.slot, n)
 }
 
 /// Bring class terms kept from the step before to this step at the moved
