@@ -193,6 +193,9 @@ pub struct Simulation<'a> {
     /// each by innovation then adopter (joined when the step comes).
     ahead: VecDeque<Vec<Vec<(u32, u32)>>>,
     ahead_until: u32,
+    /// The policy variant's rows from this index on were born after the
+    /// current block began (see [`Self::plan_block`]).
+    block_first: usize,
     coinv_num: Vec<u64>,
     coinv_den: Vec<u64>,
     tally: Vec<AdoptionTally>,
@@ -282,13 +285,10 @@ impl<'a> Simulation<'a> {
                 Vec::new()
             },
             verify_exposure: false,
-            lookahead: if variant == Variant::Counterfactual {
-                LOOKAHEAD
-            } else {
-                1
-            },
+            lookahead: LOOKAHEAD,
             ahead: VecDeque::new(),
             ahead_until: 0,
+            block_first: 0,
             source_major: SOURCE_MAJOR,
             portable_only: false,
         };
@@ -359,12 +359,11 @@ impl<'a> Simulation<'a> {
         }
     }
 
-    /// The view at `step`, built over the current one (left empty).
+    /// The view at `step`, built over the current one.
     fn policy_view(&mut self, step: u32) -> PolicyView {
         match self.variant {
             Variant::Policy => {
-                let prev = std::mem::take(&mut self.view);
-                PolicyView::build(self.sc, &self.regimes, &self.members, step, prev)
+                PolicyView::build(self.sc, &self.regimes, &self.members, step, &self.view)
             }
             Variant::Counterfactual => PolicyView::empty(self.n, self.sc.sectors.len()),
         }
@@ -644,6 +643,42 @@ impl<'a> Simulation<'a> {
             .iter()
             .map(|c| c.absorptive)
             .collect();
+        // Which rows to advance, through which step: every row through this
+        // step; or, looking ahead, every row through the next few steps at
+        // the start of a block, and inside one only the rows born since
+        // (the older rows are already there): in the counterfactual, whose
+        // class terms never move, last step's births catch up with the
+        // block; in the policy variant, whose terms of later steps are
+        // planned for the classes in use when the block starts, every
+        // birth of the block goes one step at a time, at this step's terms.
+        let mut plan: Vec<AheadTerms> = Vec::new();
+        let (first, until) = if t <= self.ahead_until {
+            debug_assert!(!self.ahead.is_empty());
+            match self.variant {
+                Variant::Counterfactual => (self.new_from, self.ahead_until),
+                Variant::Policy => (self.block_first, t),
+            }
+        } else if self.lookahead > 1 && !self.verify_exposure {
+            let last = (t + self.lookahead - 1).min(self.sc.steps.max(t));
+            match self.variant {
+                Variant::Counterfactual => (0, last),
+                Variant::Policy => {
+                    plan = self.plan_block(t, last, (&a_cur, &chilled_cur));
+                    self.block_first = n_old;
+                    (0, t + plan.len() as u32)
+                }
+            }
+        } else {
+            (0, t)
+        };
+        if until > t && self.variant == Variant::Counterfactual {
+            // The counterfactual looks ahead only where its class terms
+            // never move.
+            assert!(
+                moved_none && (0..self.new_from).all(|k| !recompute_flag[k]),
+                "lookahead with class terms that move"
+            );
+        }
         let inputs = DiffuseInputs {
             links: &self.links,
             new_from: self.new_from,
@@ -652,11 +687,15 @@ impl<'a> Simulation<'a> {
             event_start: &self.event_start,
             key_cur: &key_cur,
             recompute_flag: &recompute_flag,
-            families: &self.families,
-            layers: &self.layers,
-            moved,
-            family_d: &family_d,
-            class_d: &class_d,
+            terms: std::iter::once(Terms {
+                families: &self.families,
+                layers: &self.layers,
+                moved: &moved,
+                family_d: &family_d,
+                class_d: &class_d,
+            })
+            .chain(plan.iter().map(AheadTerms::terms))
+            .collect(),
             source_major: self.source_major,
             beta_a: absorptive
                 .iter()
@@ -679,25 +718,6 @@ impl<'a> Simulation<'a> {
                     && has!("lzcnt")
             },
         };
-        // Which rows to advance, through which step: every row through this
-        // step; or, looking ahead, every row through the next few steps at
-        // the start of a block, and inside one only last step's births (the
-        // older rows are already there).
-        let (first, until) = if t <= self.ahead_until {
-            debug_assert!(!self.ahead.is_empty());
-            (self.new_from, self.ahead_until)
-        } else if self.lookahead > 1 && !self.verify_exposure {
-            (0, (t + self.lookahead - 1).min(self.sc.steps.max(t)))
-        } else {
-            (0, t)
-        };
-        if until > t {
-            // Lookahead is only chosen where the class terms never move.
-            assert!(
-                moved_none && (0..self.new_from).all(|k| !recompute_flag[k]),
-                "lookahead with class terms that move"
-            );
-        }
         let span = (until - t + 1) as usize;
         // Diffusion reads only last step's state and the rows' own, one
         // innovation's row at a time; each task also marks its
@@ -851,6 +871,82 @@ impl<'a> Simulation<'a> {
         }
         self.step = t;
         self.record()
+    }
+
+    /// Plan a block of steps from t in the policy variant: the class terms
+    /// of steps t + 1, t + 2, ... through `last`, and their changes, for the
+    /// classes in use now, as long as nothing but trust moves (the same
+    /// regimes with the same scopes, so the same classes and chilled
+    /// pairs, and no retaliation opened or lifted). Trust, the view and the
+    /// weights do not depend on adoptions (MODEL.md section 4), so they are
+    /// run ahead on copies (the steps compute them again: the same bits).
+    /// `now`: this step's weights and chilled flags. Empty: no block.
+    fn plan_block(&self, t: u32, last: u32, now: (&[f64], &[bool])) -> Vec<AheadTerms> {
+        let (a_now, chilled) = now;
+        let sc = self.sc;
+        let mut plan = Vec::new();
+        // Dense networks: each step's copy of the class terms has a value
+        // per pair of countries, and a block's copies crowd the rows out of
+        // the cache (medium.toml, policy variant alone, one thread: 220 ->
+        // 170 steps a second with blocks of 8; see results/BENCHMARKS.md).
+        if last <= t || self.links.dense {
+            return plan;
+        }
+        // A regime starting, ending or rescheduled next step ends the block
+        // before it starts (checked here without copying anything).
+        let same = |r: &ExportControl| {
+            r.is_active(t) == r.is_active(t + 1)
+                && r.sectors.iter().all(|&(_, base)| {
+                    r.scheduled_scope(base, t).to_bits() == r.scheduled_scope(base, t + 1).to_bits()
+                })
+        };
+        if !self.regimes.iter().all(same) {
+            return plan;
+        }
+        let mut trust = self.trust.clone();
+        let mut unsettled = self.unsettled.clone();
+        let mut trust_used = self.trust_used.clone();
+        let mut a_prev = a_now.to_vec();
+        let mut families = self.families.clone();
+        let mut layers = self.layers.clone();
+        let mut view: Option<PolicyView> = None;
+        for s in t + 1..=last {
+            // The view of step s - 1, under which its trust update runs.
+            let before = view.as_ref().unwrap_or(&self.view);
+            let decided = trust_step(
+                sc,
+                self.replication,
+                (before, &self.regimes, &self.retaliating),
+                (&mut trust, &mut unsettled),
+                s - 1,
+            );
+            if !decided.is_empty() {
+                break;
+            }
+            let next = PolicyView::build(sc, &self.regimes, &self.members, s, before);
+            if next.active != self.view.active || next.eff != self.view.eff {
+                break;
+            }
+            let a = contact_weights(sc, &self.links, &trust, &a_prev, &mut trust_used);
+            let moved = moved_pairs(&self.links, (&a_prev, chilled), (&a, chilled));
+            let (family_d, class_d) = patch_terms(
+                &mut families,
+                &mut layers,
+                &self.gates,
+                (&a, chilled),
+                &moved,
+            );
+            plan.push(AheadTerms {
+                families: families.clone(),
+                layers: layers.clone(),
+                moved,
+                family_d,
+                class_d,
+            });
+            a_prev = a;
+            view = Some(next);
+        }
+        plan
     }
 
     /// Gate class of every live innovation (NONE for those everyone holds).
@@ -1579,18 +1675,10 @@ struct DiffuseInputs<'s> {
     key_cur: &'s [u32],
     /// New innovations and those whose gate class changed.
     recompute_flag: &'s [bool],
-    /// Class terms now (see [`Simulation::class_layers`]).
-    families: &'s [Family],
-    layers: &'s [Option<Layer>],
-    /// Linked pairs whose weight moved since last step.
-    moved: Moved,
-    /// The change of each family's terms at every moved pair, in the
-    /// order of `moved.sources` (then [`PAD`] zeros), and a class's own
-    /// where its covered moved pairs make them differ: the difference of
-    /// the two fixed-point terms, so that adding it gives what a fresh sum
-    /// would.
-    family_d: &'s [Vec<Fixed>],
-    class_d: &'s [Option<Vec<Fixed>>],
+    /// The class terms of this step, then (looking ahead in the policy
+    /// variant) of each later step of the block; a step past the last
+    /// entry has the last one's (the counterfactual's never move).
+    terms: Vec<Terms<'s>>,
     /// See [`SOURCE_MAJOR`].
     source_major: usize,
     /// beta * a_i * 2^-F (per unit of fixed-point exposure) per country,
@@ -1602,14 +1690,61 @@ struct DiffuseInputs<'s> {
     x86_v3: bool,
 }
 
-impl DiffuseInputs<'_> {
-    /// Class `key`'s family and layer now.
+/// The class terms of one step (see [`Simulation::class_layers`]) and
+/// their changes since the step before.
+#[derive(Clone, Copy)]
+struct Terms<'s> {
+    families: &'s [Family],
+    layers: &'s [Option<Layer>],
+    /// Linked pairs whose weight moved since the step before.
+    moved: &'s Moved,
+    /// The change of each family's terms at every moved pair, in the
+    /// order of `moved.sources` (then [`PAD`] zeros), and a class's own
+    /// where its covered moved pairs make them differ: the difference of
+    /// the two fixed-point terms, so that adding it gives what a fresh sum
+    /// would.
+    family_d: &'s [Vec<Fixed>],
+    class_d: &'s [Option<Vec<Fixed>>],
+}
+
+impl<'s> Terms<'s> {
+    /// Class `key`'s family and layer.
     #[inline]
-    fn class(&self, key: u32) -> (&Family, &Layer) {
+    fn class(&self, key: u32) -> (&'s Family, &'s Layer) {
         let l = self.layers[key as usize]
             .as_ref()
             .expect("class in use this step");
         (&self.families[l.family], l)
+    }
+}
+
+/// Class terms computed ahead for a later step of a block (see
+/// [`Simulation::plan_block`]).
+struct AheadTerms {
+    families: Vec<Family>,
+    layers: Vec<Option<Layer>>,
+    moved: Moved,
+    family_d: Vec<Vec<Fixed>>,
+    class_d: Vec<Option<Vec<Fixed>>>,
+}
+
+impl AheadTerms {
+    fn terms(&self) -> Terms<'_> {
+        Terms {
+            families: &self.families,
+            layers: &self.layers,
+            moved: &self.moved,
+            family_d: &self.family_d,
+            class_d: &self.class_d,
+        }
+    }
+}
+
+impl DiffuseInputs<'_> {
+    /// The class terms `s` steps from this one.
+    #[inline(always)]
+    fn terms(&self, s: usize) -> Terms<'_> {
+        self.terms[s.min(self.terms.len() - 1)]
     }
 
     /// Advance innovation k's row through `outs.len()` steps from this
@@ -1678,8 +1813,12 @@ impl DiffuseInputs<'_> {
             }
             let (done, rest) = outs.split_at_mut(s);
             let new = &done[s - 1][from..];
+            let terms = self.terms(s);
+            if !terms.moved.to.is_empty() {
+                self.apply_pair_changes::<V3>(k, row, holders, new, scratch, terms);
+            }
             if !new.is_empty() {
-                self.add_holders(k, row, new);
+                self.add_holders(k, row, new, terms);
             }
             from = rest[0].len();
             row.step::<V3>(k as u32, self.hazard(k), &mut rest[0]);
@@ -1687,11 +1826,11 @@ impl DiffuseInputs<'_> {
         }
     }
 
-    /// Add the terms of innovation k's new holders (as (k, j)) at this
-    /// step's class terms.
+    /// Add the terms of innovation k's new holders (as (k, j)) at the
+    /// class terms `terms`.
     #[inline(always)]
-    fn add_holders(&self, k: usize, row: &mut Row, new_holders: &[(u32, u32)]) {
-        let (fam, layer) = self.class(self.key_cur[k]);
+    fn add_holders(&self, k: usize, row: &mut Row, new_holders: &[(u32, u32)], terms: Terms<'_>) {
+        let (fam, layer) = terms.class(self.key_cur[k]);
         let sources = new_holders.iter().map(|&(_, j)| j as usize);
         row.add_sources(self.links, &fam.base, sources.clone());
         if !layer.is_plain() {
@@ -1725,8 +1864,9 @@ impl DiffuseInputs<'_> {
         if row.is_retired() {
             return;
         }
+        let terms = self.terms(0);
         if self.recompute_flag[k] {
-            let (fam, layer) = self.class(self.key_cur[k]);
+            let (fam, layer) = terms.class(self.key_cur[k]);
             row.e.fill(0);
             let sources: Vec<usize> = holders.ones().collect();
             row.add_sources(self.links, &fam.base, sources.iter().copied());
@@ -1738,21 +1878,23 @@ impl DiffuseInputs<'_> {
         } else {
             let range = self.event_start[k] as usize..self.event_start[k + 1] as usize;
             let new_holders = &self.events[range];
-            if !self.moved.to.is_empty() {
-                self.apply_pair_changes::<V3>(k, row, holders, new_holders, scratch);
+            // Rows born last step are recomputed (their class is new).
+            debug_assert!(k < self.new_from);
+            if !terms.moved.to.is_empty() {
+                self.apply_pair_changes::<V3>(k, row, holders, new_holders, scratch, terms);
             }
             if !new_holders.is_empty() {
-                self.add_holders(k, row, new_holders);
+                self.add_holders(k, row, new_holders, terms);
             }
         }
         row.step::<V3>(k as u32, self.hazard(k), out);
         row.tidy();
     }
 
-    /// Pairs whose weight moved: for each non-holder i of an innovation
-    /// that keeps its class (born before last step), add the difference of
-    /// every moved source j -> i that held it before last step (integer
-    /// sums: in any order). Last step's new holders (`new_holders`, as
+    /// Pairs whose weight moved (at the step of `terms`): for each
+    /// non-holder i of an innovation that keeps its class (born before
+    /// last step), add the difference of every moved source j -> i that
+    /// held it before last step (integer sums: in any order). Last step's new holders (`new_holders`, as
     /// (k, j)) are left out: their rows are added at this step's values
     /// just after. `scratch` holds the older holders' bitset words.
     /// Recipient by recipient, with `V3`, PEXT packs the holder bits at the
@@ -1767,14 +1909,12 @@ impl DiffuseInputs<'_> {
         holders: &FixedBitSet,
         new_holders: &[(u32, u32)],
         scratch: &mut Vec<usize>,
+        terms: Terms<'_>,
     ) {
-        if k >= self.new_from {
-            return;
-        }
         let c = self.key_cur[k];
-        let d = match &self.class_d[c as usize] {
+        let d = match &terms.class_d[c as usize] {
             Some(d) => d,
-            None => &self.family_d[self.class(c).1.family],
+            None => &terms.family_d[terms.class(c).1.family],
         };
         let holders = holders.as_slice();
         let older = if new_holders.is_empty() {
@@ -1794,7 +1934,7 @@ impl DiffuseInputs<'_> {
             }
             &scratch[..]
         };
-        let m = &self.moved;
+        let m = terms.moved;
         // Few holders: walk their moved pairs source by source, each
         // change added whether or not the recipient holds (a holder's
         // exposure is never read). Otherwise recipient by recipient, only
@@ -1827,7 +1967,7 @@ impl DiffuseInputs<'_> {
             while lacking != 0 {
                 let i = w * usize::BITS as usize + lacking.trailing_zeros() as usize;
                 lacking &= lacking - 1;
-                self.correct::<V3>(i, older, d, &mut row.e);
+                Self::correct::<V3>(m, i, older, d, &mut row.e);
             }
         }
     }
@@ -1836,8 +1976,13 @@ impl DiffuseInputs<'_> {
     /// holds the innovation (bits of `holders`), in ascending j; `e` is
     /// not touched when there are none.
     #[inline(always)]
-    fn correct<const V3: bool>(&self, i: usize, holders: &[usize], d: &[Fixed], e: &mut [Fixed]) {
-        let m = &self.moved;
+    fn correct<const V3: bool>(
+        m: &Moved,
+        i: usize,
+        holders: &[usize],
+        d: &[Fixed],
+        e: &mut [Fixed],
+    ) {
         let words = m.word_start[i]..m.word_start[i + 1];
         if m.word[words.clone()]
             .iter()
@@ -2626,6 +2771,56 @@ mod tests {
             assert_eq!(run(3, 7), one);
             assert_eq!(run(8, u32::MAX), one);
             assert_eq!(run(LOOKAHEAD, u32::MAX), one);
+        }
+    }
+
+    /// The policy variant looks ahead on sparse networks while only trust
+    /// moves: its later steps' class terms are planned from trust run
+    /// ahead, and rows advance through them with each step's moved-pair
+    /// changes. Blocks of 1, 3 and 8 must give the same bits, and the
+    /// exposures check directly after blocks; blocks must have formed
+    /// (regimes flat or ended, trust still moving; with and without
+    /// retaliation, whose decisions cut blocks short).
+    #[test]
+    fn the_policy_variant_looks_ahead_to_the_same_steps() {
+        for retaliation in [false, true] {
+            // Wide enough for the links to be stored sparse.
+            let text = sparse_stress().replace("count = 14", "count = 40").replace(
+                "retaliation = true",
+                &format!("retaliation = {retaliation}"),
+            );
+            let loaded = load_text(&text, "stress.toml", FileSource::Embedded, &[]).unwrap();
+            let sc = &loaded.scenario;
+            let layout = Layout::new(sc);
+            let run = |lookahead: u32, verify_from: u32| -> (Vec<String>, u32) {
+                let mut sim = Simulation::new(sc, &layout, 0, Variant::Policy);
+                sim.lookahead = lookahead;
+                let (mut seen, mut ahead, mut verifying) = (Vec::new(), 0, false);
+                for t in 1..=sc.steps {
+                    // From `verify_from`, once no block is under way.
+                    if t >= verify_from && !verifying && sim.ahead_until < t {
+                        sim.verify_exposures(true);
+                        verifying = true;
+                    }
+                    let r = sim.step();
+                    ahead += u32::from(sim.ahead_until > t);
+                    seen.push(format!(
+                        "{:?}",
+                        r.values.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+                    ));
+                }
+                assert!(sim.adoptions() > 0);
+                seen.push(format!("{:?}", sim.outcomes()));
+                (seen, ahead)
+            };
+            let (one, none) = run(1, u32::MAX);
+            assert_eq!(none, 0);
+            let (three, ahead) = run(3, 26);
+            assert!(ahead > 0, "no block of 3 formed");
+            assert_eq!(three, one);
+            let (eight, ahead) = run(8, u32::MAX);
+            assert!(ahead > 0, "no block of 8 formed");
+            assert_eq!(eight, one);
         }
     }
 

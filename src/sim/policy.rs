@@ -4,6 +4,7 @@
 //! fall into, restrictiveness R_ji and the two-way passable share H_ij,s.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::model::{ExportControl, Scenario};
 
@@ -21,9 +22,10 @@ pub struct PolicyView {
     /// covering an innovation whose u falls in that bucket.
     pub cover: Vec<Vec<Vec<u32>>>,
     /// CSR over directed pairs j -> i at index i * n + j: positions into
-    /// `active` of the regimes with j as controller and i as target.
-    pub pair_start: Vec<u32>,
-    pub pair_list: Vec<u32>,
+    /// `active` of the regimes with j as controller and i as target
+    /// (shared by the views of steps with the same regimes active).
+    pub pair_start: Arc<[u32]>,
+    pub pair_list: Arc<[u32]>,
     /// Per country: controller of some active covering regime.
     pub controllers: Vec<bool>,
     /// Per country: target of some active covering regime.
@@ -39,7 +41,7 @@ impl PolicyView {
         PolicyView {
             breakpoints: vec![Vec::new(); sectors],
             cover: vec![vec![Vec::new()]; sectors],
-            pair_start: vec![0; n * n + 1],
+            pair_start: vec![0; n * n + 1].into(),
             controllers: vec![false; n],
             affected: vec![false; n],
             max_scope: vec![0.0; sectors],
@@ -58,7 +60,7 @@ impl PolicyView {
         regimes: &[ExportControl],
         members: &[(Vec<u32>, Vec<u32>)],
         step: u32,
-        prev: PolicyView,
+        prev: &PolicyView,
     ) -> PolicyView {
         debug_assert_eq!(members.len(), regimes.len());
         let n = sc.world.len();
@@ -101,10 +103,10 @@ impl PolicyView {
             view.breakpoints[s] = bp;
         }
         if prev.n == n && prev.active == view.active {
-            view.pair_start = prev.pair_start;
-            view.pair_list = prev.pair_list;
-            view.controllers = prev.controllers;
-            view.affected = prev.affected;
+            view.pair_start = Arc::clone(&prev.pair_start);
+            view.pair_list = Arc::clone(&prev.pair_list);
+            view.controllers.clone_from(&prev.controllers);
+            view.affected.clone_from(&prev.affected);
             return view;
         }
         // Directed pairs restricted by each active regime, as CSR by pair
@@ -140,8 +142,8 @@ impl PolicyView {
                 view.controllers[j as usize] = true;
             }
         }
-        view.pair_list = list;
-        view.pair_start = start;
+        view.pair_list = list.into();
+        view.pair_start = start.into();
         view
     }
 
