@@ -79,7 +79,7 @@ use rows::NONE;
 /// Rows one diffusion task takes at a time.
 const ROWS_PER_TASK: usize = 64;
 
-/// Steps the counterfactual advances each row at once (see
+/// Steps a block advances each row at once (see
 /// [`Simulation::lookahead`]).
 const LOOKAHEAD: u32 = 8;
 
@@ -181,12 +181,14 @@ pub struct Simulation<'a> {
     event_start: Vec<u32>,
     /// Innovations with index >= this were born in the previous step.
     new_from: usize,
-    /// Steps each row is advanced at once (1: one step at a time). Only
-    /// the counterfactual looks ahead: with no regime, no chilling and
-    /// trust held, its class terms never move, so a row's exposures change
-    /// only when it gains holders, and a row is advanced through several
-    /// steps while it sits in cache (the same operations in the same
-    /// order: the same bits). Births still wait for each step's adopters.
+    /// Steps each row is advanced at once at most (1: one step at a time).
+    /// In the counterfactual (no regime, no chilling, trust held) the class
+    /// terms never move, so a row's exposures change only when it gains
+    /// holders, and a row is advanced through several steps while it sits
+    /// in cache (the same operations in the same order: the same bits).
+    /// The policy variant does so on sparse networks while only trust
+    /// moves, through terms planned ahead ([`Self::plan_block`]). Births
+    /// still wait for each step's adopters.
     lookahead: u32,
     /// Adopters of this step and the next ones (through `ahead_until`),
     /// found ahead of time: per step, the diffusion tasks' lists in order,
