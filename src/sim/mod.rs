@@ -362,7 +362,7 @@ impl<'a> Simulation<'a> {
     }
 
     /// The view at `step`, built over the current one.
-    fn policy_view(&mut self, step: u32) -> PolicyView {
+    fn policy_view(&self, step: u32) -> PolicyView {
         match self.variant {
             Variant::Policy => {
                 PolicyView::build(self.sc, &self.regimes, &self.members, step, &self.view)
@@ -1753,9 +1753,10 @@ impl DiffuseInputs<'_> {
     /// one: bring its exposures to the step, apply one step of hazard to
     /// every non-holder, drop the adopters from the row, append them to the
     /// step's entry of `outs` as (k, i), ascending, and mark them in
-    /// `holders`. Steps after the first only add the new holders at this
-    /// step's class terms: callers ask for more than one step only when
-    /// those terms cannot move in between (see [`Simulation::lookahead`]).
+    /// `holders`. Steps after the first bring the row to that step's class
+    /// terms ([`Self::terms`]: the same as this step's in the
+    /// counterfactual, planned ahead in the policy variant; see
+    /// [`Simulation::lookahead`]).
     /// On x86-64 CPUs with AVX2, BMI and POPCNT (most since 2013; checked
     /// at run time) the same code is compiled for them: wider vector loops
     /// and single-instruction bit counts. The operations and their order
@@ -1815,16 +1816,32 @@ impl DiffuseInputs<'_> {
             }
             let (done, rest) = outs.split_at_mut(s);
             let new = &done[s - 1][from..];
-            let terms = self.terms(s);
-            if !terms.moved.to.is_empty() {
-                self.apply_pair_changes::<V3>(k, row, holders, new, scratch, terms);
-            }
-            if !new.is_empty() {
-                self.add_holders(k, row, new, terms);
-            }
+            self.catch_up::<V3>(k, row, holders, new, scratch, self.terms(s));
             from = rest[0].len();
             row.step::<V3>(k as u32, self.hazard(k), &mut rest[0]);
             row.tidy();
+        }
+    }
+
+    /// Bring innovation k's row from the step before to the step of
+    /// `terms`: the moved pairs' changes, then the terms of the new
+    /// holders (`new_holders`, as (k, j), ascending; already marked in
+    /// `holders`).
+    #[inline(always)]
+    fn catch_up<const V3: bool>(
+        &self,
+        k: usize,
+        row: &mut Row,
+        holders: &FixedBitSet,
+        new_holders: &[(u32, u32)],
+        scratch: &mut Vec<usize>,
+        terms: Terms<'_>,
+    ) {
+        if !terms.moved.to.is_empty() {
+            self.apply_pair_changes::<V3>(k, row, holders, new_holders, scratch, terms);
+        }
+        if !new_holders.is_empty() {
+            self.add_holders(k, row, new_holders, terms);
         }
     }
 
@@ -1882,12 +1899,7 @@ impl DiffuseInputs<'_> {
             let new_holders = &self.events[range];
             // Rows born last step are recomputed (their class is new).
             debug_assert!(k < self.new_from);
-            if !terms.moved.to.is_empty() {
-                self.apply_pair_changes::<V3>(k, row, holders, new_holders, scratch, terms);
-            }
-            if !new_holders.is_empty() {
-                self.add_holders(k, row, new_holders, terms);
-            }
+            self.catch_up::<V3>(k, row, holders, new_holders, scratch, terms);
         }
         row.step::<V3>(k as u32, self.hazard(k), out);
         row.tidy();
