@@ -296,7 +296,14 @@ impl<'a> Simulation<'a> {
         };
         sim.sync_members();
         sim.view = sim.policy_view(0);
-        sim.a_prev = sim.contact_weights();
+        sim.a_prev = contact_weights(
+            sc,
+            &sim.links,
+            &sim.trust,
+            &[],
+            &mut sim.trust_used,
+            |_, _| (),
+        );
         sim.chilled_prev = sim.chilled_slots();
 
         // Initial innovations (step 0).
@@ -369,18 +376,6 @@ impl<'a> Simulation<'a> {
             }
             Variant::Counterfactual => PolicyView::empty(self.n, self.sc.sectors.len()),
         }
-    }
-
-    /// a_ji = w_ji * T_ij^mu from the current trust (see [`contact_weights`]),
-    /// from `a_prev`.
-    fn contact_weights(&mut self) -> Vec<f64> {
-        contact_weights(
-            self.sc,
-            &self.links,
-            &self.trust,
-            &self.a_prev,
-            &mut self.trust_used,
-        )
     }
 
     fn push_innovation(
@@ -591,30 +586,50 @@ impl<'a> Simulation<'a> {
         let t = self.step + 1;
         let n = self.n;
         self.sync_members();
-        // The counterfactual's view is empty at every step.
-        if self.variant == Variant::Policy {
-            let next_view = self.policy_view(t);
-            self.view = next_view;
-        }
-        // The counterfactual holds trust at T0: its weights never move.
-        let a_cur = if self.variant == Variant::Counterfactual && !self.a_prev.is_empty() {
-            std::mem::take(&mut self.a_prev)
-        } else {
-            self.contact_weights()
+        // The counterfactual's view is empty at every step, and it holds
+        // trust at T0: its weights never move.
+        let (a_cur, chilled_cur, moved) = match self.variant {
+            Variant::Counterfactual => (
+                std::mem::take(&mut self.a_prev),
+                std::mem::take(&mut self.chilled_prev),
+                Moved::new(&[], &self.links.slot, n),
+            ),
+            Variant::Policy => {
+                let next_view = self.policy_view(t);
+                // The same restricted pairs (the index is shared only
+                // then), so the same chilled pairs.
+                let same_pairs = Arc::ptr_eq(&next_view.pair_start, &self.view.pair_start);
+                self.view = next_view;
+                // Which linked pairs' weights or chilled flags moved since
+                // last step, per recipient (unlinked pairs weigh 0
+                // whatever happens): the weights tell as they are updated.
+                let mut changed = vec![FixedBitSet::with_capacity(n); n];
+                let a = contact_weights(
+                    self.sc,
+                    &self.links,
+                    &self.trust,
+                    &self.a_prev,
+                    &mut self.trust_used,
+                    |j, i| changed[i].insert(j),
+                );
+                let chilled = if same_pairs {
+                    std::mem::take(&mut self.chilled_prev)
+                } else {
+                    let chilled = self.chilled_slots();
+                    for j in 0..n {
+                        for &i in self.links.of(j).1 {
+                            let at = self.links.slot[j * n + i as usize] as usize;
+                            if chilled[at] != self.chilled_prev[at] {
+                                changed[i as usize].insert(j);
+                            }
+                        }
+                    }
+                    chilled
+                };
+                (a, chilled, Moved::new(&changed, &self.links.slot, n))
+            }
         };
         let n_old = self.inn.len();
-
-        // Which linked pairs' weights moved since last step, per recipient
-        // (unlinked pairs weigh 0 whatever happens).
-        let chilled_cur = self.chilled_slots();
-        let moved = match self.variant {
-            Variant::Policy => moved_pairs(
-                &self.links,
-                (&self.a_prev, &self.chilled_prev),
-                (&a_cur, &chilled_cur),
-            ),
-            Variant::Counterfactual => Moved::new(&[], &self.links.slot, n),
-        };
 
         // Gate classes of the live innovations at this step.
         let key_cur = self.assign_keys(n_old);
@@ -929,8 +944,12 @@ impl<'a> Simulation<'a> {
             if next.active != self.view.active || next.eff != self.view.eff {
                 break;
             }
-            let a = contact_weights(sc, &self.links, &trust, &a_prev, &mut trust_used);
-            let moved = moved_pairs(&self.links, (&a_prev, chilled), (&a, chilled));
+            // The same view: the same chilled pairs.
+            let mut changed = vec![FixedBitSet::with_capacity(self.n); self.n];
+            let a = contact_weights(sc, &self.links, &trust, &a_prev, &mut trust_used, |j, i| {
+                changed[i].insert(j)
+            });
+            let moved = Moved::new(&changed, &self.links.slot, self.n);
             let (family_d, class_d) = patch_terms(
                 &mut families,
                 &mut layers,
@@ -2383,12 +2402,15 @@ fn counter_regime(
 /// there is no link). Slots whose trust has not moved since `prev` was
 /// computed (`trust_used`: the trust each slot of `prev` came from) keep
 /// their value (the same bits); an empty `prev` computes every slot.
+/// `moved(j, i)` is called for each linked pair j -> i whose weight differs
+/// from `prev`'s (in ascending j, then i).
 fn contact_weights(
     sc: &Scenario,
     links: &Links,
     trust: &Array2<f64>,
     prev: &[f64],
     trust_used: &mut Vec<f64>,
+    mut moved: impl FnMut(usize, usize),
 ) -> Vec<f64> {
     let n = links.n;
     let mu = sc.diffusion.trust_exponent;
@@ -2408,29 +2430,13 @@ fn contact_weights(
             if fresh || t != trust_used[at] {
                 a[at] = w[[j, i]] * t.powf(mu);
                 trust_used[at] = t;
+                if !fresh && a[at] != prev[at] {
+                    moved(j, i);
+                }
             }
         }
     }
     a
-}
-
-/// The linked pairs whose weight or chilled flag moved between two steps
-/// (weights and flags at the slots of [`Links`]; unlinked pairs weigh 0
-/// whatever happens).
-fn moved_pairs(links: &Links, before: (&[f64], &[bool]), now: (&[f64], &[bool])) -> Moved {
-    let n = links.n;
-    let ((a_prev, chilled_prev), (a, chilled)) = (before, now);
-    let mut changed = vec![FixedBitSet::with_capacity(n); n];
-    for j in 0..n {
-        for &i in links.of(j).1 {
-            let i = i as usize;
-            let at = links.slot[j * n + i] as usize;
-            if chilled[at] != chilled_prev[at] || a[at] != a_prev[at] {
-                changed[i].insert(j);
-            }
-        }
-    }
-    Moved::new(&changed, &links.slot, n)
 }
 
 /// Bring class terms kept from the step before to this step at the moved
