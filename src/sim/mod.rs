@@ -296,14 +296,7 @@ impl<'a> Simulation<'a> {
         };
         sim.sync_members();
         sim.view = sim.policy_view(0);
-        sim.a_prev = contact_weights(
-            sc,
-            &sim.links,
-            &sim.trust,
-            &[],
-            &mut sim.trust_used,
-            |_, _| (),
-        );
+        sim.a_prev = contact_weights(sc, &sim.links, &sim.trust, &[], &mut sim.trust_used).0;
         sim.chilled_prev = sim.chilled_slots();
 
         // Initial innovations (step 0).
@@ -603,14 +596,12 @@ impl<'a> Simulation<'a> {
                 // Which linked pairs' weights or chilled flags moved since
                 // last step, per recipient (unlinked pairs weigh 0
                 // whatever happens): the weights tell as they are updated.
-                let mut changed = vec![FixedBitSet::with_capacity(n); n];
-                let a = contact_weights(
+                let (a, mut changed) = contact_weights(
                     self.sc,
                     &self.links,
                     &self.trust,
                     &self.a_prev,
                     &mut self.trust_used,
-                    |j, i| changed[i].insert(j),
                 );
                 let chilled = if same_pairs {
                     std::mem::take(&mut self.chilled_prev)
@@ -945,10 +936,7 @@ impl<'a> Simulation<'a> {
                 break;
             }
             // The same view: the same chilled pairs.
-            let mut changed = vec![FixedBitSet::with_capacity(self.n); self.n];
-            let a = contact_weights(sc, &self.links, &trust, &a_prev, &mut trust_used, |j, i| {
-                changed[i].insert(j)
-            });
+            let (a, changed) = contact_weights(sc, &self.links, &trust, &a_prev, &mut trust_used);
             let moved = Moved::new(&changed, &self.links.slot, self.n);
             let (family_d, class_d) = patch_terms(
                 &mut families,
@@ -2402,16 +2390,15 @@ fn counter_regime(
 /// there is no link). Slots whose trust has not moved since `prev` was
 /// computed (`trust_used`: the trust each slot of `prev` came from) keep
 /// their value (the same bits); an empty `prev` computes every slot.
-/// `moved(j, i)` is called for each linked pair j -> i whose weight differs
-/// from `prev`'s (in ascending j, then i).
+/// Also returns, per recipient i, the sources j whose weight a_ji differs
+/// from `prev`'s (none when `prev` is empty).
 fn contact_weights(
     sc: &Scenario,
     links: &Links,
     trust: &Array2<f64>,
     prev: &[f64],
     trust_used: &mut Vec<f64>,
-    mut moved: impl FnMut(usize, usize),
-) -> Vec<f64> {
+) -> (Vec<f64>, Vec<FixedBitSet>) {
     let n = links.n;
     let mu = sc.diffusion.trust_exponent;
     let w = &sc.world.weights;
@@ -2422,6 +2409,7 @@ fn contact_weights(
         prev.to_vec()
     };
     trust_used.resize(links.values(), f64::NAN);
+    let mut moved = vec![FixedBitSet::with_capacity(n); n];
     for j in 0..n {
         for &i in links.of(j).1 {
             let i = i as usize;
@@ -2431,12 +2419,12 @@ fn contact_weights(
                 a[at] = w[[j, i]] * t.powf(mu);
                 trust_used[at] = t;
                 if !fresh && a[at] != prev[at] {
-                    moved(j, i);
+                    moved[i].insert(j);
                 }
             }
         }
     }
-    a
+    (a, moved)
 }
 
 /// Bring class terms kept from the step before to this step at the moved
