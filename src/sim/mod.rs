@@ -211,8 +211,8 @@ pub struct Simulation<'a> {
     /// Check every exposure against a direct evaluation of MODEL.md section 5
     /// after each diffusion phase (slow; for tests).
     verify_exposure: bool,
-    /// See [`SOURCE_MAJOR`] (tests force either way of correcting).
-    source_major: usize,
+    /// How moved-pair corrections are made (tests force each way).
+    corrections: Corrections,
     /// Use the portable build of the diffusion kernels even where a faster
     /// one runs (for tests).
     portable_only: bool,
@@ -291,7 +291,7 @@ impl<'a> Simulation<'a> {
             ahead: VecDeque::new(),
             ahead_until: 0,
             block_first: 0,
-            source_major: SOURCE_MAJOR,
+            corrections: Corrections::Chosen,
             portable_only: false,
         };
         sim.sync_members();
@@ -642,6 +642,8 @@ impl<'a> Simulation<'a> {
         self.build_gates(&key_cur, &came_from);
         let moved_none = moved.to.is_empty();
         let (family_d, class_d) = self.class_layers(&key_cur, &a_cur, &chilled_cur, &moved);
+        let (family_c, class_c) =
+            compact_changes(&moved, &key_cur, &self.layers, &family_d, &class_d);
 
         debug_assert_eq!(self.event_start.len(), n_old + 1);
         let absorptive: Vec<f64> = self
@@ -701,10 +703,12 @@ impl<'a> Simulation<'a> {
                 moved: &moved,
                 family_d: &family_d,
                 class_d: &class_d,
+                family_c: &family_c,
+                class_c: &class_c,
             })
             .chain(plan.iter().map(AheadTerms::terms))
             .collect(),
-            source_major: self.source_major,
+            corrections: self.corrections,
             beta_a: absorptive
                 .iter()
                 .map(|&a| self.sc.diffusion.beta * a / self.scale)
@@ -737,12 +741,13 @@ impl<'a> Simulation<'a> {
                 .zip(self.inn.holders[first..n_old].par_chunks_mut(ROWS_PER_TASK))
                 .enumerate()
                 .fold(
-                    || (vec![Vec::new(); span], Vec::new()),
+                    || (vec![Vec::new(); span], Scratch::default()),
                     |(mut outs, mut scratch), (c, (rows, holders))| {
                         for q in 0..rows.len() {
                             // The next row's arrays are elsewhere on the heap.
                             if let Some(next) = rows.get(q + 1) {
                                 next.prefetch();
+                                rows::prefetch_lines(holders[q + 1].as_slice(), 256);
                             }
                             let k = first + c * ROWS_PER_TASK + q;
                             inputs.advance(
@@ -1688,8 +1693,7 @@ struct DiffuseInputs<'s> {
     /// variant) of each later step of the block; a step past the last
     /// entry has the last one's (the counterfactual's never move).
     terms: Vec<Terms<'s>>,
-    /// See [`SOURCE_MAJOR`].
-    source_major: usize,
+    corrections: Corrections,
     /// beta * a_i * 2^-F (per unit of fixed-point exposure) per country,
     /// and nu_s * a_i per sector s and country i at `s * n + i`.
     beta_a: Vec<f64>,
@@ -1714,6 +1718,10 @@ struct Terms<'s> {
     /// would.
     family_d: &'s [Vec<Fixed>],
     class_d: &'s [Option<Vec<Fixed>>],
+    /// The same changes laid out as [`Moved::compact`] matrices, where
+    /// made (see [`Corrections::Matrix`]); missing or None: not made.
+    family_c: &'s [Option<Vec<Fixed>>],
+    class_c: &'s [Option<Vec<Fixed>>],
 }
 
 impl<'s> Terms<'s> {
@@ -1745,6 +1753,8 @@ impl AheadTerms {
             moved: &self.moved,
             family_d: &self.family_d,
             class_d: &self.class_d,
+            family_c: &[],
+            class_c: &[],
         }
     }
 }
@@ -1776,7 +1786,7 @@ impl DiffuseInputs<'_> {
         row: &mut Row,
         holders: &mut FixedBitSet,
         outs: &mut [Vec<(u32, u32)>],
-        scratch: &mut Vec<usize>,
+        scratch: &mut Scratch,
     ) {
         #[cfg(target_arch = "x86_64")]
         if self.x86_v3 {
@@ -1796,7 +1806,7 @@ impl DiffuseInputs<'_> {
         row: &mut Row,
         holders: &mut FixedBitSet,
         outs: &mut [Vec<(u32, u32)>],
-        scratch: &mut Vec<usize>,
+        scratch: &mut Scratch,
     ) {
         self.advance_any::<true>(k, row, holders, outs, scratch);
     }
@@ -1809,7 +1819,7 @@ impl DiffuseInputs<'_> {
         row: &mut Row,
         holders: &mut FixedBitSet,
         outs: &mut [Vec<(u32, u32)>],
-        scratch: &mut Vec<usize>,
+        scratch: &mut Scratch,
     ) {
         let mut from = outs[0].len();
         self.update_row_any::<V3>(k, row, holders, &mut outs[0], scratch);
@@ -1841,7 +1851,7 @@ impl DiffuseInputs<'_> {
         row: &mut Row,
         holders: &FixedBitSet,
         new_holders: &[(u32, u32)],
-        scratch: &mut Vec<usize>,
+        scratch: &mut Scratch,
         terms: Terms<'_>,
     ) {
         if !terms.moved.to.is_empty() {
@@ -1885,7 +1895,7 @@ impl DiffuseInputs<'_> {
         row: &mut Row,
         holders: &FixedBitSet,
         out: &mut Vec<(u32, u32)>,
-        scratch: &mut Vec<usize>,
+        scratch: &mut Scratch,
     ) {
         if row.is_retired() {
             return;
@@ -1917,8 +1927,9 @@ impl DiffuseInputs<'_> {
     /// last step), add the difference of every moved source j -> i that
     /// held it before last step (integer sums: in any order). Last step's new holders (`new_holders`, as
     /// (k, j)) are left out: their rows are added at this step's values
-    /// just after. `scratch` holds the older holders' bitset words.
-    /// Recipient by recipient, with `V3`, PEXT packs the holder bits at the
+    /// just after. `scratch` holds the older holders' bitset words and
+    /// the compact sums. Each row takes the way [`Corrections`] estimates
+    /// cheapest. Recipient by recipient, with `V3`, PEXT packs the holder bits at the
     /// moved positions so that each set bit's index in the moved list is
     /// its position in the packed word; without it, the moved bits below
     /// it are counted.
@@ -1929,14 +1940,16 @@ impl DiffuseInputs<'_> {
         row: &mut Row,
         holders: &FixedBitSet,
         new_holders: &[(u32, u32)],
-        scratch: &mut Vec<usize>,
+        scratch: &mut Scratch,
         terms: Terms<'_>,
     ) {
         let c = self.key_cur[k];
-        let d = match &terms.class_d[c as usize] {
-            Some(d) => d,
-            None => &terms.family_d[terms.class(c).1.family],
+        let family = terms.class(c).1.family;
+        let (d, compact) = match &terms.class_d[c as usize] {
+            Some(d) => (d, terms.class_c.get(c as usize)),
+            None => (&terms.family_d[family], terms.family_c.get(family)),
         };
+        let compact = compact.and_then(Option::as_deref);
         let holders = holders.as_slice();
         let older = if new_holders.is_empty() {
             holders
@@ -1944,31 +1957,66 @@ impl DiffuseInputs<'_> {
             // The holder words without the new holders (ascending), word by
             // word: a few words, where a call to copy them costs more.
             debug_assert!(new_holders.is_sorted());
-            scratch.resize(holders.len(), 0);
+            scratch.words.resize(holders.len(), 0);
             let mut new = new_holders.iter().map(|&(_, j)| j as usize).peekable();
-            for (w, (older, &h)) in scratch.iter_mut().zip(holders).enumerate() {
+            for (w, (older, &h)) in scratch.words.iter_mut().zip(holders).enumerate() {
                 let mut mask = 0;
                 while let Some(j) = new.next_if(|&j| j / usize::BITS as usize == w) {
                     mask |= 1usize << (j % usize::BITS as usize);
                 }
                 *older = h & !mask;
             }
-            &scratch[..]
+            &scratch.words[..]
         };
         let m = terms.moved;
-        // Few holders: walk their moved pairs source by source, each
-        // change added whether or not the recipient holds (a holder's
-        // exposure is never read). Otherwise recipient by recipient, only
-        // those that lack it. Integer sums: the same exposures either way.
         let count = |x: &[usize], y: &[usize], flip: bool| -> usize {
             x.iter()
                 .zip(y)
                 .map(|(&a, &b)| (a & if flip { !b } else { b }).count_ones() as usize)
                 .sum()
         };
-        let from_sources = count(&m.src_mask, older, false) * m.mean_out;
+        let held = count(&m.src_mask, older, false);
         let lacking = count(&m.to_mask, holders, true);
-        if from_sources <= self.source_major.saturating_mul(lacking) {
+        // Costs in pair additions (see `Corrections`).
+        let from_sources = held * m.mean_out;
+        let from_recipients = RECIPIENT_COST * lacking;
+        let by_matrix = held * (m.width / 8 + MATRIX_ROW_COST) + m.to.len();
+        let cheaper = if from_sources <= from_recipients {
+            Corrections::Sources
+        } else {
+            Corrections::Recipients
+        };
+        let way = match (self.corrections, compact) {
+            (Corrections::Chosen, Some(_)) if by_matrix < from_sources.min(from_recipients) => {
+                Corrections::Matrix
+            }
+            (Corrections::Chosen, _) | (Corrections::Matrix, None) => cheaper,
+            (forced, _) => forced,
+        };
+        if let (Corrections::Matrix, Some(dc)) = (way, compact) {
+            // Sum the compact rows of the older holders among the moved
+            // sources, then add each moved recipient's sum.
+            let acc = &mut scratch.acc;
+            acc.clear();
+            acc.resize(m.width, 0);
+            for (w, (&sm, &o)) in m.src_mask.iter().zip(older).enumerate() {
+                let mut js = sm & o;
+                while js != 0 {
+                    let j = w * usize::BITS as usize + js.trailing_zeros() as usize;
+                    js &= js - 1;
+                    let p = m.src_pos[j] as usize * m.width;
+                    for (x, &y) in acc.iter_mut().zip(&dc[p..p + m.width]) {
+                        *x = x.wrapping_add(y);
+                    }
+                }
+            }
+            for (&i, &x) in m.to.iter().zip(acc.iter()) {
+                let e = &mut row.e[i as usize];
+                *e = e.wrapping_add(x);
+            }
+            return;
+        }
+        if way == Corrections::Sources {
             for (w, (&sm, &o)) in m.src_mask.iter().zip(older).enumerate() {
                 let mut js = sm & o;
                 while js != 0 {
@@ -2036,10 +2084,42 @@ impl DiffuseInputs<'_> {
     }
 }
 
-/// Corrections go source by source when the holders' moved pairs number at
-/// most this many times the moved recipients that lack the innovation
-/// (walking a recipient costs about that many pair additions).
-const SOURCE_MAJOR: usize = 16;
+/// How a row takes the changes of the moved pairs (MODEL.md section 5's
+/// sums kept up to date when weights move). Integer sums: every way gives
+/// the same exposures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Corrections {
+    /// Whichever is cheapest for the row by the estimates below.
+    Chosen,
+    /// Walk the moved pairs of each older holder, one addition per pair
+    /// (a holder's own exposure takes changes it never reads).
+    Sources,
+    /// For each moved recipient that lacks the innovation, sum the changes
+    /// from its moved sources that hold it.
+    Recipients,
+    /// Add each older holder's row of the compact matrix of changes (moved
+    /// sources x moved recipients, zero where the pair did not move) in
+    /// vector lanes, then each moved recipient's total: where the moved
+    /// pairs fill most of that rectangle (one regime's controllers and
+    /// targets: their trust moves every step).
+    Matrix,
+}
+
+/// A diffusion task's working space, reused from row to row.
+#[derive(Default)]
+struct Scratch {
+    /// A row's older holders' bitset words.
+    words: Vec<usize>,
+    /// Per moved recipient, the changes summed by [`Corrections::Matrix`].
+    acc: Vec<Fixed>,
+}
+
+/// Walking a moved recipient costs about this many pair additions.
+const RECIPIENT_COST: usize = 16;
+
+/// Adding a row of the compact matrix costs its vectors plus about this
+/// many pair additions.
+const MATRIX_ROW_COST: usize = 4;
 
 /// Zeros padding the per-class changes of the moved pairs: a block read by
 /// [`correction_avx2`] may run past the last change.
@@ -2129,6 +2209,14 @@ struct Moved {
     /// number of moved pairs (rounded up).
     src_mask: Vec<usize>,
     mean_out: usize,
+    /// Each moved source's position among them (ascending), NONE for the
+    /// others; per moved pair (by index in `sources`), its cell in a
+    /// compact matrix (source position * `width` + the recipient's
+    /// position in `to`), `width` being `to.len()` rounded up to 8.
+    src_pos: Vec<u32>,
+    sources_moved: usize,
+    cell: Vec<u32>,
+    width: usize,
 }
 
 impl Moved {
@@ -2149,6 +2237,10 @@ impl Moved {
             out_start: vec![0; n + 1],
             src_mask: vec![0; n.div_ceil(usize::BITS as usize)],
             mean_out: 0,
+            src_pos: vec![NONE; n],
+            sources_moved: 0,
+            cell: Vec::new(),
+            width: 0,
         };
         for i in 0..n {
             if let Some(c) = changed.get(i) {
@@ -2187,13 +2279,94 @@ impl Moved {
         for j in 0..n {
             if m.out_start[j + 1] > 0 {
                 m.src_mask[j / usize::BITS as usize] |= 1 << (j % usize::BITS as usize);
+                m.src_pos[j] = sources as u32;
                 sources += 1;
             }
             m.out_start[j + 1] += m.out_start[j];
         }
         m.mean_out = m.out.len().div_ceil(sources.max(1));
+        m.sources_moved = sources;
+        m.width = m.to.len().next_multiple_of(8);
+        m.cell = vec![0; m.sources.len()];
+        for (r, &i) in m.to.iter().enumerate() {
+            let i = i as usize;
+            for q in m.start[i]..m.start[i + 1] {
+                let p = m.src_pos[m.sources[q] as usize] as usize;
+                m.cell[q] = (p * m.width + r) as u32;
+            }
+        }
         m
     }
+
+    /// Whether the moved pairs fill enough of the rectangle of moved
+    /// sources x moved recipients for compact matrices to pay.
+    fn compact_pays(&self) -> bool {
+        !self.sources.is_empty()
+            && self.sources.len() * MATRIX_FILL >= self.sources_moved * self.to.len()
+    }
+
+    /// The changes `d` (by moved pair) as a compact matrix: row p is the
+    /// p-th moved source's changes by moved recipient, zero where the
+    /// pair did not move.
+    fn compact(&self, d: &[Fixed]) -> Vec<Fixed> {
+        let mut c = vec![0; self.sources_moved * self.width];
+        for (&at, &x) in self.cell.iter().zip(d) {
+            c[at as usize] = x;
+        }
+        c
+    }
+}
+
+/// Compact matrices pay where the moved pairs fill at least 1 / this of
+/// the rectangle of moved sources x moved recipients.
+const MATRIX_FILL: usize = 4;
+
+/// A class's changes are laid out as a compact matrix when at least this
+/// many live innovations are in the class (families: always).
+const MATRIX_ROWS: usize = 8;
+
+/// The compact matrices of this step's changes (see
+/// [`Corrections::Matrix`]): every family's, and the classes' with their
+/// own changes and at least [`MATRIX_ROWS`] live innovations; none where
+/// the moved pairs are too scattered.
+#[allow(clippy::type_complexity)]
+fn compact_changes(
+    moved: &Moved,
+    keys: &[u32],
+    layers: &[Option<Layer>],
+    family_d: &[Vec<Fixed>],
+    class_d: &[Option<Vec<Fixed>>],
+) -> (Vec<Option<Vec<Fixed>>>, Vec<Option<Vec<Fixed>>>) {
+    if !moved.compact_pays() {
+        return (Vec::new(), Vec::new());
+    }
+    let mut rows = vec![0usize; layers.len()];
+    for &k in keys {
+        if k != NONE {
+            rows[k as usize] += 1;
+        }
+    }
+    let mut family_used = vec![false; family_d.len()];
+    for (l, &r) in layers.iter().zip(&rows) {
+        if let Some(l) = l.as_ref().filter(|_| r > 0) {
+            family_used[l.family] = true;
+        }
+    }
+    let family_c = family_d
+        .par_iter()
+        .zip(&family_used)
+        .map(|(d, &used)| used.then(|| moved.compact(d)))
+        .collect();
+    let class_c = class_d
+        .par_iter()
+        .zip(&rows)
+        .map(|(d, &r)| {
+            d.as_ref()
+                .filter(|_| r >= MATRIX_ROWS)
+                .map(|d| moved.compact(d))
+        })
+        .collect();
+    (family_c, class_c)
 }
 
 /// A retaliation decided at a step (MODEL.md section 4), in the order of
@@ -2853,14 +3026,15 @@ mod tests {
         // Moved-pair corrections always recipient by recipient, as chosen,
         // and always source by source.
         let runs = [
-            (Variant::Policy, SOURCE_MAJOR),
-            (Variant::Policy, 0),
-            (Variant::Policy, usize::MAX),
-            (Variant::Counterfactual, SOURCE_MAJOR),
+            (Variant::Policy, Corrections::Chosen),
+            (Variant::Policy, Corrections::Recipients),
+            (Variant::Policy, Corrections::Sources),
+            (Variant::Policy, Corrections::Matrix),
+            (Variant::Counterfactual, Corrections::Chosen),
         ];
-        for (variant, source_major) in runs {
+        for (variant, corrections) in runs {
             let mut sim = Simulation::new(sc, &layout, 0, variant);
-            sim.source_major = source_major;
+            sim.corrections = corrections;
             sim.verify_exposures(true);
             for _ in 0..sc.steps {
                 sim.step();

@@ -37,6 +37,26 @@ pub(crate) fn fix(x: f64) -> Fixed {
 /// room for the half-unit rounding of each of up to 2^29 terms). With
 /// recipient-normalised weights (max 1) that is F = 30, a resolution of
 /// 9.3e-10.
+/// Ask the cache for the first `max` bytes of `v` (a hint that changes no
+/// value; nothing off x86-64).
+#[inline]
+pub(crate) fn prefetch_lines<T>(v: &[T], max: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        const LINE: usize = 64;
+        let bytes = std::mem::size_of_val(v).min(max);
+        let base = v.as_ptr().cast::<i8>();
+        for at in (0..bytes).step_by(LINE) {
+            // SAFETY: `at` is inside the slice, and a prefetch never faults
+            // or writes.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.add(at)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (v, max);
+}
+
 pub(crate) fn fixed_scale(max_exposure: f64) -> f64 {
     if !(max_exposure > 0.0) || !max_exposure.is_finite() {
         return (1u64 << 30) as f64;
@@ -321,24 +341,10 @@ impl Row {
     /// updated hides most of that latency (see results/BENCHMARKS.md).
     #[inline]
     pub fn prefetch(&self) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            const LINE: usize = 64;
-            const MAX: usize = 1024;
-            fn lines<T>(v: &[T], max: usize) {
-                let bytes = std::mem::size_of_val(v).min(max);
-                let base = v.as_ptr().cast::<i8>();
-                for at in (0..bytes).step_by(LINE) {
-                    // SAFETY: `at` is inside the slice, and a prefetch never
-                    // faults or writes.
-                    unsafe { _mm_prefetch::<_MM_HINT_T0>(base.add(at)) };
-                }
-            }
-            lines(&self.idx, MAX);
-            lines(&self.r, MAX);
-            lines(&self.e, 16 * MAX);
-        }
+        const MAX: usize = 1024;
+        prefetch_lines(&self.idx, MAX);
+        prefetch_lines(&self.r, MAX);
+        prefetch_lines(&self.e, 16 * MAX);
     }
 
     /// Entries in the list (list mode), dead ones included.
