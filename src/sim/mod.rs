@@ -22,7 +22,7 @@ pub mod policy;
 mod rows;
 
 use std::collections::VecDeque;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use fixedbitset::FixedBitSet;
 use ndarray::Array2;
@@ -204,12 +204,15 @@ pub struct Simulation<'a> {
     sector_lag: Vec<(u64, u64)>,
     opened_now: Vec<u32>,
     opened_total: Vec<u32>,
-    /// The counterfactual's partner weights and their sum per (country,
-    /// sector), `i * S + s`, computed when first needed: trust held and no
-    /// regime, so they never move (empty in the policy variant).
-    fixed_partners: Vec<OnceLock<(Vec<f64>, f64)>>,
+    /// Each country's co-invention partner weights, kept while they stay
+    /// valid (see [`PartnerCache`]).
+    partner_cache: Vec<PartnerCache>,
+    /// Incremented whenever the policy view changes (what it restricts,
+    /// which regimes are active, their scopes).
+    view_epoch: u64,
     /// Check every exposure against a direct evaluation of MODEL.md section 5
-    /// after each diffusion phase (slow; for tests).
+    /// after each diffusion phase, and kept partner weights at every use
+    /// (slow; for tests).
     verify_exposure: bool,
     /// How moved-pair corrections are made (tests force each way).
     corrections: Corrections,
@@ -281,11 +284,8 @@ impl<'a> Simulation<'a> {
             sector_lag: vec![(0, 0); s_count],
             opened_now: vec![0; n],
             opened_total: vec![0; n],
-            fixed_partners: if variant == Variant::Counterfactual {
-                (0..n * sc.sectors.len()).map(|_| OnceLock::new()).collect()
-            } else {
-                Vec::new()
-            },
+            partner_cache: vec![PartnerCache::default(); n],
+            view_epoch: 0,
             verify_exposure: false,
             lookahead: LOOKAHEAD,
             ahead: VecDeque::new(),
@@ -592,6 +592,17 @@ impl<'a> Simulation<'a> {
                 // The same restricted pairs (the index is shared only
                 // then), so the same chilled pairs.
                 let same_pairs = Arc::ptr_eq(&next_view.pair_start, &self.view.pair_start);
+                let same_view = same_pairs
+                    && Arc::ptr_eq(&next_view.pair_list, &self.view.pair_list)
+                    && next_view.active == self.view.active
+                    && next_view.eff.len() == self.view.eff.len()
+                    && next_view.eff.iter().zip(&self.view.eff).all(|(x, y)| {
+                        x.len() == y.len()
+                            && x.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits())
+                    });
+                if !same_view {
+                    self.view_epoch += 1;
+                }
                 self.view = next_view;
                 // Which linked pairs' weights or chilled flags moved since
                 // last step, per recipient (unlinked pairs weigh 0
@@ -768,7 +779,6 @@ impl<'a> Simulation<'a> {
         // and their rows' thresholds are drawn while the rows diffuse.
         let arrivals = Arrivals {
             sc: self.sc,
-            n,
             replication: self.replication,
             variant: self.variant,
             lambda: self.lambda,
@@ -778,10 +788,12 @@ impl<'a> Simulation<'a> {
             view: &self.view,
             regimes: &self.regimes,
             partners: &self.partners,
-            fixed_partners: &self.fixed_partners,
+            view_epoch: self.view_epoch,
+            verify: self.verify_exposure,
         };
+        let mut partner_cache = std::mem::take(&mut self.partner_cache);
         let born = || -> (Vec<Birth>, Vec<Row>) {
-            let births = arrivals.births(t);
+            let births = arrivals.births(t, &mut partner_cache);
             let (seed, rep) = (self.sc.seed, self.replication);
             let rows = births
                 .par_iter()
@@ -796,6 +808,7 @@ impl<'a> Simulation<'a> {
             (births, rows)
         };
         let (parts, (births, born_rows)) = rayon::join(diffuse, born);
+        self.partner_cache = partner_cache;
         // Rows in ascending order within each step: the older rows' adopters
         // (already in `ahead`) come before those of last step's births.
         if self.ahead.len() < span {
@@ -1388,7 +1401,10 @@ impl<'a> Simulation<'a> {
 }
 
 impl Simulation<'_> {
-    /// Turn on the exposure self-check (tests only: it is slow).
+    /// Turn on the self-checks of the incremental state (tests only: they
+    /// are slow): every exposure against a direct evaluation after each
+    /// diffusion phase, and every use of kept partner weights against
+    /// weights computed afresh.
     pub fn verify_exposures(&mut self, on: bool) {
         // The check reads the rows at the current step.
         assert!(
@@ -1551,7 +1567,6 @@ fn threshold_row(
 /// diffuse.
 struct Arrivals<'s> {
     sc: &'s Scenario,
-    n: usize,
     replication: u32,
     variant: Variant,
     lambda: f64,
@@ -1561,25 +1576,49 @@ struct Arrivals<'s> {
     view: &'s PolicyView,
     regimes: &'s [ExportControl],
     partners: &'s [Vec<u32>],
-    fixed_partners: &'s [OnceLock<(Vec<f64>, f64)>],
+    view_epoch: u64,
+    /// Compare every use of kept partner weights with weights computed
+    /// afresh (slow; for tests).
+    verify: bool,
+}
+
+/// A country's co-invention partner weights per sector (see
+/// [`Arrivals::partner_weights`]), computed when first needed and kept
+/// while what they read stays the same: the country's row of trust (bits)
+/// and the policy view ([`Simulation::view_epoch`]). In the counterfactual
+/// neither ever moves, so they are computed once a run.
+#[derive(Debug, Clone, Default)]
+struct PartnerCache {
+    epoch: u64,
+    trust: Vec<f64>,
+    by_sector: Vec<Option<(Vec<f64>, f64)>>,
 }
 
 impl Arrivals<'_> {
     /// Births of step t (MODEL.md section 2). Countries draw from their own
     /// streams, so they are handled in parallel and joined in country order.
-    fn births(&self, t: u32) -> Vec<Birth> {
+    fn births(&self, t: u32, cache: &mut [PartnerCache]) -> Vec<Birth> {
         let intensity = arrival_intensities(self.sc, self.log_prod);
         let shares: Vec<f64> = self.sc.sectors.iter().map(|s| s.share).collect();
-        let per_country: Vec<Vec<Birth>> = (0..self.n)
-            .into_par_iter()
-            .map(|i| self.births_of(t, i, self.lambda * intensity[i], &shares))
+        let per_country: Vec<Vec<Birth>> = cache
+            .par_iter_mut()
+            .enumerate()
+            .map(|(i, c)| self.births_of(t, i, self.lambda * intensity[i], &shares, c))
             .collect();
         per_country.into_iter().flatten().collect()
     }
 
-    /// Country i's births at step t, given its arrival rate and the
-    /// sectors' shares of innovations (used unless it has its own).
-    fn births_of(&self, t: u32, i: usize, rate: f64, sector_shares: &[f64]) -> Vec<Birth> {
+    /// Country i's births at step t, given its arrival rate, the sectors'
+    /// shares of innovations (used unless it has its own) and its partner
+    /// weights kept so far.
+    fn births_of(
+        &self,
+        t: u32,
+        i: usize,
+        rate: f64,
+        sector_shares: &[f64],
+        cache: &mut PartnerCache,
+    ) -> Vec<Birth> {
         let sc = self.sc;
         let coop = &sc.cooperation;
         let mut out = Vec::new();
@@ -1592,20 +1631,38 @@ impl Arrivals<'_> {
             .unwrap_or(0);
         let country = &sc.world.countries[i];
         let shares = country.specialization.as_deref().unwrap_or(sector_shares);
-        // Partner weights per sector, computed when first needed (once for
-        // the whole run in the counterfactual, where they never move).
-        let mut cache: Vec<Option<(Vec<f64>, f64)>> = vec![None; sc.sectors.len()];
-        let s_count = sc.sectors.len();
+        if count > 0 {
+            let trust = self.trust.row(i);
+            let same = cache.epoch == self.view_epoch
+                && cache.trust.len() == trust.len()
+                && cache
+                    .trust
+                    .iter()
+                    .zip(trust)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+            if !same {
+                cache.epoch = self.view_epoch;
+                cache.trust = trust.to_vec();
+                cache.by_sector = vec![None; sc.sectors.len()];
+            }
+        }
         for _ in 0..count {
             let s = rng::weighted_index(shares, 1.0, rng::uniform(&mut stream));
             let q = self.q0 * sc.sectors[s].step_scale * rng::exp1(&mut stream);
             let u = rng::uniform(&mut stream);
             let u_coinvent = rng::uniform(&mut stream);
             let u_partner = rng::uniform(&mut stream);
-            let (v, total) = match self.fixed_partners.get(i * s_count + s) {
-                Some(once) => once.get_or_init(|| self.partner_weights(i, s)),
-                None => &*cache[s].get_or_insert_with(|| self.partner_weights(i, s)),
-            };
+            let (v, total) = &*cache.by_sector[s].get_or_insert_with(|| self.partner_weights(i, s));
+            if self.verify {
+                let (fresh, fresh_total) = self.partner_weights(i, s);
+                assert!(
+                    total.to_bits() == fresh_total.to_bits()
+                        && v.iter()
+                            .zip(&fresh)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "step {t}: kept partner weights of country {i}, sector {s} are stale"
+                );
+            }
             let boost = if coop.positive_list[s] {
                 1.0 + coop.incentive
             } else {
@@ -3002,6 +3059,38 @@ mod tests {
             let (eight, ahead) = run(8, u32::MAX);
             assert!(ahead > 0, "no block of 8 formed");
             assert_eq!(eight, one);
+        }
+    }
+
+    #[test]
+    fn partner_weights_kept_across_steps_are_those_computed_afresh() {
+        // The stress world: schedules, regimes starting and ending,
+        // retaliation, noisy trust and co-invention at 0.5. With checks on,
+        // every use of kept weights is compared with weights computed
+        // afresh; forgetting them before every step changes no bit.
+        let loaded = load_text(STRESS, "stress.toml", FileSource::Embedded, &[]).unwrap();
+        let sc = &loaded.scenario;
+        let layout = Layout::new(sc);
+        for variant in [Variant::Policy, Variant::Counterfactual] {
+            let run = |forget: bool| -> Vec<String> {
+                let mut sim = Simulation::new(sc, &layout, 0, variant);
+                sim.verify_exposures(true);
+                let mut seen = Vec::new();
+                for _ in 0..sc.steps {
+                    if forget {
+                        sim.partner_cache.fill(PartnerCache::default());
+                    }
+                    let r = sim.step();
+                    seen.push(format!(
+                        "{:?}",
+                        r.values.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+                    ));
+                }
+                assert!(sim.coinv_num.iter().sum::<u64>() > 0, "no co-invention");
+                seen.push(format!("{:?}", sim.outcomes()));
+                seen
+            };
+            assert_eq!(run(false), run(true), "{variant:?}");
         }
     }
 
