@@ -2812,8 +2812,8 @@ mod tests {
     "#;
 
     /// Every T_ij follows MODEL.md section 4 step by step, bit for bit: with
-    /// full transparency R^_ji = min(1, R_ji), so T_ij(t) = clamp(T_ij(t-1)
-    /// + rho (T0_ij - T_ij(t-1)) - delta R^_ji) with R from the view at t.
+    /// full transparency R^_ji = min(1, R_ji), so T_ij(t) = clamp(T_ij(t-1) +
+    /// rho (T0_ij - T_ij(t-1)) - delta R^_ji) with R from the view at t.
     /// The regimes start and end, so rows are restricted and then recover
     /// with nothing perceived: the update skips rows that perceive nothing
     /// and sit at T0, and must leave them exactly so, and must not skip a
