@@ -592,15 +592,7 @@ impl<'a> Simulation<'a> {
                 // The same restricted pairs (the index is shared only
                 // then), so the same chilled pairs.
                 let same_pairs = Arc::ptr_eq(&next_view.pair_start, &self.view.pair_start);
-                let same_view = same_pairs
-                    && Arc::ptr_eq(&next_view.pair_list, &self.view.pair_list)
-                    && next_view.active == self.view.active
-                    && next_view.eff.len() == self.view.eff.len()
-                    && next_view.eff.iter().zip(&self.view.eff).all(|(x, y)| {
-                        x.len() == y.len()
-                            && x.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits())
-                    });
-                if !same_view {
+                if !next_view.restricts_as(&self.view) {
                     self.view_epoch += 1;
                 }
                 self.view = next_view;

@@ -147,6 +147,19 @@ impl PolicyView {
         view
     }
 
+    /// Whether this view restricts exactly as `prev` does: the same pair
+    /// index (shared), the same active regimes and the same effective
+    /// scopes, bit for bit.
+    pub fn restricts_as(&self, prev: &PolicyView) -> bool {
+        Arc::ptr_eq(&self.pair_start, &prev.pair_start)
+            && Arc::ptr_eq(&self.pair_list, &prev.pair_list)
+            && self.active == prev.active
+            && self.eff.len() == prev.eff.len()
+            && self.eff.iter().zip(&prev.eff).all(|(x, y)| {
+                x.len() == y.len() && x.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits())
+            })
+    }
+
     /// Positions into `active` of the regimes restricting j -> i.
     #[inline]
     pub fn pair_regimes(&self, j: usize, i: usize) -> &[u32] {
