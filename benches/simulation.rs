@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group};
 use techdiff::run::run_pair_counts;
 use techdiff::scenario::{LoadedScenario, load};
 use techdiff::sim::metrics::Layout;
@@ -115,5 +115,16 @@ fn sweep_engine(c: &mut Criterion) {
     group.finish();
 }
 
+/// The allocator of the `techdiff` binary, so that the benches measure
+/// what users run.
+#[global_allocator]
+static ALLOCATOR: techdiff::alloc::Allocator = techdiff::alloc::Allocator;
+
 criterion_group!(benches, small, medium, large, loading, sweep_engine);
-criterion_main!(benches);
+
+/// `criterion_main!`, with the allocator's settings applied first.
+fn main() {
+    techdiff::alloc::tune();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -139,6 +139,10 @@ struct RunArgs {
 /// Most worker threads `--threads` accepts.
 const MAX_THREADS: usize = 1024;
 
+/// mimalloc; see `techdiff::alloc`.
+#[global_allocator]
+static ALLOCATOR: techdiff::alloc::Allocator = techdiff::alloc::Allocator;
+
 fn main() -> ExitCode {
     techdiff::alloc::tune();
     let cli = Cli::parse();
