@@ -105,6 +105,17 @@ pub fn exp1(rng: &mut ChaCha8Rng) -> f64 {
     -uniform_open0(rng).ln()
 }
 
+/// Exp(1) by inversion in single precision from exactly one u64 (two
+/// words, as [`exp1`]): the uniform of [`exp1`] rounded to f32, then its
+/// logarithm in f32 (adoption thresholds, which the hazard sweep keeps in
+/// f32). Within 1e-6 relative of [`exp1`]'s draw, or 6e-8 absolute near 0
+/// (the uniform rounded near 1); values up to about 36.7, as in f64 (the
+/// smallest uniforms keep their exponent).
+#[inline]
+pub fn exp1_f32(rng: &mut ChaCha8Rng) -> f32 {
+    -(uniform_open0(rng) as f32).ln()
+}
+
 /// N(0,1) by Box-Muller from exactly two u64 (four words), for random access.
 /// (rand_distr's ziggurat consumes a variable number of words.)
 #[inline]
@@ -168,6 +179,25 @@ mod tests {
         let mut ra = stream(1, 2, Purpose::Perception, 9, 4);
         ra.set_word_pos(4 * 3);
         assert_eq!(normal(&mut ra), draws[3]);
+    }
+
+    /// The single-precision draw reads the same word as the double one
+    /// (so random access finds it the same way) and agrees with it to f32
+    /// precision, the far tail included.
+    #[test]
+    fn single_precision_thresholds_follow_the_double_ones() {
+        let mut a = stream(4, 1, Purpose::Threshold, 2, 6);
+        let mut b = stream(4, 1, Purpose::Threshold, 2, 6);
+        for _ in 0..20_000 {
+            let (x, y) = (exp1(&mut a), exp1_f32(&mut b));
+            assert_eq!(a.get_word_pos(), b.get_word_pos());
+            // Near 0 the uniform's rounding to f32 (spacing 6e-8 below 1)
+            // dominates; elsewhere f32's relative precision.
+            assert!((f64::from(y) - x).abs() <= 6e-8 + 1e-6 * x, "{x} {y}");
+        }
+        // The smallest uniform keeps its exponent: the largest threshold.
+        let tiny = (1.0 / (1u64 << 53) as f64) as f32;
+        assert!((-tiny.ln() - 36.7368).abs() < 1e-3);
     }
 
     #[test]

@@ -714,13 +714,13 @@ impl<'a> Simulation<'a> {
             corrections: self.corrections,
             beta_a: absorptive
                 .iter()
-                .map(|&a| self.sc.diffusion.beta * a / self.scale)
+                .map(|&a| (self.sc.diffusion.beta * a / self.scale) as f32)
                 .collect(),
             nu_a: self
                 .sc
                 .sectors
                 .iter()
-                .flat_map(|s| absorptive.iter().map(move |&a| s.reinvention * a))
+                .flat_map(|s| absorptive.iter().map(move |&a| (s.reinvention * a) as f32))
                 .collect(),
             #[cfg(target_arch = "x86_64")]
             x86_v3: {
@@ -1550,7 +1550,7 @@ fn threshold_row(
     is_holder: impl Fn(usize) -> bool,
 ) -> Row {
     let mut stream = rng::stream(seed, replication, Purpose::Threshold, step, index);
-    Row::new((0..n).map(move |_| rng::exp1(&mut stream)), is_holder)
+    Row::new((0..n).map(move |_| rng::exp1_f32(&mut stream)), is_holder)
 }
 
 /// What the births of a step read (MODEL.md section 2): last step's log
@@ -1744,9 +1744,11 @@ struct DiffuseInputs<'s> {
     terms: Vec<Terms<'s>>,
     corrections: Corrections,
     /// beta * a_i * 2^-F (per unit of fixed-point exposure) per country,
-    /// and nu_s * a_i per sector s and country i at `s * n + i`.
-    beta_a: Vec<f64>,
-    nu_a: Vec<f64>,
+    /// and nu_s * a_i per sector s and country i at `s * n + i`: computed
+    /// in f64, rounded to f32 (the hazard sweep's precision, see
+    /// [`Hazard`]).
+    beta_a: Vec<f32>,
+    nu_a: Vec<f32>,
     /// The CPU can run [`DiffuseInputs::advance_v3`].
     #[cfg(target_arch = "x86_64")]
     x86_v3: bool,

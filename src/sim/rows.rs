@@ -262,20 +262,22 @@ const LIST_BELOW: usize = 16;
 const BLOCK: usize = 16;
 
 /// One step of hazard for every country: `ba[i] * max(e_ik, 0) + na[i]`
-/// (`e_ik` the fixed-point exposure, `ba[i]` = beta * a_i * 2^-F, so that
-/// `ba[i] * e_ik` = beta * a_i * E_ik exactly; `na[i]` = nu_s * a_i, nu_s
-/// of the innovation's sector, computed once per run: the same product
-/// each step).
+/// in single precision (`e_ik` the fixed-point exposure converted to f32,
+/// `ba[i]` = beta * a_i * 2^-F, so that `ba[i] * e_ik` is beta * a_i *
+/// E_ik; `na[i]` = nu_s * a_i, nu_s of the innovation's sector; both
+/// computed in f64 and rounded to f32 once per step: the same values each
+/// step). Why f32 is enough: ARCHITECTURE.md, "Residuals in single
+/// precision".
 #[derive(Clone, Copy)]
 pub(crate) struct Hazard<'a> {
-    pub ba: &'a [f64],
-    pub na: &'a [f64],
+    pub ba: &'a [f32],
+    pub na: &'a [f32],
 }
 
 impl Hazard<'_> {
     #[inline(always)]
-    fn at(&self, i: usize, e: Fixed) -> f64 {
-        self.ba[i] * f64::from(e).max(0.0) + self.na[i]
+    fn at(&self, i: usize, e: Fixed) -> f32 {
+        self.ba[i] * (e as f32).max(0.0) + self.na[i]
     }
 }
 
@@ -293,8 +295,9 @@ impl Hazard<'_> {
 /// compacted. A row is freed (empty) when everyone holds the innovation.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Row {
-    /// Residuals: by country, or (list mode) of the entries of `idx`.
-    r: Vec<f64>,
+    /// Residuals (f32): by country, or (list mode) of the entries of
+    /// `idx`.
+    r: Vec<f32>,
     /// List mode: the countries of the entries of `r`, ascending. Empty
     /// while the row is dense.
     idx: Vec<u32>,
@@ -309,13 +312,13 @@ pub(crate) struct Row {
 impl Row {
     /// A new row from the thresholds of every country (holders included,
     /// so that the stream is consumed the same way whoever holds).
-    pub fn new(thresholds: impl Iterator<Item = f64>, is_holder: impl Fn(usize) -> bool) -> Self {
+    pub fn new(thresholds: impl Iterator<Item = f32>, is_holder: impl Fn(usize) -> bool) -> Self {
         let mut alive = 0;
-        let r: Vec<f64> = thresholds
+        let r: Vec<f32> = thresholds
             .enumerate()
             .map(|(i, x)| {
                 if is_holder(i) {
-                    f64::INFINITY
+                    f32::INFINITY
                 } else {
                     alive += 1;
                     x
@@ -368,7 +371,7 @@ impl Row {
         } else {
             *self.r.get(i)?
         };
-        (r != f64::INFINITY).then(|| self.e[i])
+        (r != f32::INFINITY).then(|| self.e[i])
     }
 
     /// Add the rows of a matrix of terms (in fixed point, laid out by the
@@ -452,7 +455,7 @@ impl Row {
     /// Apply one step of hazard to every non-holder and append the adopters
     /// (their residual reached 0) to `out` as (k, i), ascending; their
     /// entries die. `AVX2`: the CPU has AVX2 (the dense sweep then runs
-    /// four countries at a time, with the same operations, so the same
+    /// eight countries at a time, with the same operations, so the same
     /// bits).
     #[inline(always)]
     pub fn step<const AVX2: bool>(&mut self, k: u32, h: Hazard<'_>, out: &mut Vec<(u32, u32)>) {
@@ -465,7 +468,7 @@ impl Row {
                 *r -= h.at(i as usize, unsafe { *e.get_unchecked(i as usize) });
                 if *r <= 0.0 {
                     out.push((k, i));
-                    *r = f64::INFINITY;
+                    *r = f32::INFINITY;
                     adopted += 1;
                 }
             }
@@ -485,7 +488,7 @@ impl Row {
                 r[i] -= h.at(i, e[i]);
                 if r[i] <= 0.0 {
                     out.push((k, i as u32));
-                    r[i] = f64::INFINITY;
+                    r[i] = f32::INFINITY;
                     adopted += 1;
                 }
             }
@@ -509,7 +512,7 @@ impl Row {
             let mut idx = Vec::with_capacity(self.alive);
             let mut r = Vec::with_capacity(self.alive);
             for (i, &x) in self.r.iter().enumerate() {
-                if x != f64::INFINITY {
+                if x != f32::INFINITY {
                     idx.push(i as u32);
                     r.push(x);
                 }
@@ -523,7 +526,7 @@ impl Row {
         }
         let mut w = 0;
         for p in 0..self.idx.len() {
-            if self.r[p] == f64::INFINITY {
+            if self.r[p] == f32::INFINITY {
                 continue;
             }
             self.idx[w] = self.idx[p];
@@ -539,13 +542,13 @@ impl Row {
     }
 }
 
-/// The dense hazard sweep of [`Row::step`], four countries at a time:
-/// `r[i] -= ba[i] * max(e[i], 0) + na[i]` ([`Hazard`]; the fixed-point
-/// `e[i]` converted to f64, exactly), the same IEEE
-/// operations in the same order as the scalar loop (a maximum, then separate multiplies,
-/// an add and a subtract: nothing fused), so the same bits. (The maximum
-/// may differ from `f64::max` only in the sign of a zero, which the
-/// product with `ba >= 0` and the sum with `nu * a >= 0` then erase.)
+/// The dense hazard sweep of [`Row::step`], eight countries at a time:
+/// `r[i] -= ba[i] * max(e[i], 0) + na[i]` in f32 ([`Hazard`]; the
+/// fixed-point `e[i]` converted to f32, rounded to nearest like `as f32`),
+/// the same IEEE operations in the same order as the scalar loop (a
+/// maximum, then separate multiplies, an add and a subtract: nothing
+/// fused), so the same bits. (The maximum could differ from `f32::max`
+/// only in the sign of a zero, and a converted integer is never -0.)
 /// Returns the number of adopters.
 ///
 /// # Safety
@@ -554,7 +557,7 @@ impl Row {
 #[target_feature(enable = "avx2")]
 #[inline]
 unsafe fn sweep_avx2(
-    r: &mut [f64],
+    r: &mut [f32],
     e: &[Fixed],
     h: Hazard<'_>,
     k: u32,
@@ -564,24 +567,24 @@ unsafe fn sweep_avx2(
     let n = r.len();
     assert!(e.len() == n && h.ba.len() >= n && h.na.len() >= n);
     let (rp, ep, bp, ap) = (r.as_mut_ptr(), e.as_ptr(), h.ba.as_ptr(), h.na.as_ptr());
-    let zero = _mm256_setzero_pd();
-    // Four countries from `at`: their new residuals stored, and which
+    let zero = _mm256_setzero_ps();
+    // Eight countries from `at`: their new residuals stored, and which
     // reached 0.
-    let four = |at: usize| -> u64 {
-        // SAFETY: callers keep at + 4 <= n, the length of all four slices;
+    let eight = |at: usize| -> u64 {
+        // SAFETY: callers keep at + 8 <= n, the length of all four slices;
         // unaligned loads and stores; `r` is only reached through `rp`.
         unsafe {
-            let ev = _mm256_max_pd(
-                _mm256_cvtepi32_pd(_mm_loadu_si128(ep.add(at).cast::<__m128i>())),
+            let ev = _mm256_max_ps(
+                _mm256_cvtepi32_ps(_mm256_loadu_si256(ep.add(at).cast::<__m256i>())),
                 zero,
             );
-            let h = _mm256_add_pd(
-                _mm256_mul_pd(_mm256_loadu_pd(bp.add(at)), ev),
-                _mm256_loadu_pd(ap.add(at)),
+            let h = _mm256_add_ps(
+                _mm256_mul_ps(_mm256_loadu_ps(bp.add(at)), ev),
+                _mm256_loadu_ps(ap.add(at)),
             );
-            let rv = _mm256_sub_pd(_mm256_loadu_pd(rp.add(at)), h);
-            _mm256_storeu_pd(rp.add(at), rv);
-            _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_LE_OQ>(rv, zero)) as u64
+            let rv = _mm256_sub_ps(_mm256_loadu_ps(rp.add(at)), h);
+            _mm256_storeu_ps(rp.add(at), rv);
+            _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(rv, zero)) as u64
         }
     };
     let mut adopted = 0;
@@ -590,7 +593,7 @@ unsafe fn sweep_avx2(
             let at = from + hits.trailing_zeros() as usize;
             out.push((k, at as u32));
             // SAFETY: at < n (a hit of a block inside the slice).
-            unsafe { *rp.add(at) = f64::INFINITY };
+            unsafe { *rp.add(at) = f32::INFINITY };
             adopted += 1;
             hits &= hits - 1;
         }
@@ -600,15 +603,15 @@ unsafe fn sweep_avx2(
     let mut i = 0;
     while i + 64 <= n {
         let mut hits = 0u64;
-        for b in 0..16 {
-            hits |= four(i + 4 * b) << (4 * b);
+        for b in 0..8 {
+            hits |= eight(i + 8 * b) << (8 * b);
         }
         adopt(i, hits);
         i += 64;
     }
-    while i + 4 <= n {
-        adopt(i, four(i));
-        i += 4;
+    while i + 8 <= n {
+        adopt(i, eight(i));
+        i += 8;
     }
     while i < n {
         // SAFETY: i < n.
@@ -654,7 +657,7 @@ mod tests {
             vec![0usize, 5, 17, 38, 89],
             (0..n).filter(|i| i % 29 != 2).collect(),
         ] {
-            let make = || Row::new((0..n).map(|i| i as f64 + 1.0), |i| holders.contains(&i));
+            let make = || Row::new((0..n).map(|i| i as f32 + 1.0), |i| holders.contains(&i));
             let (mut a, mut b, mut c) = (make(), make(), make());
             assert_eq!(a.list, holders.len() > 30);
             let sources = holders.iter().copied();
@@ -777,7 +780,7 @@ mod tests {
     }
 
     /// Hazard 1 per step for the countries in `on`, none for the others.
-    fn only<'a>(a: &'a [f64], zeros: &'a [f64]) -> Hazard<'a> {
+    fn only<'a>(a: &'a [f32], zeros: &'a [f32]) -> Hazard<'a> {
         Hazard { ba: zeros, na: a }
     }
 
@@ -787,7 +790,7 @@ mod tests {
         let n = 128;
         let zeros = vec![0.0; n];
         let mut a = vec![0.0; n];
-        let mut row = Row::new((0..n).map(|i| i as f64 + 0.5), |i| i == 3 || i >= 8);
+        let mut row = Row::new((0..n).map(|i| i as f32 + 0.5), |i| i == 3 || i >= 8);
         assert!(row.list);
         let mut out = Vec::new();
         // Hazard 1 for country 1 only: its residual 1.5 -> 0.5, no adoption.
@@ -822,11 +825,11 @@ mod tests {
     fn dense_rows_adopt_in_order_and_move_to_a_list() {
         // 40 countries, 0 holds; exposure 1 for everyone.
         let n = 40;
-        let mut row = Row::new((0..n).map(|i| i as f64 + 0.5), |i| i == 0);
+        let mut row = Row::new((0..n).map(|i| i as f32 + 0.5), |i| i == 0);
         assert!(!row.list);
         row.e.fill(1);
         let ba = vec![1.0; n];
-        let a: Vec<f64> = (0..n).map(|i| if i % 2 == 0 { 1.0 } else { 0.0 }).collect();
+        let a: Vec<f32> = (0..n).map(|i| if i % 2 == 0 { 1.0 } else { 0.0 }).collect();
         // Hazard 1 + (1 for even countries): residuals 0.5, 1.5, ... fall
         // by 2 (even) or 1 (odd) a step.
         let h = Hazard { ba: &ba, na: &a };
@@ -866,8 +869,8 @@ mod tests {
         let mut out = Vec::new();
         let big = vec![1e9; n];
         let h = Hazard { ba: &ba, na: &big };
-        row.r[5] = f64::MAX;
-        row.r[11] = f64::MAX;
+        row.r[5] = f32::MAX;
+        row.r[11] = f32::MAX;
         row.step::<false>(4, h, &mut out);
         assert_eq!(out.len(), 37);
         row.tidy();
