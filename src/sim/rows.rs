@@ -257,10 +257,6 @@ fn code_of(values: &mut Vec<f64>, x: f64) -> Option<u8> {
 /// against 0.306 s with 8, see results/BENCHMARKS.md).
 const LIST_BELOW: usize = 16;
 
-/// Width of the blocks of exposures that [`Row::add_sources`] keeps in
-/// registers while it adds every source's row of the matrix.
-const BLOCK: usize = 16;
-
 /// One step of hazard for every country: `ba[i] * max(e_ik, 0) + na[i]`
 /// in single precision (`e_ik` the fixed-point exposure converted to f32,
 /// `ba[i]` = beta * a_i * 2^-F, so that `ba[i] * e_ik` is beta * a_i *
@@ -410,39 +406,11 @@ impl Row {
             return;
         }
         // Blocks of exposures stay in registers while every source's
-        // slots j * n + block are added.
-        let whole = n / BLOCK * BLOCK;
-        for (b, e) in self.e[..whole].chunks_exact_mut(BLOCK).enumerate() {
-            let e: &mut [Fixed; BLOCK] = e.try_into().expect("block");
-            let mut acc = *e;
-            let at = b * BLOCK;
-            for j in sources.clone() {
-                let from = j * n + at;
-                let row: &[Fixed; BLOCK] = m[from..from + BLOCK].try_into().expect("block");
-                for l in 0..BLOCK {
-                    acc[l] = acc[l].wrapping_add(row[l]);
-                }
-            }
-            *e = acc;
-        }
-        // A last half block, then single countries.
-        let mut from = whole;
-        if n - from >= BLOCK / 2 {
-            let e: &mut [Fixed; BLOCK / 2] = (&mut self.e[from..from + BLOCK / 2])
-                .try_into()
-                .expect("half block");
-            let mut acc = *e;
-            for j in sources.clone() {
-                let at = j * n + from;
-                let row: &[Fixed; BLOCK / 2] =
-                    m[at..at + BLOCK / 2].try_into().expect("half block");
-                for l in 0..BLOCK / 2 {
-                    acc[l] = acc[l].wrapping_add(row[l]);
-                }
-            }
-            *e = acc;
-            from += BLOCK / 2;
-        }
+        // slots j * n + block are added: 64 countries at a time, then 16,
+        // then 8, then one by one.
+        let mut from = add_blocks::<64, I>(&mut self.e, m, 0, sources.clone());
+        from = add_blocks::<16, I>(&mut self.e, m, from, sources.clone());
+        from = add_blocks::<8, I>(&mut self.e, m, from, sources.clone());
         for i in from..n {
             let mut acc = self.e[i];
             for j in sources.clone() {
@@ -540,6 +508,32 @@ impl Row {
             self.r.shrink_to_fit();
         }
     }
+}
+
+/// Add, from country `from` on, blocks of `W` exposures: each block is
+/// held in registers while the slots `j * n + block` of every source j of
+/// the dense matrix `m` (n = `e.len()`) are added. Returns where the
+/// whole blocks end.
+#[inline(always)]
+fn add_blocks<const W: usize, I>(e: &mut [Fixed], m: &[Fixed], mut from: usize, sources: I) -> usize
+where
+    I: Iterator<Item = usize> + Clone,
+{
+    let n = e.len();
+    while from + W <= n {
+        let block: &mut [Fixed; W] = (&mut e[from..from + W]).try_into().expect("block");
+        let mut acc = *block;
+        for j in sources.clone() {
+            let at = j * n + from;
+            let row: &[Fixed; W] = m[at..at + W].try_into().expect("block");
+            for l in 0..W {
+                acc[l] = acc[l].wrapping_add(row[l]);
+            }
+        }
+        *block = acc;
+        from += W;
+    }
+    from
 }
 
 /// The dense hazard sweep of [`Row::step`], eight countries at a time:
