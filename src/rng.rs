@@ -106,14 +106,59 @@ pub fn exp1(rng: &mut ChaCha8Rng) -> f64 {
 }
 
 /// Exp(1) by inversion in single precision from exactly one u64 (two
-/// words, as [`exp1`]): the uniform of [`exp1`] rounded to f32, then its
-/// logarithm in f32 (adoption thresholds, which the hazard sweep keeps in
-/// f32). Within 1e-6 relative of [`exp1`]'s draw, or 6e-8 absolute near 0
-/// (the uniform rounded near 1); values up to about 36.7, as in f64 (the
-/// smallest uniforms keep their exponent).
+/// words, as [`exp1`]): the uniform of [`exp1`] rounded to f32, then minus
+/// its logarithm by [`ln_f32`] (adoption thresholds, which the hazard sweep
+/// keeps in f32). Within 1e-6 relative of [`exp1`]'s draw, or 6e-8
+/// absolute near 0 (the uniform rounded near 1); values up to about 36.7,
+/// as in f64 (the smallest uniforms keep their exponent).
 #[inline]
 pub fn exp1_f32(rng: &mut ChaCha8Rng) -> f32 {
-    -(uniform_open0(rng) as f32).ln()
+    -ln_f32(uniform_open0(rng) as f32)
+}
+
+/// Fill `out` with consecutive [`exp1_f32`] draws (the same bits): the
+/// uniforms first, then their logarithms in one loop the compiler
+/// vectorises.
+pub fn exp1_f32_fill(rng: &mut ChaCha8Rng, out: &mut [f32]) {
+    for x in out.iter_mut() {
+        *x = uniform_open0(rng) as f32;
+    }
+    for x in out.iter_mut() {
+        *x = -ln_f32(*x);
+    }
+}
+
+/// Natural logarithm of a positive normal f32 (the uniforms of
+/// [`exp1_f32`] are at least 2^-53): the algorithm of FreeBSD's and musl's
+/// `logf` (x = 2^k m with m in [sqrt(2)/2, sqrt(2)), ln m from
+/// s = (m - 1) / (m + 1) and a degree-8 odd polynomial, k ln 2 in two
+/// parts), error below one unit in the last place. Written here rather
+/// than calling the C library so that the result is the same on every
+/// platform and library version, and with no branch, so that loops over
+/// it vectorise; basic IEEE operations only (Rust fuses none), so a
+/// vector lane gives the same bits as the scalar code.
+#[inline(always)]
+pub fn ln_f32(x: f32) -> f32 {
+    const LN2_HI: f32 = 6.931_381_225_6e-1; // 0x3f317180
+    const LN2_LO: f32 = 9.058_000_614_5e-6; // 0x3717f7d1
+    const LG1: f32 = 0.666_666_626_93; // 0xaaaaaa.0p-24
+    const LG2: f32 = 0.400_009_721_52; // 0xccce13.0p-25
+    const LG3: f32 = 0.284_987_866_88; // 0x91e9ee.0p-25
+    const LG4: f32 = 0.242_790_788_41; // 0xf89e26.0p-26
+    // Reduce x to m in [sqrt(2)/2, sqrt(2)): 0x3f3504f3 is sqrt(2)/2.
+    let ix = x.to_bits().wrapping_add(0x3f80_0000 - 0x3f35_04f3);
+    let k = (ix >> 23) as i32 - 0x7f;
+    let m = f32::from_bits((ix & 0x007f_ffff) + 0x3f35_04f3);
+    let f = m - 1.0;
+    let s = f / (2.0 + f);
+    let z = s * s;
+    let w = z * z;
+    let t1 = w * (LG2 + w * LG4);
+    let t2 = z * (LG1 + w * LG3);
+    let r = t2 + t1;
+    let hfsq = 0.5 * f * f;
+    let dk = k as f32;
+    s * (hfsq + r) + dk * LN2_LO - hfsq + f + dk * LN2_HI
 }
 
 /// N(0,1) by Box-Muller from exactly two u64 (four words), for random access.
@@ -179,6 +224,52 @@ mod tests {
         let mut ra = stream(1, 2, Purpose::Perception, 9, 4);
         ra.set_word_pos(4 * 3);
         assert_eq!(normal(&mut ra), draws[3]);
+    }
+
+    /// Against f64's `ln` over the whole range of the uniforms: within
+    /// one unit in the last place of the correctly rounded value.
+    #[test]
+    fn ln_f32_is_within_one_ulp() {
+        let mut worst = 0.0f64;
+        let mut check = |x: f32| {
+            let exact = f64::from(x).ln();
+            let ulp = {
+                let r = exact as f32;
+                (f64::from(f32::from_bits(r.abs().to_bits() + 1)) - f64::from(r.abs())).abs()
+            };
+            let err = (f64::from(ln_f32(x)) - exact).abs() / ulp;
+            worst = worst.max(err);
+            assert!(err <= 1.0, "ln({x:e}): {} vs {exact}", ln_f32(x));
+        };
+        // Every 97th f32 from 2^-53 to 1, then both ends and powers of 2.
+        let (lo, hi) = ((2f32).powi(-53).to_bits(), 1f32.to_bits());
+        let mut b = lo;
+        while b <= hi {
+            check(f32::from_bits(b));
+            b += 97;
+        }
+        for e in 0..=53 {
+            check((2f32).powi(-e));
+        }
+        check(f32::from_bits(hi - 1));
+        assert_eq!(ln_f32(1.0), 0.0);
+        assert!(worst > 0.2, "a test that compares nothing: {worst}");
+    }
+
+    /// The vectorised fill gives the scalar draws' bits, in order, and
+    /// leaves the stream where they would.
+    #[test]
+    fn filled_thresholds_are_the_scalar_draws() {
+        let mut a = stream(6, 0, Purpose::Threshold, 1, 2);
+        let mut b = stream(6, 0, Purpose::Threshold, 1, 2);
+        let mut filled = vec![0.0f32; 203];
+        exp1_f32_fill(&mut a, &mut filled);
+        let one: Vec<f32> = (0..203).map(|_| exp1_f32(&mut b)).collect();
+        assert_eq!(
+            filled.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            one.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+        assert_eq!(a.get_word_pos(), b.get_word_pos());
     }
 
     /// The single-precision draw reads the same word as the double one

@@ -1550,7 +1550,9 @@ fn threshold_row(
     is_holder: impl Fn(usize) -> bool,
 ) -> Row {
     let mut stream = rng::stream(seed, replication, Purpose::Threshold, step, index);
-    Row::new((0..n).map(move |_| rng::exp1_f32(&mut stream)), is_holder)
+    let mut thresholds = vec![0.0; n];
+    rng::exp1_f32_fill(&mut stream, &mut thresholds);
+    Row::new(thresholds, is_holder)
 }
 
 /// What the births of a step read (MODEL.md section 2): last step's log

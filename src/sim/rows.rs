@@ -307,20 +307,17 @@ pub(crate) struct Row {
 
 impl Row {
     /// A new row from the thresholds of every country (holders included,
-    /// so that the stream is consumed the same way whoever holds).
-    pub fn new(thresholds: impl Iterator<Item = f32>, is_holder: impl Fn(usize) -> bool) -> Self {
+    /// so that the stream is consumed the same way whoever holds; their
+    /// entries become +inf).
+    pub fn new(mut r: Vec<f32>, is_holder: impl Fn(usize) -> bool) -> Self {
         let mut alive = 0;
-        let r: Vec<f32> = thresholds
-            .enumerate()
-            .map(|(i, x)| {
-                if is_holder(i) {
-                    f32::INFINITY
-                } else {
-                    alive += 1;
-                    x
-                }
-            })
-            .collect();
+        for (i, x) in r.iter_mut().enumerate() {
+            if is_holder(i) {
+                *x = f32::INFINITY;
+            } else {
+                alive += 1;
+            }
+        }
         let mut row = Row {
             e: vec![0; r.len()],
             r,
@@ -651,7 +648,11 @@ mod tests {
             vec![0usize, 5, 17, 38, 89],
             (0..n).filter(|i| i % 29 != 2).collect(),
         ] {
-            let make = || Row::new((0..n).map(|i| i as f32 + 1.0), |i| holders.contains(&i));
+            let make = || {
+                Row::new((0..n).map(|i| i as f32 + 1.0).collect(), |i| {
+                    holders.contains(&i)
+                })
+            };
             let (mut a, mut b, mut c) = (make(), make(), make());
             assert_eq!(a.list, holders.len() > 30);
             let sources = holders.iter().copied();
@@ -784,7 +785,9 @@ mod tests {
         let n = 128;
         let zeros = vec![0.0; n];
         let mut a = vec![0.0; n];
-        let mut row = Row::new((0..n).map(|i| i as f32 + 0.5), |i| i == 3 || i >= 8);
+        let mut row = Row::new((0..n).map(|i| i as f32 + 0.5).collect(), |i| {
+            i == 3 || i >= 8
+        });
         assert!(row.list);
         let mut out = Vec::new();
         // Hazard 1 for country 1 only: its residual 1.5 -> 0.5, no adoption.
@@ -819,7 +822,7 @@ mod tests {
     fn dense_rows_adopt_in_order_and_move_to_a_list() {
         // 40 countries, 0 holds; exposure 1 for everyone.
         let n = 40;
-        let mut row = Row::new((0..n).map(|i| i as f32 + 0.5), |i| i == 0);
+        let mut row = Row::new((0..n).map(|i| i as f32 + 0.5).collect(), |i| i == 0);
         assert!(!row.list);
         row.e.fill(1);
         let ba = vec![1.0; n];
