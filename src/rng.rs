@@ -139,12 +139,13 @@ pub fn exp1_f32_fill(rng: &mut ChaCha8Rng, out: &mut [f32]) {
 /// vector lane gives the same bits as the scalar code.
 #[inline(always)]
 pub fn ln_f32(x: f32) -> f32 {
-    const LN2_HI: f32 = 6.931_381_225_6e-1; // 0x3f317180
-    const LN2_LO: f32 = 9.058_000_614_5e-6; // 0x3717f7d1
-    const LG1: f32 = 0.666_666_626_93; // 0xaaaaaa.0p-24
-    const LG2: f32 = 0.400_009_721_52; // 0xccce13.0p-25
-    const LG3: f32 = 0.284_987_866_88; // 0x91e9ee.0p-25
-    const LG4: f32 = 0.242_790_788_41; // 0xf89e26.0p-26
+    // ln 2 in two parts, and the polynomial's coefficients (musl's logf.c).
+    const LN2_HI: f32 = f32::from_bits(0x3f31_7180); // 6.9313812256e-1
+    const LN2_LO: f32 = f32::from_bits(0x3717_f7d1); // 9.0580006145e-6
+    const LG1: f32 = f32::from_bits(0x3f2a_aaaa); // 0xaaaaaa.0p-24
+    const LG2: f32 = f32::from_bits(0x3ecc_ce13); // 0xccce13.0p-25
+    const LG3: f32 = f32::from_bits(0x3e91_e9ee); // 0x91e9ee.0p-25
+    const LG4: f32 = f32::from_bits(0x3e78_9e26); // 0xf89e26.0p-26
     // Reduce x to m in [sqrt(2)/2, sqrt(2)): 0x3f3504f3 is sqrt(2)/2.
     let ix = x.to_bits().wrapping_add(0x3f80_0000 - 0x3f35_04f3);
     let k = (ix >> 23) as i32 - 0x7f;
