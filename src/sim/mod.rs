@@ -2375,8 +2375,11 @@ impl Moved {
 const MATRIX_FILL: usize = 4;
 
 /// A class's changes are laid out as a compact matrix when at least this
-/// many live innovations are in the class (families: always).
-const MATRIX_ROWS: usize = 8;
+/// many live innovations are in the class (families: always). Laying one
+/// out costs about as much as a few dozen rows save by it: 16, 32 and 64
+/// measured alike and about 3% faster than 8 on medium_policy.toml
+/// (results/BENCHMARKS.md, tenth round).
+const MATRIX_ROWS: usize = 32;
 
 /// The compact matrices of this step's changes (see
 /// [`Corrections::Matrix`]): every family's, and the classes' with their
