@@ -408,13 +408,7 @@ impl Row {
         let mut from = add_blocks::<64, I>(&mut self.e, m, 0, sources.clone());
         from = add_blocks::<16, I>(&mut self.e, m, from, sources.clone());
         from = add_blocks::<8, I>(&mut self.e, m, from, sources.clone());
-        for i in from..n {
-            let mut acc = self.e[i];
-            for j in sources.clone() {
-                acc = acc.wrapping_add(m[j * n + i]);
-            }
-            self.e[i] = acc;
-        }
+        add_blocks::<1, I>(&mut self.e, m, from, sources);
     }
 
     /// Apply one step of hazard to every non-holder and append the adopters
