@@ -14,7 +14,7 @@
 //! class. Base plus difference is the class's term exactly (integer
 //! arithmetic), so exposures are the same bits.
 
-use super::rows::{Fixed, Gates, Links, NONE, fix};
+use super::rows::{Fixed, Gates, Links, fix};
 
 /// Classes sharing a boost and a chilling factor, and their term at every
 /// slot where no regime covers the pair.
@@ -77,11 +77,13 @@ impl Family {
 pub(crate) struct Layer {
     /// Index of the class's [`Family`].
     pub family: usize,
-    /// Covered slots by source: source j's are `cov[start[j]..start[j + 1]]`,
-    /// each (target, slot), ascending.
+    /// Covered slots by source: source j's are entries `start[j]..start[j
+    /// + 1]` of `to` (the target) and `at` (the slot), ascending. Kept
+    /// apart so that the per-step scan for moved slots reads `at` alone.
     start: Vec<u32>,
-    cov: Vec<(u32, u32)>,
-    /// The class's term minus the family's, per entry of `cov`.
+    to: Vec<u32>,
+    at: Vec<u32>,
+    /// The class's term minus the family's, per covered slot.
     delta: Vec<Fixed>,
 }
 
@@ -93,7 +95,8 @@ impl Layer {
         let mut layer = Layer {
             family,
             start: Vec::with_capacity(n + 1),
-            cov: Vec::new(),
+            to: Vec::new(),
+            at: Vec::new(),
             delta: Vec::new(),
         };
         layer.start.push(0);
@@ -111,49 +114,50 @@ impl Layer {
                     } else {
                         targets[at - slots.start] as usize
                     };
-                    layer.cov.push((i as u32, at as u32));
+                    layer.to.push(i as u32);
+                    layer.at.push(at as u32);
                     layer
                         .delta
                         .push(fix((a[at] * fam.b) * x).wrapping_sub(fam.base[at]));
                 });
             }
-            layer.start.push(layer.cov.len() as u32);
+            layer.start.push(layer.at.len() as u32);
         }
         layer
     }
 
     /// Whether no regime of the class covers any linked pair.
     pub fn is_plain(&self) -> bool {
-        self.cov.is_empty()
+        self.at.is_empty()
     }
 
     /// Bring the differences to this step at the covered moved slots
-    /// (`moved_at[slot]`: the slot's position in `by_slot`, else NONE),
-    /// the family's base being at this step already. Returns the class's
-    /// changes by moved-pair index, the family's (`family_d`) plus each
-    /// covered slot's own, when any covered slot moved (else the family's
-    /// apply as they are).
+    /// (`moved_bits`: a bitset of the moved slots; `moved_at[slot]`: the
+    /// slot's position in `by_slot`), the family's base being at this
+    /// step already. Returns the class's own changes where they differ
+    /// from its family's (`family_d`), as (moved-pair index, own change),
+    /// ascending by slot; None when no covered slot moved (the family's
+    /// changes apply as they are).
     pub fn patch(
         &mut self,
         fam: &Family,
         g: &Gates,
         a: &[f64],
-        moved_at: &[u32],
+        moved: (&[u64], &[u32]),
         by_slot: &[(u32, u32)],
-        family_d: &[Fixed],
-    ) -> Option<Vec<Fixed>> {
+    ) -> Option<Vec<(u32, Fixed)>> {
+        let (moved_bits, moved_at) = moved;
         let f = g.factor.as_ref()?;
-        let mut own: Option<Vec<Fixed>> = None;
-        for (&(_, at), delta) in self.cov.iter().zip(&mut self.delta) {
+        let mut own: Option<Vec<(u32, Fixed)>> = None;
+        for (&at, delta) in self.at.iter().zip(&mut self.delta) {
             let at = at as usize;
-            let p = moved_at[at];
-            if p == NONE {
+            if moved_bits[at / 64] & (1 << (at % 64)) == 0 {
                 continue;
             }
             let new = fix((a[at] * fam.b) * f.at(at)).wrapping_sub(fam.base[at]);
-            let q = by_slot[p as usize].1 as usize;
-            let d = own.get_or_insert_with(|| family_d.to_vec());
-            d[q] = d[q].wrapping_add(new.wrapping_sub(*delta));
+            let q = by_slot[moved_at[at] as usize].1;
+            own.get_or_insert_with(Vec::new)
+                .push((q, new.wrapping_sub(*delta)));
             *delta = new;
         }
         own
@@ -164,7 +168,7 @@ impl Layer {
     #[inline]
     pub fn add(&self, e: &mut [Fixed], j: usize) {
         let range = self.start[j] as usize..self.start[j + 1] as usize;
-        for (&(i, _), &d) in self.cov[range.clone()].iter().zip(&self.delta[range]) {
+        for (&i, &d) in self.to[range.clone()].iter().zip(&self.delta[range]) {
             let x = &mut e[i as usize];
             *x = x.wrapping_add(d);
         }

@@ -644,9 +644,11 @@ impl<'a> Simulation<'a> {
         }
         self.build_gates(&key_cur, &came_from);
         let moved_none = moved.to.is_empty();
-        let (family_d, class_d) = self.class_layers(&key_cur, &a_cur, &chilled_cur, &moved);
+        let (family_d, mut class_d) = self.class_layers(&key_cur, &a_cur, &chilled_cur, &moved);
+        let rows_in = class_rows(&key_cur, self.layers.len());
+        whole_changes(&mut class_d, &self.layers, &family_d, &rows_in);
         let (family_c, class_c) =
-            compact_changes(&moved, &key_cur, &self.layers, &family_d, &class_d);
+            compact_changes(&moved, &rows_in, &self.layers, &family_d, &class_d);
 
         debug_assert_eq!(self.event_start.len(), n_old + 1);
         let absorptive: Vec<f64> = self
@@ -676,7 +678,7 @@ impl<'a> Simulation<'a> {
             match self.variant {
                 Variant::Counterfactual => (0, last),
                 Variant::Policy => {
-                    plan = self.plan_block(t, last, (&a_cur, &chilled_cur));
+                    plan = self.plan_block(t, last, (&a_cur, &chilled_cur), &rows_in);
                     self.block_first = n_old;
                     (0, t + plan.len() as u32)
                 }
@@ -899,7 +901,13 @@ impl<'a> Simulation<'a> {
     /// weights do not depend on adoptions (MODEL.md section 4), so they are
     /// run ahead on copies (the steps compute them again: the same bits).
     /// `now`: this step's weights and chilled flags. Empty: no block.
-    fn plan_block(&self, t: u32, last: u32, now: (&[f64], &[bool])) -> Vec<AheadTerms> {
+    fn plan_block(
+        &self,
+        t: u32,
+        last: u32,
+        now: (&[f64], &[bool]),
+        rows: &[usize],
+    ) -> Vec<AheadTerms> {
         let (a_now, chilled) = now;
         let sc = self.sc;
         let mut plan = Vec::new();
@@ -948,13 +956,14 @@ impl<'a> Simulation<'a> {
             // The same view: the same chilled pairs.
             let (a, changed) = contact_weights(sc, &self.links, &trust, &a_prev, &mut trust_used);
             let moved = Moved::new(&changed, &self.links.slot, self.n);
-            let (family_d, class_d) = patch_terms(
+            let (family_d, mut class_d) = patch_terms(
                 &mut families,
                 &mut layers,
                 &self.gates,
                 (&a, chilled),
                 &moved,
             );
+            whole_changes(&mut class_d, &layers, &family_d, rows);
             plan.push(AheadTerms {
                 families: families.clone(),
                 layers: layers.clone(),
@@ -1183,7 +1192,7 @@ impl<'a> Simulation<'a> {
         a: &[f64],
         chilled: &[bool],
         moved: &Moved,
-    ) -> (Vec<Vec<Fixed>>, Vec<Option<Vec<Fixed>>>) {
+    ) -> (Vec<Vec<Fixed>>, Vec<Option<ClassChanges>>) {
         let classes = self.gates.len();
         self.layers.resize_with(classes, || None);
         let mut used = vec![false; classes];
@@ -1765,12 +1774,12 @@ struct Terms<'s> {
     /// Linked pairs whose weight moved since the step before.
     moved: &'s Moved,
     /// The change of each family's terms at every moved pair, in the
-    /// order of `moved.sources` (then [`PAD`] zeros), and a class's own
-    /// where its covered moved pairs make them differ: the difference of
-    /// the two fixed-point terms, so that adding it gives what a fresh sum
-    /// would.
+    /// order of `moved.sources` (then [`PAD`] zeros), and a class's where
+    /// its covered moved pairs make them differ ([`ClassChanges`]): the
+    /// difference of the two fixed-point terms, so that adding it gives
+    /// what a fresh sum would.
     family_d: &'s [Vec<Fixed>],
-    class_d: &'s [Option<Vec<Fixed>>],
+    class_d: &'s [Option<ClassChanges>],
     /// The same changes laid out as [`Moved::compact`] matrices, where
     /// made (see [`Corrections::Matrix`]); missing or None: not made.
     family_c: &'s [Option<Vec<Fixed>>],
@@ -1788,6 +1797,19 @@ impl<'s> Terms<'s> {
     }
 }
 
+/// A class's changes at the moved pairs where its covered moved pairs
+/// make them differ from its family's (see [`Layer::patch`]).
+#[derive(Debug, Clone)]
+struct ClassChanges {
+    /// (moved-pair index, the class's change minus its family's),
+    /// ascending by slot.
+    own: Vec<(u32, Fixed)>,
+    /// The class's whole changes (its family's plus `own`, then [`PAD`]
+    /// zeros) where laid out ([`whole_changes`]); else each row adds
+    /// `own` to its family's changes.
+    whole: Option<Vec<Fixed>>,
+}
+
 /// Class terms computed ahead for a later step of a block (see
 /// [`Simulation::plan_block`]).
 struct AheadTerms {
@@ -1795,7 +1817,7 @@ struct AheadTerms {
     layers: Vec<Option<Layer>>,
     moved: Moved,
     family_d: Vec<Vec<Fixed>>,
-    class_d: Vec<Option<Vec<Fixed>>>,
+    class_d: Vec<Option<ClassChanges>>,
 }
 
 impl AheadTerms {
@@ -1998,10 +2020,13 @@ impl DiffuseInputs<'_> {
     ) {
         let c = self.key_cur[k];
         let family = terms.class(c).1.family;
-        let (d, compact) = match &terms.class_d[c as usize] {
-            Some(d) => (d, terms.class_c.get(c as usize)),
-            None => (&terms.family_d[family], terms.family_c.get(family)),
-        };
+        let own = terms.class_d[c as usize].as_ref();
+        let (d, compact, own): (&[Fixed], _, &[(u32, Fixed)]) =
+            match own.map(|o| (o.whole.as_deref(), &o.own[..])) {
+                Some((Some(whole), _)) => (whole, terms.class_c.get(c as usize), &[]),
+                Some((None, own)) => (&terms.family_d[family], terms.family_c.get(family), own),
+                None => (&terms.family_d[family], terms.family_c.get(family), &[]),
+            };
         let compact = compact.and_then(Option::as_deref);
         let holders = holders.as_slice();
         let older = if new_holders.is_empty() {
@@ -2022,6 +2047,16 @@ impl DiffuseInputs<'_> {
             &scratch.words[..]
         };
         let m = terms.moved;
+        // A class without its whole changes laid out: its own changes at
+        // the moved pairs from older holders, then its family's below (a
+        // holder's own exposure may take changes it never reads).
+        for &(q, x) in own {
+            let j = m.sources[q as usize] as usize;
+            if older[j / usize::BITS as usize] >> (j % usize::BITS as usize) & 1 == 1 {
+                let e = &mut row.e[m.to_of[q as usize] as usize];
+                *e = e.wrapping_add(x);
+            }
+        }
         let count = |x: &[usize], y: &[usize], flip: bool| -> usize {
             x.iter()
                 .zip(y)
@@ -2242,6 +2277,8 @@ struct Moved {
     /// `sources[start[i]..start[i + 1]]`.
     sources: Vec<u32>,
     start: Vec<usize>,
+    /// The recipient of each moved pair (by index in `sources`).
+    to_of: Vec<u32>,
     /// Recipient i's bitset words with a moved source are
     /// `word_start[i]..word_start[i + 1]` in `word`, `bits` and `rank`:
     /// the word's index, its bits, and i's moved sources in words before
@@ -2281,6 +2318,7 @@ impl Moved {
             to_mask: vec![0; n.div_ceil(usize::BITS as usize)],
             sources: Vec::new(),
             start: vec![0; n + 1],
+            to_of: Vec::new(),
             word_start: vec![0; n + 1],
             word: Vec::new(),
             bits: Vec::new(),
@@ -2310,6 +2348,7 @@ impl Moved {
                         }
                     }
                     m.sources.extend(c.ones().map(|j| j as u32));
+                    m.to_of.resize(m.sources.len(), i as u32);
                 }
             }
             m.start[i + 1] = m.sources.len();
@@ -2388,22 +2427,16 @@ const MATRIX_ROWS: usize = 32;
 #[allow(clippy::type_complexity)]
 fn compact_changes(
     moved: &Moved,
-    keys: &[u32],
+    rows: &[usize],
     layers: &[Option<Layer>],
     family_d: &[Vec<Fixed>],
-    class_d: &[Option<Vec<Fixed>>],
+    class_d: &[Option<ClassChanges>],
 ) -> (Vec<Option<Vec<Fixed>>>, Vec<Option<Vec<Fixed>>>) {
     if !moved.compact_pays() {
         return (Vec::new(), Vec::new());
     }
-    let mut rows = vec![0usize; layers.len()];
-    for &k in keys {
-        if k != NONE {
-            rows[k as usize] += 1;
-        }
-    }
     let mut family_used = vec![false; family_d.len()];
-    for (l, &r) in layers.iter().zip(&rows) {
+    for (l, &r) in layers.iter().zip(rows) {
         if let Some(l) = l.as_ref().filter(|_| r > 0) {
             family_used[l.family] = true;
         }
@@ -2415,14 +2448,60 @@ fn compact_changes(
         .collect();
     let class_c = class_d
         .par_iter()
-        .zip(&rows)
+        .zip(rows)
         .map(|(d, &r)| {
             d.as_ref()
+                .and_then(|d| d.whole.as_deref())
                 .filter(|_| r >= MATRIX_ROWS)
                 .map(|d| moved.compact(d))
         })
         .collect();
     (family_c, class_c)
+}
+
+/// Live innovations per gate class.
+fn class_rows(keys: &[u32], classes: usize) -> Vec<usize> {
+    let mut rows = vec![0usize; classes];
+    for &k in keys {
+        if k != NONE {
+            rows[k as usize] += 1;
+        }
+    }
+    rows
+}
+
+/// Lay out the whole changes (family's plus own) of the classes where
+/// that pays: those with at least [`MATRIX_ROWS`] live innovations (their
+/// compact matrices are made from them), and those whose rows would
+/// together read more own changes than the family's has entries (1, 4
+/// and 16 times that measured: 1 best, on a par with never).
+/// Elsewhere each row adds the class's few own changes to its family's
+/// (most classes of a world with retaliation hold a handful of
+/// innovations).
+fn whole_changes(
+    class_d: &mut [Option<ClassChanges>],
+    layers: &[Option<Layer>],
+    family_d: &[Vec<Fixed>],
+    rows: &[usize],
+) {
+    class_d
+        .par_iter_mut()
+        .zip(layers)
+        .zip(rows)
+        .for_each(|((d, l), &r)| {
+            let (Some(d), Some(l)) = (d.as_mut(), l.as_ref()) else {
+                return;
+            };
+            let fam = &family_d[l.family];
+            if r >= MATRIX_ROWS || r * d.own.len() >= fam.len() {
+                let mut whole = fam.clone();
+                for &(q, x) in &d.own {
+                    let y = &mut whole[q as usize];
+                    *y = y.wrapping_add(x);
+                }
+                d.whole = Some(whole);
+            }
+        });
 }
 
 /// A retaliation decided at a step (MODEL.md section 4), in the order of
@@ -2669,10 +2748,10 @@ fn patch_terms(
     gates: &[Option<Arc<Gates>>],
     now: (&[f64], &[bool]),
     moved: &Moved,
-) -> (Vec<Vec<Fixed>>, Vec<Option<Vec<Fixed>>>) {
+) -> (Vec<Vec<Fixed>>, Vec<Option<ClassChanges>>) {
     let (a, chilled) = now;
     let by_slot = &moved.by_slot;
-    let mut class_d: Vec<Option<Vec<Fixed>>> = vec![None; layers.len()];
+    let mut class_d: Vec<Option<ClassChanges>> = vec![None; layers.len()];
     if by_slot.is_empty() {
         return (vec![Vec::new(); families.len()], class_d);
     }
@@ -2686,8 +2765,10 @@ fn patch_terms(
         .map(|f| f.patch(by_slot, &a_moved, &chilled_moved, PAD))
         .collect();
     let mut moved_at = vec![NONE; a.len()];
+    let mut moved_bits = vec![0u64; a.len().div_ceil(64)];
     for (p, &(at, _)) in by_slot.iter().enumerate() {
         moved_at[at as usize] = p as u32;
+        moved_bits[at as usize / 64] |= 1 << (at % 64);
     }
     let families = &*families;
     layers
@@ -2700,7 +2781,9 @@ fn patch_terms(
             };
             let g = gates[c].as_deref().expect("gates built for classes in use");
             let fam = &families[l.family];
-            *d_out = l.patch(fam, g, a, &moved_at, by_slot, &family_d[l.family]);
+            *d_out = l
+                .patch(fam, g, a, (&moved_bits, &moved_at), by_slot)
+                .map(|own| ClassChanges { own, whole: None });
         });
     (family_d, class_d)
 }
