@@ -14,6 +14,8 @@
 //! class. Base plus difference is the class's term exactly (integer
 //! arithmetic), so exposures are the same bits.
 
+use std::sync::Arc;
+
 use super::rows::{Fixed, Gates, Links, fix};
 
 /// Classes sharing a boost and a chilling factor, and their term at every
@@ -72,34 +74,31 @@ impl Family {
     }
 }
 
-/// A class's covered slots and, at each, its term minus its family's.
-#[derive(Debug, Clone)]
-pub(crate) struct Layer {
-    /// Index of the class's [`Family`].
-    pub family: usize,
-    /// Covered slots by source: source j's are entries `start[j]..start[j
-    /// + 1]` of `to` (the target) and `at` (the slot), ascending. Kept
-    /// apart so that the per-step scan for moved slots reads `at` alone.
+/// The linked pairs a class's regimes cover: by source, source j's are
+/// entries `start[j]..start[j + 1]` of `to` (the target) and `at` (the
+/// slot), ascending. Classes with the same covering regimes (in
+/// different sectors or buckets: some 50 sets among 160 classes in
+/// medium_policy.toml) share one, kept while in use and for a few steps
+/// after, so the moved slots among them are found once a step for all
+/// ([`Cover::moved`]) and a class new in use rarely scans for its own.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Cover {
     start: Vec<u32>,
     to: Vec<u32>,
     at: Vec<u32>,
-    /// The class's term minus the family's, per covered slot.
-    delta: Vec<Fixed>,
 }
 
-impl Layer {
-    /// From the class's gates (covered where the factor is not NaN), this
-    /// step's weights `a` and its family, already at this step.
-    pub fn new(family: usize, fam: &Family, g: &Gates, links: &Links, a: &[f64]) -> Self {
+impl Cover {
+    /// The slots where the class's gate factor is not NaN (none without
+    /// a factor).
+    pub fn new(g: &Gates, links: &Links) -> Self {
         let n = links.n;
-        let mut layer = Layer {
-            family,
+        let mut cover = Cover {
             start: Vec::with_capacity(n + 1),
             to: Vec::new(),
             at: Vec::new(),
-            delta: Vec::new(),
         };
-        layer.start.push(0);
+        cover.start.push(0);
         for j in 0..n {
             if let Some(f) = &g.factor {
                 let (slots, targets) = links.of(j);
@@ -108,67 +107,119 @@ impl Layer {
                 } else {
                     slots.clone()
                 };
-                f.for_covered(row, |at, x| {
+                f.for_covered(row, |at, _| {
                     let i = if links.dense {
                         at - j * n
                     } else {
                         targets[at - slots.start] as usize
                     };
-                    layer.to.push(i as u32);
-                    layer.at.push(at as u32);
-                    layer
-                        .delta
-                        .push(fix((a[at] * fam.b) * x).wrapping_sub(fam.base[at]));
+                    cover.to.push(i as u32);
+                    cover.at.push(at as u32);
                 });
             }
-            layer.start.push(layer.at.len() as u32);
+            cover.start.push(cover.at.len() as u32);
         }
-        layer
+        cover
+    }
+
+    /// The covered slots that moved (`moved_bits`: a bitset of the moved
+    /// slots; `moved_at[slot]`: the slot's position in `by_slot`), as
+    /// (index in this cover, moved-pair index), ascending.
+    pub fn moved(
+        &self,
+        moved_bits: &[u64],
+        moved_at: &[u32],
+        by_slot: &[(u32, u32)],
+    ) -> Vec<(u32, u32)> {
+        let mut hits = Vec::new();
+        for (pos, &at) in self.at.iter().enumerate() {
+            let at = at as usize;
+            if moved_bits[at / 64] & (1 << (at % 64)) != 0 {
+                hits.push((pos as u32, by_slot[moved_at[at] as usize].1));
+            }
+        }
+        hits
+    }
+}
+
+/// A class's covered pairs and, at each, its term minus its family's.
+#[derive(Debug, Clone)]
+pub(crate) struct Layer {
+    /// Index of the class's [`Family`].
+    pub family: usize,
+    pub cover: Arc<Cover>,
+    /// The class's term minus the family's, per covered slot.
+    delta: Vec<Fixed>,
+}
+
+impl Layer {
+    /// From the class's gates (covered where the factor is not NaN), its
+    /// cover (the slots where the factor is not NaN: [`Cover::new`] or a
+    /// class's with the same covering regimes), this step's weights `a`
+    /// and its family, already at this step.
+    pub fn new(family: usize, fam: &Family, g: &Gates, a: &[f64], cover: Arc<Cover>) -> Self {
+        let delta = match &g.factor {
+            Some(f) => cover
+                .at
+                .iter()
+                .map(|&at| {
+                    let at = at as usize;
+                    fix((a[at] * fam.b) * f.at(at)).wrapping_sub(fam.base[at])
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        debug_assert_eq!(delta.len(), cover.at.len());
+        Layer {
+            family,
+            cover,
+            delta,
+        }
     }
 
     /// Whether no regime of the class covers any linked pair.
     pub fn is_plain(&self) -> bool {
-        self.at.is_empty()
+        self.cover.at.is_empty()
     }
 
     /// Bring the differences to this step at the covered moved slots
-    /// (`moved_bits`: a bitset of the moved slots; `moved_at[slot]`: the
-    /// slot's position in `by_slot`), the family's base being at this
+    /// (`hits`, from [`Cover::moved`]), the family's base being at this
     /// step already. Returns the class's own changes where they differ
-    /// from its family's (`family_d`), as (moved-pair index, own change),
-    /// ascending by slot; None when no covered slot moved (the family's
-    /// changes apply as they are).
+    /// from its family's, as (moved-pair index, own change), ascending by
+    /// slot; None when no covered slot moved (the family's changes apply
+    /// as they are).
     pub fn patch(
         &mut self,
         fam: &Family,
         g: &Gates,
         a: &[f64],
-        moved: (&[u64], &[u32]),
-        by_slot: &[(u32, u32)],
+        hits: &[(u32, u32)],
     ) -> Option<Vec<(u32, Fixed)>> {
-        let (moved_bits, moved_at) = moved;
         let f = g.factor.as_ref()?;
-        let mut own: Option<Vec<(u32, Fixed)>> = None;
-        for (&at, delta) in self.at.iter().zip(&mut self.delta) {
-            let at = at as usize;
-            if moved_bits[at / 64] & (1 << (at % 64)) == 0 {
-                continue;
-            }
-            let new = fix((a[at] * fam.b) * f.at(at)).wrapping_sub(fam.base[at]);
-            let q = by_slot[moved_at[at] as usize].1;
-            own.get_or_insert_with(Vec::new)
-                .push((q, new.wrapping_sub(*delta)));
-            *delta = new;
+        if hits.is_empty() {
+            return None;
         }
-        own
+        let own = hits
+            .iter()
+            .map(|&(pos, q)| {
+                let at = self.cover.at[pos as usize] as usize;
+                let new = fix((a[at] * fam.b) * f.at(at)).wrapping_sub(fam.base[at]);
+                let delta = &mut self.delta[pos as usize];
+                let d = new.wrapping_sub(*delta);
+                *delta = new;
+                (q, d)
+            })
+            .collect();
+        Some(own)
     }
 
     /// Add the differences of source j's covered slots to the exposures
     /// (the family's row is added separately).
     #[inline]
     pub fn add(&self, e: &mut [Fixed], j: usize) {
-        let range = self.start[j] as usize..self.start[j + 1] as usize;
-        for (&i, &d) in self.to[range.clone()].iter().zip(&self.delta[range]) {
+        let c = &*self.cover;
+        let range = c.start[j] as usize..c.start[j + 1] as usize;
+        for (&i, &d) in c.to[range.clone()].iter().zip(&self.delta[range]) {
             let x = &mut e[i as usize];
             *x = x.wrapping_add(d);
         }

@@ -21,7 +21,7 @@ pub mod metrics;
 pub mod policy;
 mod rows;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use fixedbitset::FixedBitSet;
@@ -31,7 +31,7 @@ use rayon::prelude::*;
 
 use crate::model::{ExportControl, Scenario};
 use crate::rng::{self, Purpose};
-use layers::{Family, Layer};
+use layers::{Cover, Family, Layer};
 use metrics::{GroupKind, Layout, Metric};
 use policy::{KeyDesc, KeyInterner, PolicyView, expected_product};
 use rows::{Factor, Fixed, Gates, Hazard, Links, Row};
@@ -170,6 +170,9 @@ pub struct Simulation<'a> {
     /// chilling factor, and per class in use its covered slots.
     families: Vec<Family>,
     layers: Vec<Option<Layer>>,
+    /// Covers by covering regimes (a class's `cover` and `ext`), with the
+    /// last step a class in use had each (see [`Cover`]).
+    covers: HashMap<(Vec<u32>, Vec<u32>), (Arc<Cover>, u32)>,
     /// a_ji = w_ji * T_ij^mu of the previous step, at the slots of [`Links`].
     a_prev: Vec<f64>,
     /// The trust each slot of `a_prev` was computed from.
@@ -273,6 +276,7 @@ impl<'a> Simulation<'a> {
             chilled_prev: Vec::new(),
             families: Vec::new(),
             layers: Vec::new(),
+            covers: HashMap::new(),
             a_prev: Vec::new(),
             trust_used: Vec::new(),
             events: Vec::new(),
@@ -1228,23 +1232,68 @@ impl<'a> Simulation<'a> {
                 family_d.push(Vec::new());
             }
         }
+        // Covers by covering regimes: those of earlier steps, else made
+        // once for all the new classes that share them.
+        let t = self.step + 1;
+        let cover_key = |c: usize| {
+            let d = &self.interner.descs[c];
+            (d.cover.clone(), d.ext.clone())
+        };
+        let mut to_make: Vec<((Vec<u32>, Vec<u32>), usize)> = Vec::new();
+        for &c in &fresh {
+            let key = cover_key(c);
+            if !self.covers.contains_key(&key) && !to_make.iter().any(|(k, _)| *k == key) {
+                to_make.push((key, c));
+            }
+        }
+        let links = &self.links;
+        let made: Vec<_> = to_make
+            .into_par_iter()
+            .map(|(key, c)| (key, Arc::new(Cover::new(gates_of(c), links))))
+            .collect();
+        // Different covering regimes may still cover the same pairs.
+        for (key, cover) in made {
+            let same = self
+                .covers
+                .values()
+                .find(|(c, _)| **c == *cover)
+                .map(|(c, _)| Arc::clone(c));
+            self.covers.insert(key, (same.unwrap_or(cover), t));
+        }
+        let fresh: Vec<(usize, Arc<Cover>)> = fresh
+            .into_iter()
+            .map(|c| (c, Arc::clone(&self.covers[&cover_key(c)].0)))
+            .collect();
+        if self.verify_exposure {
+            for (c, cover) in &fresh {
+                assert!(**cover == Cover::new(gates_of(*c), links), "cover kept");
+            }
+        }
         let families = &self.families;
         let mut layers = std::mem::take(&mut self.layers);
         let built: Vec<(usize, Layer)> = fresh
             .into_par_iter()
-            .map(|c| {
+            .map(|(c, cover)| {
                 let g = gates_of(c);
                 let f = families
                     .iter()
                     .position(|f| f.holds(g, scale))
                     .expect("family made above");
-                (c, Layer::new(f, &families[f], g, &self.links, a))
+                (c, Layer::new(f, &families[f], g, a, cover))
             })
             .collect();
         for (c, l) in built {
             layers[c] = Some(l);
         }
         self.layers = layers;
+        // Covers in use are marked this step; those out of use for more
+        // than COVER_KEPT steps are dropped.
+        for (cover, last) in self.covers.values_mut() {
+            if Arc::strong_count(cover) > 1 {
+                *last = t;
+            }
+        }
+        self.covers.retain(|_, (_, last)| t - *last <= COVER_KEPT);
         (family_d, class_d)
     }
 
@@ -2459,6 +2508,9 @@ fn compact_changes(
     (family_c, class_c)
 }
 
+/// Steps a cover no class uses is kept (see [`Cover`]).
+const COVER_KEPT: u32 = 32;
+
 /// Live innovations per gate class.
 fn class_rows(keys: &[u32], classes: usize) -> Vec<usize> {
     let mut rows = vec![0usize; classes];
@@ -2770,19 +2822,39 @@ fn patch_terms(
         moved_at[at as usize] = p as u32;
         moved_bits[at as usize / 64] |= 1 << (at % 64);
     }
+    // The moved slots of each distinct cover, once for all its classes.
+    let mut covers: Vec<&Arc<Cover>> = Vec::new();
+    let cover_of: Vec<usize> = layers
+        .iter()
+        .map(|l| match l.as_ref().filter(|l| !l.is_plain()) {
+            Some(l) => match covers.iter().position(|c| Arc::ptr_eq(c, &l.cover)) {
+                Some(x) => x,
+                None => {
+                    covers.push(&l.cover);
+                    covers.len() - 1
+                }
+            },
+            None => usize::MAX,
+        })
+        .collect();
+    let hits: Vec<Vec<(u32, u32)>> = covers
+        .par_iter()
+        .map(|c| c.moved(&moved_bits, &moved_at, by_slot))
+        .collect();
     let families = &*families;
     layers
         .par_iter_mut()
         .zip(class_d.par_iter_mut())
+        .zip(cover_of)
         .enumerate()
-        .for_each(|(c, (l, d_out))| {
-            let Some(l) = l.as_mut().filter(|l| !l.is_plain()) else {
+        .for_each(|(c, ((l, d_out), x))| {
+            let Some(l) = l.as_mut().filter(|_| x != usize::MAX) else {
                 return;
             };
             let g = gates[c].as_deref().expect("gates built for classes in use");
             let fam = &families[l.family];
             *d_out = l
-                .patch(fam, g, a, (&moved_bits, &moved_at), by_slot)
+                .patch(fam, g, a, &hits[x])
                 .map(|own| ClassChanges { own, whole: None });
         });
     (family_d, class_d)
