@@ -220,8 +220,9 @@ pub struct Simulation<'a> {
     /// How moved-pair corrections are made (tests force each way).
     corrections: Corrections,
     /// Use the portable build of the diffusion kernels even where a faster
-    /// one runs (for tests).
+    /// one runs, or the AVX2 one where AVX-512 runs (for tests).
     portable_only: bool,
+    avx2_only: bool,
 }
 
 impl<'a> Simulation<'a> {
@@ -297,6 +298,7 @@ impl<'a> Simulation<'a> {
             block_first: 0,
             corrections: Corrections::Chosen,
             portable_only: false,
+            avx2_only: false,
         };
         sim.sync_members();
         sim.view = sim.policy_view(0);
@@ -738,6 +740,10 @@ impl<'a> Simulation<'a> {
                     && has!("popcnt")
                     && has!("lzcnt")
             },
+            #[cfg(target_arch = "x86_64")]
+            x86_avx512: !self.portable_only
+                && !self.avx2_only
+                && std::arch::is_x86_feature_detected!("avx512f"),
         };
         let span = (until - t + 1) as usize;
         // Diffusion reads only last step's state and the rows' own, one
@@ -1812,6 +1818,9 @@ struct DiffuseInputs<'s> {
     /// The CPU can run [`DiffuseInputs::advance_v3`].
     #[cfg(target_arch = "x86_64")]
     x86_v3: bool,
+    /// ... and [`correction_avx512`].
+    #[cfg(target_arch = "x86_64")]
+    x86_avx512: bool,
 }
 
 /// The class terms of one step (see [`Simulation::class_layers`]) and
@@ -2173,7 +2182,7 @@ impl DiffuseInputs<'_> {
             while lacking != 0 {
                 let i = w * usize::BITS as usize + lacking.trailing_zeros() as usize;
                 lacking &= lacking - 1;
-                Self::correct::<V3>(m, i, older, d, &mut row.e);
+                self.correct::<V3>(m, i, older, d, &mut row.e);
             }
         }
     }
@@ -2183,6 +2192,7 @@ impl DiffuseInputs<'_> {
     /// not touched when there are none.
     #[inline(always)]
     fn correct<const V3: bool>(
+        &self,
         m: &Moved,
         i: usize,
         holders: &[usize],
@@ -2195,6 +2205,14 @@ impl DiffuseInputs<'_> {
             .zip(&m.bits[words.clone()])
             .all(|(&w, &b)| holders[w as usize] & b == 0)
         {
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if V3 && self.x86_avx512 {
+            // SAFETY: V3 is only true in `advance_v3`, which runs on CPUs
+            // with AVX2 and BMI2, and `x86_avx512` only on CPUs with
+            // AVX-512F as well.
+            e[i] = e[i].wrapping_add(unsafe { correction_avx512(m, i, holders, d) });
             return;
         }
         #[cfg(target_arch = "x86_64")]
@@ -2304,6 +2322,39 @@ unsafe fn correction_avx2(m: &Moved, i: usize, holders: &[usize], d: &[Fixed]) -
     let pair = _mm_add_epi32(half, _mm_shuffle_epi32::<0b01_00_11_10>(half));
     let one = _mm_add_epi32(pair, _mm_shuffle_epi32::<0b10_11_00_01>(pair));
     _mm_cvtsi128_si32(one)
+}
+
+/// [`correction_avx2`] sixteen changes at a time, masked by the packed
+/// bits directly (a masked load: lanes past the last change are not
+/// read). Integer sums: the same result.
+///
+/// # Safety
+/// The CPU must have AVX-512F and BMI2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,bmi1,bmi2")]
+unsafe fn correction_avx512(m: &Moved, i: usize, holders: &[usize], d: &[Fixed]) -> Fixed {
+    use std::arch::x86_64::*;
+    let mut acc = _mm512_setzero_si512();
+    let base = m.start[i];
+    for at in m.word_start[i]..m.word_start[i + 1] {
+        let (w, bits, rank) = (m.word[at] as usize, m.bits[at], m.rank[at] as usize);
+        // SAFETY: the caller guarantees BMI2.
+        let mut packed = unsafe { pext(holders[w], bits) };
+        let mut from = base + rank;
+        // Packed bits stop below the word's count of moved sources, so
+        // every lane read lies within recipient i's changes.
+        assert!(from + (usize::BITS - packed.leading_zeros()) as usize <= d.len());
+        while packed != 0 {
+            // SAFETY: lanes masked off are not read; those read are below
+            // d.len() (checked above).
+            let v =
+                unsafe { _mm512_maskz_loadu_epi32((packed & 0xFFFF) as u16, d.as_ptr().add(from)) };
+            acc = _mm512_add_epi32(acc, v);
+            packed >>= 16;
+            from += 16;
+        }
+    }
+    _mm512_reduce_add_epi32(acc)
 }
 
 /// The bits of `h` at the positions set in `m`, packed low (BMI2 PEXT).
@@ -3111,22 +3162,26 @@ mod tests {
         check_stress(&sparse);
     }
 
-    /// The kernels compiled for AVX2/BMI/POPCNT give the same bits as the
-    /// portable ones, step by step, dense and sparse (on a CPU without those
-    /// features both runs take the portable path and the test is trivial).
+    /// The kernels compiled for AVX2/BMI/POPCNT, and the AVX-512 moved-pair
+    /// sums, give the same bits as the portable ones, step by step, dense
+    /// and sparse (on a CPU without those features the runs take the
+    /// portable path and the test is trivial).
     #[test]
     fn fast_and_portable_kernels_give_the_same_bits() {
         for (loaded, layout) in &stress_worlds() {
             let sc = &loaded.scenario;
             for variant in [Variant::Policy, Variant::Counterfactual] {
                 let mut fast = Simulation::new(sc, layout, 0, variant);
+                let mut avx2 = Simulation::new(sc, layout, 0, variant);
+                avx2.avx2_only = true;
                 let mut portable = Simulation::new(sc, layout, 0, variant);
                 portable.portable_only = true;
                 for _ in 0..sc.steps {
-                    let (a, b) = (fast.step(), portable.step());
+                    let (a, b, c) = (fast.step(), avx2.step(), portable.step());
                     let bits =
                         |r: &StepRecord| r.values.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(bits(&a), bits(&b), "step {}", a.step);
+                    assert_eq!(bits(&a), bits(&c), "step {}", a.step);
+                    assert_eq!(bits(&b), bits(&c), "step {}", a.step);
                 }
                 assert!(fast.adoptions() > 0);
             }
@@ -3266,18 +3321,20 @@ mod tests {
         let sc = &loaded.scenario;
         let layout = Layout::new(sc);
         let mut counts = (0, 0, sc.steps);
-        // Moved-pair corrections always recipient by recipient, as chosen,
-        // and always source by source.
+        // Moved-pair corrections as chosen, and always each way (recipient
+        // by recipient also with the AVX2 sums where AVX-512 would run).
         let runs = [
-            (Variant::Policy, Corrections::Chosen),
-            (Variant::Policy, Corrections::Recipients),
-            (Variant::Policy, Corrections::Sources),
-            (Variant::Policy, Corrections::Matrix),
-            (Variant::Counterfactual, Corrections::Chosen),
+            (Variant::Policy, Corrections::Chosen, false),
+            (Variant::Policy, Corrections::Recipients, false),
+            (Variant::Policy, Corrections::Recipients, true),
+            (Variant::Policy, Corrections::Sources, false),
+            (Variant::Policy, Corrections::Matrix, false),
+            (Variant::Counterfactual, Corrections::Chosen, false),
         ];
-        for (variant, corrections) in runs {
+        for (variant, corrections, avx2_only) in runs {
             let mut sim = Simulation::new(sc, &layout, 0, variant);
             sim.corrections = corrections;
+            sim.avx2_only = avx2_only;
             sim.verify_exposures(true);
             for _ in 0..sc.steps {
                 sim.step();
