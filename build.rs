@@ -7,12 +7,11 @@ fn main() {
     if let Ok(out) = Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .output()
+        && out.status.success()
     {
-        if out.status.success() {
-            let rev = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            if !rev.is_empty() {
-                println!("cargo:rustc-env=TECHDIFF_GIT_REVISION={rev}");
-            }
+        let rev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !rev.is_empty() {
+            println!("cargo:rustc-env=TECHDIFF_GIT_REVISION={rev}");
         }
     }
 }

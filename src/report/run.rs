@@ -411,16 +411,16 @@ fn read_countries(dir: &Path) -> Result<Vec<CountryInfo>, InputError> {
         let coord = |c: Option<usize>, range: f64| -> Result<Option<f64>, InputError> {
             let Some(c) = c else { return Ok(None) };
             let v = csv.opt_f64(row, c)?;
-            if let Some(x) = v {
-                if !(-range..=range).contains(&x) {
-                    return Err(csv.error(
-                        row.0,
-                        format!(
-                            "column `{}`: {x} is outside [-{range}, {range}]",
-                            csv.header[c]
-                        ),
-                    ));
-                }
+            if let Some(x) = v
+                && !(-range..=range).contains(&x)
+            {
+                return Err(csv.error(
+                    row.0,
+                    format!(
+                        "column `{}`: {x} is outside [-{range}, {range}]",
+                        csv.header[c]
+                    ),
+                ));
             }
             Ok(v)
         };

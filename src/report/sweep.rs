@@ -368,10 +368,10 @@ pub fn value_label(v: &str) -> String {
         return "[] (none)".into();
     }
     // Sampled values print with every digit: 3 significant ones will do.
-    if v.len() > 8 {
-        if let Ok(x) = v.trim().parse::<f64>() {
-            return super::chart::short_number(x);
-        }
+    if v.len() > 8
+        && let Ok(x) = v.trim().parse::<f64>()
+    {
+        return super::chart::short_number(x);
     }
     v.replace('"', "")
 }

@@ -770,17 +770,17 @@ fn draw(
         ("alpha", d.alpha.is_some()),
         ("beta", d.beta.is_some()),
     ];
-    if !takes.is_empty() {
-        if let Some((extra, _)) = given.iter().find(|(k, g)| *g && !takes.contains(k)) {
-            return Err(ctx.error(
-                &format!("{key}.{extra}"),
-                format!(
-                    "does not apply to distribution `{}`, which takes {}",
-                    d.distribution,
-                    takes.join(", ")
-                ),
-            ));
-        }
+    if !takes.is_empty()
+        && let Some((extra, _)) = given.iter().find(|(k, g)| *g && !takes.contains(k))
+    {
+        return Err(ctx.error(
+            &format!("{key}.{extra}"),
+            format!(
+                "does not apply to distribution `{}`, which takes {}",
+                d.distribution,
+                takes.join(", ")
+            ),
+        ));
     }
     let f: Sampler = match d.distribution.as_str() {
         "constant" => {
@@ -1573,13 +1573,13 @@ fn build_regime(
             let key = format!("{}[{p}]", k("schedule"));
             ctx.check(&key, t, Range::NON_NEGATIVE)?;
             ctx.check(&key, m, Range::NON_NEGATIVE)?;
-            if let Some(&(prev, _)) = schedule.last() {
-                if t <= prev {
-                    return Err(ctx.error(
-                        &key,
-                        format!("schedule steps must increase strictly; {t} follows {prev}"),
-                    ));
-                }
+            if let Some(&(prev, _)) = schedule.last()
+                && t <= prev
+            {
+                return Err(ctx.error(
+                    &key,
+                    format!("schedule steps must increase strictly; {t} follows {prev}"),
+                ));
             }
             schedule.push((t, m));
         }

@@ -172,7 +172,7 @@ pub struct Simulation<'a> {
     layers: Vec<Option<Layer>>,
     /// Covers by covering regimes (a class's `cover` and `ext`), with the
     /// last step a class in use had each (see [`Cover`]).
-    covers: HashMap<(Vec<u32>, Vec<u32>), (Arc<Cover>, u32)>,
+    covers: HashMap<CoverKey, (Arc<Cover>, u32)>,
     /// a_ji = w_ji * T_ij^mu of the previous step, at the slots of [`Links`].
     a_prev: Vec<f64>,
     /// The trust each slot of `a_prev` was computed from.
@@ -1245,7 +1245,7 @@ impl<'a> Simulation<'a> {
             let d = &self.interner.descs[c];
             (d.cover.clone(), d.ext.clone())
         };
-        let mut to_make: Vec<((Vec<u32>, Vec<u32>), usize)> = Vec::new();
+        let mut to_make: Vec<(CoverKey, usize)> = Vec::new();
         for &c in &fresh {
             let key = cover_key(c);
             if !self.covers.contains_key(&key) && !to_make.iter().any(|(k, _)| *k == key) {
@@ -2434,22 +2434,22 @@ impl Moved {
             width: 0,
         };
         for i in 0..n {
-            if let Some(c) = changed.get(i) {
-                if !c.is_clear() {
-                    m.to.push(i as u32);
-                    m.to_mask[i / usize::BITS as usize] |= 1 << (i % usize::BITS as usize);
-                    let mut count = 0;
-                    for (w, &word) in c.as_slice().iter().enumerate() {
-                        if word != 0 {
-                            m.word.push(w as u32);
-                            m.bits.push(word);
-                            m.rank.push(count);
-                            count += word.count_ones();
-                        }
+            if let Some(c) = changed.get(i)
+                && !c.is_clear()
+            {
+                m.to.push(i as u32);
+                m.to_mask[i / usize::BITS as usize] |= 1 << (i % usize::BITS as usize);
+                let mut count = 0;
+                for (w, &word) in c.as_slice().iter().enumerate() {
+                    if word != 0 {
+                        m.word.push(w as u32);
+                        m.bits.push(word);
+                        m.rank.push(count);
+                        count += word.count_ones();
                     }
-                    m.sources.extend(c.ones().map(|j| j as u32));
-                    m.to_of.resize(m.sources.len(), i as u32);
                 }
+                m.sources.extend(c.ones().map(|j| j as u32));
+                m.to_of.resize(m.sources.len(), i as u32);
             }
             m.start[i + 1] = m.sources.len();
             m.word_start[i + 1] = m.word.len();
@@ -2558,6 +2558,10 @@ fn compact_changes(
         .collect();
     (family_c, class_c)
 }
+
+/// A class's covering regimes and, among them, the extraterritorial ones
+/// that apply through its origin: they alone decide its covered pairs.
+type CoverKey = (Vec<u32>, Vec<u32>);
 
 /// Steps a cover no class uses is kept (see [`Cover`]).
 const COVER_KEPT: u32 = 32;
@@ -2727,10 +2731,11 @@ fn trust_step(
             let trust = trust[[i, j]];
             let slot = i * n + j;
             if retaliating[slot] == NONE {
-                if r_hat > theta && trust < tp.min_trust {
-                    if let Some(regime) = counter_regime(sc, view, regimes, i, j, t) {
-                        decided.push(Retaliation::Open { i, j, regime });
-                    }
+                if r_hat > theta
+                    && trust < tp.min_trust
+                    && let Some(regime) = counter_regime(sc, view, regimes, i, j, t)
+                {
+                    decided.push(Retaliation::Open { i, j, regime });
                 }
             } else if r_hat < theta / 2.0 && trust >= tp.min_trust {
                 let regime = retaliating[slot] as usize;

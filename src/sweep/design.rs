@@ -151,7 +151,7 @@ pub fn morris(r: usize, d: usize, levels: usize, rng: &mut ChaCha8Rng) -> Vec<Ve
     // Starting levels that admit a move: for odd `levels` the middle level
     // (k = (levels - 1) / 2) lies within delta of both ends.
     let starts: Vec<usize> = (0..levels)
-        .filter(|&k| levels % 2 == 0 || 2 * k + 1 != levels)
+        .filter(|&k| levels.is_multiple_of(2) || 2 * k + 1 != levels)
         .collect();
     let mut points = Vec::with_capacity(r * (d + 1));
     let mut order: Vec<usize> = Vec::with_capacity(d);
@@ -167,7 +167,7 @@ pub fn morris(r: usize, d: usize, levels: usize, rng: &mut ChaCha8Rng) -> Vec<Ve
         for &j in &order {
             // Move up from the lower half of the grid, down from the upper half.
             let up = 2 * base[j] + 1 < levels;
-            x[j] = if levels % 2 == 0 {
+            x[j] = if levels.is_multiple_of(2) {
                 // delta is levels / 2 grid steps: land exactly on the grid.
                 let k = if up {
                     base[j] + levels / 2
@@ -359,7 +359,7 @@ mod tests {
                 p.iter().all(|x| (0.0..=1.0).contains(x)),
                 "{p:?} out of [0,1]"
             );
-            if levels % 2 == 0 {
+            if levels.is_multiple_of(2) {
                 // Even levels: every coordinate stays on the grid.
                 let top = (levels - 1) as f64;
                 assert!(
