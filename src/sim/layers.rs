@@ -78,7 +78,7 @@ impl Family {
 /// entries `start[j]..start[j + 1]` of `to` (the target) and `at` (the
 /// slot), ascending. Classes with the same covering regimes (in
 /// different sectors or buckets: some 50 sets among 160 classes in
-/// medium_policy.toml) share one, kept while in use and for 32 steps
+/// medium_policy.toml) share one, kept while in use and for 4 steps
 /// after, so the moved slots among them are found once a step for all
 /// ([`Cover::moved`]) and a class new in use rarely scans for its own.
 #[derive(Debug, PartialEq, Eq)]
