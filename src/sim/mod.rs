@@ -105,15 +105,27 @@ impl Innovations {
     }
 }
 
-/// Running tallies of adoptions for the lag and cross-bloc outputs.
+/// Running tallies of adoptions for the lag and cross-bloc outputs, by
+/// [`WITHIN`] and [`CROSS`] bloc (indexed, not branched on: which one an
+/// adoption is follows no pattern).
 #[derive(Debug, Default, Clone, Copy)]
 struct AdoptionTally {
-    count: u64,
-    lag_sum: u64,
-    within_count: u64,
-    within_lag: u64,
-    cross_count: u64,
-    cross_lag: u64,
+    count: [u64; 2],
+    lag: [u64; 2],
+}
+
+/// [`AdoptionTally`]'s slots: the adopter's bloc is the origin's, or not.
+const WITHIN: usize = 0;
+const CROSS: usize = 1;
+
+impl AdoptionTally {
+    fn count(&self) -> u64 {
+        self.count[WITHIN] + self.count[CROSS]
+    }
+
+    fn lag(&self) -> u64 {
+        self.lag[WITHIN] + self.lag[CROSS]
+    }
 }
 
 /// One replication of one variant.
@@ -160,6 +172,9 @@ pub struct Simulation<'a> {
     view: PolicyView,
     interner: KeyInterner,
     key_prev: Vec<u32>,
+    /// This step's view has last step's active regimes with the same
+    /// scopes (so the same gate classes; see [`PolicyView::scopes_as`]).
+    same_scopes: bool,
     /// Gate factors per class id, built when a class is first used: they
     /// depend on neither trust nor the chilled pairs.
     gates: Vec<Option<Arc<Gates>>>,
@@ -273,6 +288,7 @@ impl<'a> Simulation<'a> {
             view: PolicyView::empty(n, s_count),
             interner: KeyInterner::default(),
             key_prev: Vec::new(),
+            same_scopes: false,
             gates: Vec::new(),
             chilled_prev: Vec::new(),
             families: Vec::new(),
@@ -521,14 +537,14 @@ impl<'a> Simulation<'a> {
                         Metric::ControlledShare => {
                             ratio(controlled.iter().sum::<u64>() as f64, k_total)
                         }
-                        Metric::CrossBlocAdoptionShare => tally(&|t| (t.cross_count, t.count)),
+                        Metric::CrossBlocAdoptionShare => tally(&|t| (t.count[CROSS], t.count())),
                         Metric::MeanTrust => mean(&|i| trust_mean[i]),
                         Metric::RetaliationsOpened => sum(&|i| f64::from(self.opened_now[i])),
-                        Metric::DiffusionLag => tally(&|t| (t.lag_sum, t.count)),
+                        Metric::DiffusionLag => tally(&|t| (t.lag(), t.count())),
                         Metric::DiffusionLagWithinBloc => {
-                            tally(&|t| (t.within_lag, t.within_count))
+                            tally(&|t| (t.lag[WITHIN], t.count[WITHIN]))
                         }
-                        Metric::DiffusionLagCrossBloc => tally(&|t| (t.cross_lag, t.cross_count)),
+                        Metric::DiffusionLagCrossBloc => tally(&|t| (t.lag[CROSS], t.count[CROSS])),
                     }
                 }
                 GroupKind::Sector(s) => {
@@ -601,6 +617,7 @@ impl<'a> Simulation<'a> {
                 if !next_view.restricts_as(&self.view) {
                     self.view_epoch += 1;
                 }
+                self.same_scopes = next_view.scopes_as(&self.view);
                 self.view = next_view;
                 // Which linked pairs' weights or chilled flags moved since
                 // last step, per recipient (unlinked pairs weigh 0
@@ -631,8 +648,23 @@ impl<'a> Simulation<'a> {
         };
         let n_old = self.inn.len();
 
-        // Gate classes of the live innovations at this step.
-        let key_cur = self.assign_keys(n_old);
+        // Gate classes of the live innovations at this step: where the
+        // active regimes and their scopes are last step's (always in the
+        // counterfactual), last step's classes of the older innovations
+        // stand, and only last step's births are placed.
+        let kept = if self.same_scopes || self.variant == Variant::Counterfactual {
+            self.key_prev.len()
+        } else {
+            0
+        };
+        let key_cur = self.assign_keys(n_old, kept);
+        if self.verify_exposure && kept > 0 {
+            assert_eq!(
+                key_cur,
+                self.assign_keys(n_old, 0),
+                "classes kept at step {t}"
+            );
+        }
         let mut recompute_flag = vec![false; n_old];
         // For each class, the class last step of the first innovation that
         // moved into it (a likely near twin).
@@ -851,15 +883,9 @@ impl<'a> Simulation<'a> {
             for i in adopters {
                 self.log_prod[i] += value;
                 let tl = &mut self.tally[i];
-                tl.count += 1;
-                tl.lag_sum += lag;
-                if origin_bloc == self.bloc[i] {
-                    tl.within_count += 1;
-                    tl.within_lag += lag;
-                } else {
-                    tl.cross_count += 1;
-                    tl.cross_lag += lag;
-                }
+                let side = usize::from(origin_bloc != self.bloc[i]);
+                tl.count[side] += 1;
+                tl.lag[side] += lag;
             }
             let s = &mut self.sector_lag[self.inn.sector[k] as usize];
             s.0 += lag * group.len() as u64;
@@ -994,7 +1020,7 @@ impl<'a> Simulation<'a> {
     /// its class, found among the few distinct extraterritorial sets met so
     /// far: the interner (a hash of the whole description) is asked once per
     /// distinct class a step, not once per origin.
-    fn assign_keys(&mut self, n_old: usize) -> Vec<u32> {
+    fn assign_keys(&mut self, n_old: usize, kept: usize) -> Vec<u32> {
         struct Bucket {
             /// The extraterritorial covering regimes (empty: the class is
             /// the same for every origin).
@@ -1014,6 +1040,10 @@ impl<'a> Simulation<'a> {
         let mut out = vec![NONE; n_old];
         for (k, key) in out.iter_mut().enumerate() {
             if self.inn.holder_count[k] as usize == self.n {
+                continue;
+            }
+            if k < kept {
+                *key = self.key_prev[k];
                 continue;
             }
             let s = self.inn.sector[k];
@@ -1452,7 +1482,7 @@ impl<'a> Simulation<'a> {
 
     /// Total adoptions by diffusion so far.
     pub fn adoptions(&self) -> u64 {
-        self.tally.iter().map(|t| t.count).sum()
+        self.tally.iter().map(AdoptionTally::count).sum()
     }
 }
 

@@ -153,7 +153,16 @@ impl PolicyView {
     pub fn restricts_as(&self, prev: &PolicyView) -> bool {
         Arc::ptr_eq(&self.pair_start, &prev.pair_start)
             && Arc::ptr_eq(&self.pair_list, &prev.pair_list)
-            && self.active == prev.active
+            && self.scopes_as(prev)
+    }
+
+    /// Whether this view has the same active regimes as `prev` with the
+    /// same effective scopes, bit for bit: then the same buckets and the
+    /// same covering regimes, so every innovation is in the same gate
+    /// class (regimes are only ever appended, and a regime's members and
+    /// reach never change).
+    pub fn scopes_as(&self, prev: &PolicyView) -> bool {
+        self.active == prev.active
             && self.eff.len() == prev.eff.len()
             && self.eff.iter().zip(&prev.eff).all(|(x, y)| {
                 x.len() == y.len() && x.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits())
