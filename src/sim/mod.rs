@@ -172,6 +172,8 @@ pub struct Simulation<'a> {
     view: PolicyView,
     interner: KeyInterner,
     key_prev: Vec<u32>,
+    /// Last step's live innovations per class ([`class_rows`]).
+    rows_prev: Vec<usize>,
     /// This step's view has last step's active regimes with the same
     /// scopes (so the same gate classes; see [`PolicyView::scopes_as`]).
     same_scopes: bool,
@@ -288,6 +290,7 @@ impl<'a> Simulation<'a> {
             view: PolicyView::empty(n, s_count),
             interner: KeyInterner::default(),
             key_prev: Vec::new(),
+            rows_prev: Vec::new(),
             same_scopes: false,
             gates: Vec::new(),
             chilled_prev: Vec::new(),
@@ -680,10 +683,11 @@ impl<'a> Simulation<'a> {
                 }
             }
         }
-        self.build_gates(&key_cur, &came_from);
+        // Live innovations per class, counted once for every use below.
+        let rows_in = class_rows(&key_cur, self.interner.descs.len());
+        self.build_gates(&rows_in, &came_from);
         let moved_none = moved.to.is_empty();
-        let (family_d, mut class_d) = self.class_layers(&key_cur, &a_cur, &chilled_cur, &moved);
-        let rows_in = class_rows(&key_cur, self.layers.len());
+        let (family_d, mut class_d) = self.class_layers(&rows_in, &a_cur, &chilled_cur, &moved);
         whole_changes(&mut class_d, &self.layers, &family_d, &rows_in);
         let (family_c, class_c) =
             compact_changes(&moved, &rows_in, &self.layers, &family_d, &class_d);
@@ -919,6 +923,7 @@ impl<'a> Simulation<'a> {
         self.event_start = event_start;
 
         self.key_prev = key_cur;
+        self.rows_prev = rows_in;
         self.chilled_prev = chilled_cur;
         self.a_prev = a_cur;
         self.opened_now.iter_mut().for_each(|x| *x = 0);
@@ -1112,27 +1117,22 @@ impl<'a> Simulation<'a> {
     /// or NaN where no regime covers the pair (the chilling factor or 1
     /// then applies), so that M^c(j, i) = (a_ji * boost_s) * gate_c(j, i).
     /// Classes used neither now nor last step are dropped.
-    fn build_gates(&mut self, keys: &[u32], came_from: &[u32]) {
+    fn build_gates(&mut self, rows_in: &[usize], came_from: &[u32]) {
         debug_assert_eq!(self.members.len(), self.regimes.len());
         let classes = self.interner.descs.len();
+        debug_assert_eq!(rows_in.len(), classes);
         self.gates.resize(classes, None);
-        let mut used = vec![false; classes];
-        for &k in keys.iter().chain(&self.key_prev) {
-            if k != NONE {
-                used[k as usize] = true;
-            }
-        }
-        for (g, &u) in self.gates.iter_mut().zip(&used) {
-            if !u {
+        let prev = &self.rows_prev;
+        for (c, g) in self.gates.iter_mut().enumerate() {
+            if rows_in[c] == 0 && prev.get(c).is_none_or(|&r| r == 0) {
                 *g = None;
             }
         }
-        let mut todo = vec![false; classes];
-        for &k in keys {
-            if k != NONE && self.gates[k as usize].is_none() {
-                todo[k as usize] = true;
-            }
-        }
+        let todo: Vec<bool> = rows_in
+            .iter()
+            .zip(&self.gates)
+            .map(|(&r, g)| r > 0 && g.is_none())
+            .collect();
         let n = self.n;
         let sc = self.sc;
         let coop = &sc.cooperation;
@@ -1228,19 +1228,14 @@ impl<'a> Simulation<'a> {
     /// by [`PAD`] zeros (none at all when nothing moved).
     fn class_layers(
         &mut self,
-        keys: &[u32],
+        rows_in: &[usize],
         a: &[f64],
         chilled: &[bool],
         moved: &Moved,
     ) -> (Vec<Vec<Fixed>>, Vec<Option<ClassChanges>>) {
         let classes = self.gates.len();
         self.layers.resize_with(classes, || None);
-        let mut used = vec![false; classes];
-        for &k in keys {
-            if k != NONE {
-                used[k as usize] = true;
-            }
-        }
+        let used: Vec<bool> = rows_in.iter().map(|&r| r > 0).collect();
         for (l, &u) in self.layers.iter_mut().zip(&used) {
             if !u {
                 *l = None;
