@@ -423,18 +423,12 @@ impl<'a> Simulation<'a> {
         debug_assert!(!self.inn.holders[k].contains(i));
         debug_assert!(self.rows.get(k).is_none_or(|r| r.exposure_of(i).is_none()));
         self.inn.holders[k].insert(i);
-        self.count_holding(k, std::iter::once(i));
-    }
-
-    /// The holder counts of innovation k and of countries `new`, once they
-    /// hold k (their bits in the holder bitset set by the caller).
-    fn count_holding(&mut self, k: usize, new: impl ExactSizeIterator<Item = usize>) {
-        self.inn.holder_count[k] += new.len() as u32;
+        // The holder counts (adopters are counted the same way in the
+        // step's bookkeeping).
+        self.inn.holder_count[k] += 1;
         let (s_count, s) = (self.sc.sectors.len(), self.inn.sector[k] as usize);
-        for i in new {
-            self.held_count[i] += 1;
-            self.held_by_sector[i * s_count + s] += 1;
-        }
+        self.held_count[i] += 1;
+        self.held_by_sector[i * s_count + s] += 1;
     }
 
     fn held_value(&self, i: usize) -> f64 {
@@ -875,26 +869,52 @@ impl<'a> Simulation<'a> {
         // The holder bitsets were marked in the row updates. Adopters come
         // by innovation: what depends on the innovation only is read once,
         // and each innovation's count is noted for the next step's rows.
-        let mut event_start = vec![0u32; n_old + 1];
-        for group in adoptions.chunk_by(|a, b| a.0 == b.0) {
-            let k = group[0].0 as usize;
-            event_start[k + 1] += group.len() as u32;
-            let adopters = group.iter().map(|&(_, i)| i as usize);
-            self.count_holding(k, adopters.clone());
-            let value = self.inn.value[k];
-            let lag = u64::from(t - self.inn.birth[k]);
-            let origin_bloc = self.bloc[self.inn.origin[k] as usize];
-            for i in adopters {
-                self.log_prod[i] += value;
-                let tl = &mut self.tally[i];
-                let side = usize::from(origin_bloc != self.bloc[i]);
-                tl.count[side] += 1;
-                tl.lag[side] += lag;
+        // Meanwhile the policy variant updates trust, which reads neither
+        // adoptions nor what they change (MODEL.md section 4); the
+        // retaliations it decides are applied below, as before.
+        let s_count = self.sc.sectors.len();
+        let inn = &mut self.inn;
+        let (held_count, held_by_sector) = (&mut self.held_count, &mut self.held_by_sector);
+        let (log_prod, tally, sector_lag) =
+            (&mut self.log_prod, &mut self.tally, &mut self.sector_lag);
+        let bloc = &self.bloc;
+        let book = || {
+            let mut event_start = vec![0u32; n_old + 1];
+            for group in adoptions.chunk_by(|a, b| a.0 == b.0) {
+                let k = group[0].0 as usize;
+                let count = group.len() as u32;
+                event_start[k + 1] += count;
+                inn.holder_count[k] += count;
+                let s = inn.sector[k] as usize;
+                let value = inn.value[k];
+                let lag = u64::from(t - inn.birth[k]);
+                let origin_bloc = bloc[inn.origin[k] as usize];
+                // Per adopter, the holder counts (as in `give`) and the
+                // productivity and lag tallies.
+                for &(_, i) in group {
+                    let i = i as usize;
+                    held_count[i] += 1;
+                    held_by_sector[i * s_count + s] += 1;
+                    log_prod[i] += value;
+                    let tl = &mut tally[i];
+                    let side = usize::from(origin_bloc != bloc[i]);
+                    tl.count[side] += 1;
+                    tl.lag[side] += lag;
+                }
+                let sl = &mut sector_lag[s];
+                sl.0 += lag * u64::from(count);
+                sl.1 += u64::from(count);
             }
-            let s = &mut self.sector_lag[self.inn.sector[k] as usize];
-            s.0 += lag * group.len() as u64;
-            s.1 += group.len() as u64;
-        }
+            event_start
+        };
+        let (sc, replication) = (self.sc, self.replication);
+        let policy = (&self.view, &self.regimes[..], &self.retaliating[..]);
+        let state = (&mut self.trust, &mut self.unsettled[..]);
+        let trust = || match self.variant {
+            Variant::Policy => trust_step(sc, replication, policy, state, t),
+            Variant::Counterfactual => Vec::new(),
+        };
+        let (mut event_start, decided) = rayon::join(book, trust);
         self.events = adoptions;
         self.new_from = n_old;
         for b in births {
@@ -927,9 +947,7 @@ impl<'a> Simulation<'a> {
         self.chilled_prev = chilled_cur;
         self.a_prev = a_cur;
         self.opened_now.iter_mut().for_each(|x| *x = 0);
-        if self.variant == Variant::Policy {
-            self.update_trust(t);
-        }
+        self.retaliate(decided, t);
         self.step = t;
         self.record()
     }
@@ -1427,14 +1445,8 @@ impl<'a> Simulation<'a> {
 
     /// Perceive, update trust, then decide retaliation (MODEL.md section
     /// 4): see [`trust_step`].
-    fn update_trust(&mut self, t: u32) {
-        let decided = trust_step(
-            self.sc,
-            self.replication,
-            (&self.view, &self.regimes, &self.retaliating),
-            (&mut self.trust, &mut self.unsettled),
-            t,
-        );
+    /// Open and lift the retaliations that step t's trust update decided.
+    fn retaliate(&mut self, decided: Vec<Retaliation>, t: u32) {
         let n = self.n;
         for r in decided {
             match r {
