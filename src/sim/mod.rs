@@ -105,6 +105,17 @@ impl Innovations {
     }
 }
 
+/// Innovations under control by sector (MODEL.md section 7: u_k below
+/// the largest effective scope of its sector), counted as of the view's
+/// largest scopes `scope` over innovations `0..upto`: kept from step to
+/// step while those scopes stay, so each step counts only its births.
+#[derive(Debug, Default, Clone)]
+struct Controlled {
+    scope: Vec<f64>,
+    upto: usize,
+    by_sector: Vec<u64>,
+}
+
 /// Running tallies of adoptions for the lag and cross-bloc outputs, by
 /// [`WITHIN`] and [`CROSS`] bloc (indexed, not branched on: which one an
 /// adoption is follows no pattern).
@@ -145,6 +156,8 @@ pub struct Simulation<'a> {
     /// held_by_sector[i * S + s].
     held_by_sector: Vec<u64>,
     sector_count: Vec<u64>,
+    /// Innovations under control by sector (see [`Controlled`]).
+    controlled: Controlled,
     /// Per innovation, its non-holders' exposures and residuals.
     rows: Vec<Row>,
     /// Bloc of each country (a compact copy: the adoption bookkeeping
@@ -267,6 +280,7 @@ impl<'a> Simulation<'a> {
             held_count: vec![0; n],
             held_by_sector: vec![0; n * s_count],
             sector_count: vec![0; s_count],
+            controlled: Controlled::default(),
             rows: Vec::new(),
             bloc: sc.world.countries.iter().map(|c| c.bloc as u32).collect(),
             partners: (0..n)
@@ -375,7 +389,31 @@ impl<'a> Simulation<'a> {
         } else {
             0.0
         };
+        sim.count_controlled();
         sim
+    }
+
+    /// Bring [`Self::controlled`] to the innovations and view of now: a
+    /// recount where the largest effective scopes moved, else only the
+    /// innovations born since the last count.
+    fn count_controlled(&mut self) {
+        let c = &mut self.controlled;
+        let scope = &self.view.max_scope;
+        let same = c.scope.len() == scope.len()
+            && c.scope
+                .iter()
+                .zip(scope)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+        if !same {
+            c.scope.clone_from(scope);
+            c.by_sector = vec![0; scope.len()];
+            c.upto = 0;
+        }
+        for k in c.upto..self.inn.len() {
+            let s = self.inn.sector[k] as usize;
+            c.by_sector[s] += u64::from(self.inn.u[k] < scope[s]);
+        }
+        c.upto = self.inn.len();
     }
 
     /// List the controllers and targets of regimes added since last call.
@@ -474,13 +512,8 @@ impl<'a> Simulation<'a> {
                 }
             })
             .collect();
-        let mut controlled = vec![0u64; s_count];
-        for k in 0..self.inn.len() {
-            let s = self.inn.sector[k] as usize;
-            if self.inn.u[k] < self.view.max_scope[s] {
-                controlled[s] += 1;
-            }
-        }
+        debug_assert_eq!(self.controlled.upto, self.inn.len());
+        let controlled = &self.controlled.by_sector;
         let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
         let mut values = Vec::with_capacity(self.layout.series.len());
         for series in &self.layout.series {
@@ -949,6 +982,7 @@ impl<'a> Simulation<'a> {
         self.opened_now.iter_mut().for_each(|x| *x = 0);
         self.retaliate(decided, t);
         self.step = t;
+        self.count_controlled();
         self.record()
     }
 
