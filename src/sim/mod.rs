@@ -177,6 +177,9 @@ pub struct Simulation<'a> {
     /// and perceives no restriction, is left as it is by the trust update
     /// (T0 + rho * 0 - delta * 0 is T0, bit for bit).
     unsettled: Vec<bool>,
+    /// Rows of trust the last trust update went through (the others are
+    /// as they were, so their weights need no second look).
+    trust_touched: Vec<bool>,
     regimes: Vec<ExportControl>,
     /// Per regime: its controllers and its targets, ascending.
     members: Vec<(Vec<u32>, Vec<u32>)>,
@@ -298,6 +301,7 @@ impl<'a> Simulation<'a> {
             frontier: frontier0,
             trust: sc.trust.initial.as_standard_layout().into_owned(),
             unsettled: vec![false; n],
+            trust_touched: vec![false; n],
             regimes,
             members: Vec::new(),
             retaliating: vec![NONE; n * n],
@@ -335,7 +339,14 @@ impl<'a> Simulation<'a> {
         };
         sim.sync_members();
         sim.view = sim.policy_view(0);
-        sim.a_prev = contact_weights(sc, &sim.links, &sim.trust, &[], &mut sim.trust_used).0;
+        sim.a_prev = contact_weights(
+            sc,
+            &sim.links,
+            (&sim.trust, None),
+            Vec::new(),
+            &mut sim.trust_used,
+        )
+        .0;
         sim.chilled_prev = sim.chilled_slots();
 
         // Initial innovations (step 0).
@@ -655,8 +666,8 @@ impl<'a> Simulation<'a> {
                 let (a, mut changed) = contact_weights(
                     self.sc,
                     &self.links,
-                    &self.trust,
-                    &self.a_prev,
+                    (&self.trust, Some(&self.trust_touched)),
+                    std::mem::take(&mut self.a_prev),
                     &mut self.trust_used,
                 );
                 let chilled = if same_pairs {
@@ -942,7 +953,11 @@ impl<'a> Simulation<'a> {
         };
         let (sc, replication) = (self.sc, self.replication);
         let policy = (&self.view, &self.regimes[..], &self.retaliating[..]);
-        let state = (&mut self.trust, &mut self.unsettled[..]);
+        let state = (
+            &mut self.trust,
+            &mut self.unsettled[..],
+            &mut self.trust_touched[..],
+        );
         let trust = || match self.variant {
             Variant::Policy => trust_step(sc, replication, policy, state, t),
             Variant::Counterfactual => Vec::new(),
@@ -1024,6 +1039,7 @@ impl<'a> Simulation<'a> {
         }
         let mut trust = self.trust.clone();
         let mut unsettled = self.unsettled.clone();
+        let mut touched = vec![false; self.n];
         let mut trust_used = self.trust_used.clone();
         let mut a_prev = a_now.to_vec();
         let mut families = self.families.clone();
@@ -1036,7 +1052,7 @@ impl<'a> Simulation<'a> {
                 sc,
                 self.replication,
                 (before, &self.regimes, &self.retaliating),
-                (&mut trust, &mut unsettled),
+                (&mut trust, &mut unsettled, &mut touched),
                 s - 1,
             );
             if !decided.is_empty() {
@@ -1047,7 +1063,13 @@ impl<'a> Simulation<'a> {
                 break;
             }
             // The same view: the same chilled pairs.
-            let (a, changed) = contact_weights(sc, &self.links, &trust, &a_prev, &mut trust_used);
+            let (a, changed) = contact_weights(
+                sc,
+                &self.links,
+                (&trust, Some(&touched)),
+                a_prev,
+                &mut trust_used,
+            );
             let moved = Moved::new(&changed, &self.links.slot, self.n);
             let (family_d, mut class_d) = patch_terms(
                 &mut families,
@@ -2709,11 +2731,11 @@ fn trust_step(
     sc: &Scenario,
     replication: u32,
     policy: (&PolicyView, &[ExportControl], &[u32]),
-    state: (&mut Array2<f64>, &mut [bool]),
+    state: (&mut Array2<f64>, &mut [bool], &mut [bool]),
     t: u32,
 ) -> Vec<Retaliation> {
     let (view, regimes, retaliating) = policy;
-    let (trust, unsettled) = state;
+    let (trust, unsettled, touched) = state;
     let n = view.n;
     let tp = &sc.trust;
     let sd = tp.perception_noise * sc.cooperation.uncertainty();
@@ -2771,9 +2793,11 @@ fn trust_step(
         .par_chunks_mut(n.max(1))
         .zip(initial.par_chunks(n.max(1)))
         .zip(unsettled.par_iter_mut())
+        .zip(touched.par_iter_mut())
         .enumerate()
-        .for_each(|(i, ((trust, initial), unsettled))| {
-            if row_of[i] == NONE && !*unsettled {
+        .for_each(|(i, (((trust, initial), unsettled), touched))| {
+            *touched = row_of[i] != NONE || *unsettled;
+            if !*touched {
                 return;
             }
             // Every j in one vector loop, then i's own entry put back.
@@ -2884,31 +2908,53 @@ fn counter_regime(
 fn contact_weights(
     sc: &Scenario,
     links: &Links,
-    trust: &Array2<f64>,
-    prev: &[f64],
+    trust: (&Array2<f64>, Option<&[bool]>),
+    mut a: Vec<f64>,
     trust_used: &mut Vec<f64>,
 ) -> (Vec<f64>, Vec<FixedBitSet>) {
+    let (trust, touched) = trust;
     let n = links.n;
     let mu = sc.diffusion.trust_exponent;
     let w = &sc.world.weights;
-    let fresh = prev.is_empty();
-    let mut a = if fresh {
-        vec![0.0; links.values()]
-    } else {
-        prev.to_vec()
-    };
+    let fresh = a.is_empty();
+    if fresh {
+        a = vec![0.0; links.values()];
+    }
     trust_used.resize(links.values(), f64::NAN);
     let mut moved = vec![FixedBitSet::with_capacity(n); n];
-    for j in 0..n {
-        for &i in links.of(j).1 {
-            let i = i as usize;
-            let at = links.slot[j * n + i] as usize;
-            let t = trust[[i, j]];
-            if fresh || t != trust_used[at] {
-                a[at] = w[[j, i]] * t.powf(mu);
-                trust_used[at] = t;
-                if !fresh && a[at] != prev[at] {
-                    moved[i].insert(j);
+    let mut visit = |j: usize, i: usize| {
+        let at = links.slot[j * n + i] as usize;
+        let t = trust[[i, j]];
+        if fresh || t != trust_used[at] {
+            let new = w[[j, i]] * t.powf(mu);
+            trust_used[at] = t;
+            if !fresh && new != a[at] {
+                moved[i].insert(j);
+            }
+            a[at] = new;
+        }
+    };
+    // Rows of trust the last update left as they were hold the trust
+    // their weights were computed from: where few rows moved on a dense
+    // network, only their links are visited (by recipient: strided reads
+    // of the per-slot arrays, which cost more than skipping once a
+    // quarter of the rows moved); elsewhere the others are skipped.
+    let few = |rows: &[bool]| 4 * rows.iter().filter(|&&r| r).count() < n;
+    match touched.filter(|_| !fresh) {
+        Some(rows) if links.dense && few(rows) => {
+            for i in (0..n).filter(|&i| rows[i]) {
+                for j in (0..n).filter(|&j| w[[j, i]] != 0.0) {
+                    visit(j, i);
+                }
+            }
+        }
+        _ => {
+            for j in 0..n {
+                for &i in links.of(j).1 {
+                    let i = i as usize;
+                    if touched.is_none_or(|r| fresh || r[i]) {
+                        visit(j, i);
+                    }
                 }
             }
         }
