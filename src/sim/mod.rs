@@ -153,8 +153,9 @@ pub struct Simulation<'a> {
     scale: f64,
     inn: Innovations,
     held_count: Vec<u64>,
-    /// held_by_sector[i * S + s].
-    held_by_sector: Vec<u64>,
+    /// Per sector, the (country, innovation) pairs where the country holds
+    /// an innovation of the sector.
+    held_in_sector: Vec<u64>,
     sector_count: Vec<u64>,
     /// Innovations under control by sector (see [`Controlled`]).
     controlled: Controlled,
@@ -281,7 +282,7 @@ impl<'a> Simulation<'a> {
             scale: exposure_scale(sc),
             inn: Innovations::default(),
             held_count: vec![0; n],
-            held_by_sector: vec![0; n * s_count],
+            held_in_sector: vec![0; s_count],
             sector_count: vec![0; s_count],
             controlled: Controlled::default(),
             rows: Vec::new(),
@@ -475,9 +476,8 @@ impl<'a> Simulation<'a> {
         // The holder counts (adopters are counted the same way in the
         // step's bookkeeping).
         self.inn.holder_count[k] += 1;
-        let (s_count, s) = (self.sc.sectors.len(), self.inn.sector[k] as usize);
         self.held_count[i] += 1;
-        self.held_by_sector[i * s_count + s] += 1;
+        self.held_in_sector[self.inn.sector[k] as usize] += 1;
     }
 
     fn held_value(&self, i: usize) -> f64 {
@@ -511,7 +511,6 @@ impl<'a> Simulation<'a> {
     pub fn record(&self) -> StepRecord {
         let sc = self.sc;
         let n = self.n;
-        let s_count = sc.sectors.len();
         let k_total = self.inn.len() as f64;
         let gdp: Vec<f64> = sc.world.countries.iter().map(|c| c.gdp).collect();
         let trust_mean: Vec<f64> = (0..n)
@@ -592,12 +591,9 @@ impl<'a> Simulation<'a> {
                     let s = *s;
                     let ks = self.sector_count[s] as f64;
                     match series.metric {
-                        Metric::AdoptionShare => ratio(
-                            (0..n)
-                                .map(|i| self.held_by_sector[i * s_count + s])
-                                .sum::<u64>() as f64,
-                            n as f64 * ks,
-                        ),
+                        Metric::AdoptionShare => {
+                            ratio(self.held_in_sector[s] as f64, n as f64 * ks)
+                        }
                         Metric::ControlledShare => ratio(controlled[s] as f64, ks),
                         Metric::DiffusionLag => {
                             ratio(self.sector_lag[s].0 as f64, self.sector_lag[s].1 as f64)
@@ -916,9 +912,8 @@ impl<'a> Simulation<'a> {
         // Meanwhile the policy variant updates trust, which reads neither
         // adoptions nor what they change (MODEL.md section 4); the
         // retaliations it decides are applied below, as before.
-        let s_count = self.sc.sectors.len();
         let inn = &mut self.inn;
-        let (held_count, held_by_sector) = (&mut self.held_count, &mut self.held_by_sector);
+        let (held_count, held_in_sector) = (&mut self.held_count, &mut self.held_in_sector);
         let (log_prod, tally, sector_lag) =
             (&mut self.log_prod, &mut self.tally, &mut self.sector_lag);
         let bloc = &self.bloc;
@@ -938,13 +933,13 @@ impl<'a> Simulation<'a> {
                 for &(_, i) in group {
                     let i = i as usize;
                     held_count[i] += 1;
-                    held_by_sector[i * s_count + s] += 1;
                     log_prod[i] += value;
                     let tl = &mut tally[i];
                     let side = usize::from(origin_bloc != bloc[i]);
                     tl.count[side] += 1;
                     tl.lag[side] += lag;
                 }
+                held_in_sector[s] += u64::from(count);
                 let sl = &mut sector_lag[s];
                 sl.0 += lag * u64::from(count);
                 sl.1 += u64::from(count);
