@@ -191,9 +191,10 @@ pub struct Simulation<'a> {
     key_prev: Vec<u32>,
     /// Last step's live innovations per class ([`class_rows`]).
     rows_prev: Vec<usize>,
-    /// This step's view has last step's active regimes with the same
-    /// scopes (so the same gate classes; see [`PolicyView::scopes_as`]).
-    same_scopes: bool,
+    /// Per sector, whether this step's view covers it with last step's
+    /// regimes and scopes (so the same gate classes; see
+    /// [`PolicyView::sectors_as`]).
+    same_sectors: Vec<bool>,
     /// Gate factors per class id, built when a class is first used: they
     /// depend on neither trust nor the chilled pairs.
     gates: Vec<Option<Arc<Gates>>>,
@@ -310,7 +311,7 @@ impl<'a> Simulation<'a> {
             interner: KeyInterner::default(),
             key_prev: Vec::new(),
             rows_prev: Vec::new(),
-            same_scopes: false,
+            same_sectors: vec![false; s_count],
             gates: Vec::new(),
             chilled_prev: Vec::new(),
             families: Vec::new(),
@@ -654,7 +655,7 @@ impl<'a> Simulation<'a> {
                 if !next_view.restricts_as(&self.view) {
                     self.view_epoch += 1;
                 }
-                self.same_scopes = next_view.scopes_as(&self.view);
+                self.same_sectors = next_view.sectors_as(&self.view);
                 self.view = next_view;
                 // Which linked pairs' weights or chilled flags moved since
                 // last step, per recipient (unlinked pairs weigh 0
@@ -685,20 +686,19 @@ impl<'a> Simulation<'a> {
         };
         let n_old = self.inn.len();
 
-        // Gate classes of the live innovations at this step: where the
-        // active regimes and their scopes are last step's (always in the
-        // counterfactual), last step's classes of the older innovations
+        // Gate classes of the live innovations at this step: in sectors
+        // whose covering regimes and scopes are last step's (all of them in
+        // the counterfactual), last step's classes of the older innovations
         // stand, and only last step's births are placed.
-        let kept = if self.same_scopes || self.variant == Variant::Counterfactual {
-            self.key_prev.len()
-        } else {
-            0
+        let kept = match self.variant {
+            Variant::Policy => self.same_sectors.clone(),
+            Variant::Counterfactual => vec![true; self.sc.sectors.len()],
         };
-        let key_cur = self.assign_keys(n_old, kept);
-        if self.verify_exposure && kept > 0 {
+        let key_cur = self.assign_keys(n_old, &kept);
+        if self.verify_exposure && kept.contains(&true) {
             assert_eq!(
                 key_cur,
-                self.assign_keys(n_old, 0),
+                self.assign_keys(n_old, &vec![false; kept.len()]),
                 "classes kept at step {t}"
             );
         }
@@ -1094,7 +1094,7 @@ impl<'a> Simulation<'a> {
     /// its class, found among the few distinct extraterritorial sets met so
     /// far: the interner (a hash of the whole description) is asked once per
     /// distinct class a step, not once per origin.
-    fn assign_keys(&mut self, n_old: usize, kept: usize) -> Vec<u32> {
+    fn assign_keys(&mut self, n_old: usize, kept: &[bool]) -> Vec<u32> {
         struct Bucket {
             /// The extraterritorial covering regimes (empty: the class is
             /// the same for every origin).
@@ -1116,7 +1116,7 @@ impl<'a> Simulation<'a> {
             if self.inn.holder_count[k] as usize == self.n {
                 continue;
             }
-            if k < kept {
+            if k < self.key_prev.len() && kept[self.inn.sector[k] as usize] {
                 *key = self.key_prev[k];
                 continue;
             }

@@ -156,11 +156,26 @@ impl PolicyView {
             && self.scopes_as(prev)
     }
 
+    /// Per sector, whether the same regimes cover it as in `prev` with the
+    /// same effective scopes, bit for bit: then it has the same buckets
+    /// and the same covering regimes, so each of its innovations is in the
+    /// same gate class (regimes are only ever appended, and a regime's
+    /// members and reach never change).
+    pub fn sectors_as(&self, prev: &PolicyView) -> Vec<bool> {
+        fn covering(v: &PolicyView, s: usize) -> impl Iterator<Item = (u32, u64)> + '_ {
+            v.active
+                .iter()
+                .zip(&v.eff)
+                .filter(move |(_, e)| e[s] > 0.0)
+                .map(move |(&r, e)| (r, e[s].to_bits()))
+        }
+        (0..self.breakpoints.len())
+            .map(|s| covering(self, s).eq(covering(prev, s)))
+            .collect()
+    }
+
     /// Whether this view has the same active regimes as `prev` with the
-    /// same effective scopes, bit for bit: then the same buckets and the
-    /// same covering regimes, so every innovation is in the same gate
-    /// class (regimes are only ever appended, and a regime's members and
-    /// reach never change).
+    /// same effective scopes, bit for bit.
     pub fn scopes_as(&self, prev: &PolicyView) -> bool {
         self.active == prev.active
             && self.eff.len() == prev.eff.len()
