@@ -1494,9 +1494,9 @@ impl<'a> Simulation<'a> {
         Some(slots)
     }
 
-    /// Perceive, update trust, then decide retaliation (MODEL.md section
-    /// 4): see [`trust_step`].
-    /// Open and lift the retaliations that step t's trust update decided.
+    /// Open and lift the retaliations that step t's trust update
+    /// ([`trust_step`]: perceive, update trust, then decide; MODEL.md
+    /// section 4) decided.
     fn retaliate(&mut self, decided: Vec<Retaliation>, t: u32) {
         let n = self.n;
         for r in decided {
