@@ -2895,11 +2895,12 @@ fn counter_regime(
 }
 
 /// a_ji = w_ji * T_ij^mu from `trust`, at the slots of [`Links`] (0 where
-/// there is no link). Slots whose trust has not moved since `prev` was
-/// computed (`trust_used`: the trust each slot of `prev` came from) keep
-/// their value (the same bits); an empty `prev` computes every slot.
-/// Also returns, per recipient i, the sources j whose weight a_ji differs
-/// from `prev`'s (none when `prev` is empty).
+/// there is no link), brought up to date in `a` (last step's weights).
+/// Only rows of trust marked touched (the last trust update went through
+/// them; None: all) are looked at, and a slot whose trust has not moved
+/// since its weight was computed (`trust_used`) keeps its value (the same
+/// bits); an empty `a` computes every slot. Also returns, per recipient i,
+/// the sources j whose weight a_ji changed (none when `a` was empty).
 fn contact_weights(
     sc: &Scenario,
     links: &Links,

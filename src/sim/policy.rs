@@ -153,7 +153,11 @@ impl PolicyView {
     pub fn restricts_as(&self, prev: &PolicyView) -> bool {
         Arc::ptr_eq(&self.pair_start, &prev.pair_start)
             && Arc::ptr_eq(&self.pair_list, &prev.pair_list)
-            && self.scopes_as(prev)
+            && self.active == prev.active
+            && self.eff.len() == prev.eff.len()
+            && self.eff.iter().zip(&prev.eff).all(|(x, y)| {
+                x.len() == y.len() && x.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits())
+            })
     }
 
     /// Per sector, whether the same regimes cover it as in `prev` with the
@@ -172,16 +176,6 @@ impl PolicyView {
         (0..self.breakpoints.len())
             .map(|s| covering(self, s).eq(covering(prev, s)))
             .collect()
-    }
-
-    /// Whether this view has the same active regimes as `prev` with the
-    /// same effective scopes, bit for bit.
-    pub fn scopes_as(&self, prev: &PolicyView) -> bool {
-        self.active == prev.active
-            && self.eff.len() == prev.eff.len()
-            && self.eff.iter().zip(&prev.eff).all(|(x, y)| {
-                x.len() == y.len() && x.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits())
-            })
     }
 
     /// Positions into `active` of the regimes restricting j -> i.
