@@ -2751,6 +2751,7 @@ fn trust_step(
         .for_each(|(row, i)| {
             let mut stream = rng::stream(sc.seed, replication, Purpose::Perception, t, i as u32);
             let mut last: Option<(&[u32], f64)> = None;
+            let mut scratch = policy::Scratch::default();
             for (j, out) in row.iter_mut().enumerate() {
                 if j == i || !view.chilled(j, i) {
                     continue;
@@ -2759,7 +2760,7 @@ fn trust_step(
                 let r = match last {
                     Some((l, r)) if l == list => r,
                     _ => {
-                        let r = view.restrictiveness(sc, regimes, j, i);
+                        let r = view.restrictiveness_with(sc, regimes, j, i, &mut scratch);
                         last = Some((list, r));
                         r
                     }

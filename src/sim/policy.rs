@@ -207,13 +207,25 @@ impl PolicyView {
         i: usize,
         s: usize,
     ) -> Vec<(f64, f64)> {
-        self.pair_regimes(j, i)
-            .iter()
-            .filter_map(|&a| {
-                let e = self.eff[a as usize][s];
-                (e > 0.0).then(|| (e, regimes[self.active[a as usize] as usize].gate()))
-            })
-            .collect()
+        let mut out = Vec::new();
+        self.direction_into(regimes, j, i, s, &mut out);
+        out
+    }
+
+    /// [`Self::direction`] into `out` (cleared first).
+    fn direction_into(
+        &self,
+        regimes: &[ExportControl],
+        j: usize,
+        i: usize,
+        s: usize,
+        out: &mut Vec<(f64, f64)>,
+    ) {
+        out.clear();
+        out.extend(self.pair_regimes(j, i).iter().filter_map(|&a| {
+            let e = self.eff[a as usize][s];
+            (e > 0.0).then(|| (e, regimes[self.active[a as usize] as usize].gate()))
+        }));
     }
 
     /// R_ji: weighted mean over sectors (weights omega) of the expected share
@@ -224,6 +236,19 @@ impl PolicyView {
         regimes: &[ExportControl],
         j: usize,
         i: usize,
+    ) -> f64 {
+        self.restrictiveness_with(sc, regimes, j, i, &mut Scratch::default())
+    }
+
+    /// [`Self::restrictiveness`] with its working lists in `scratch`
+    /// (the same bits, without allocating once the lists have grown).
+    pub fn restrictiveness_with(
+        &self,
+        sc: &Scenario,
+        regimes: &[ExportControl],
+        j: usize,
+        i: usize,
+        scratch: &mut Scratch,
     ) -> f64 {
         if !self.chilled(j, i) {
             return 0.0;
@@ -237,20 +262,43 @@ impl PolicyView {
             if sector.weight == 0.0 {
                 continue;
             }
-            let d = self.direction(regimes, j, i, s);
-            if !d.is_empty() {
-                acc += sector.weight * (1.0 - expected_product(&d, 1.0, &[], 1.0));
+            self.direction_into(regimes, j, i, s, &mut scratch.direction);
+            if !scratch.direction.is_empty() {
+                let e = expected_product_with(
+                    (&scratch.direction, 1.0),
+                    (&[], 1.0),
+                    &mut scratch.points,
+                );
+                acc += sector.weight * (1.0 - e);
             }
         }
         acc / total_w
     }
 }
 
+/// Working lists of [`PolicyView::restrictiveness_with`], kept by a caller
+/// that evaluates many pairs.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    direction: Vec<(f64, f64)>,
+    points: Vec<f64>,
+}
+
 /// E_u[f_a(u) f_b(u)], u ~ U[0,1), where f(u) is the product of the gates of
 /// the listed (scope, gate) regimes with scope > u, or `chill` when none
 /// covers u. Exact: f is piecewise constant between scopes.
 pub fn expected_product(a: &[(f64, f64)], chill_a: f64, b: &[(f64, f64)], chill_b: f64) -> f64 {
-    let mut points: Vec<f64> = a.iter().chain(b).map(|p| p.0).collect();
+    expected_product_with((a, chill_a), (b, chill_b), &mut Vec::new())
+}
+
+/// [`expected_product`] with its list of breakpoints in `points`.
+fn expected_product_with(
+    (a, chill_a): (&[(f64, f64)], f64),
+    (b, chill_b): (&[(f64, f64)], f64),
+    points: &mut Vec<f64>,
+) -> f64 {
+    points.clear();
+    points.extend(a.iter().chain(b).map(|p| p.0));
     points.push(0.0);
     points.push(1.0);
     points.sort_by(f64::total_cmp);
