@@ -1096,6 +1096,8 @@ impl<'a> Simulation<'a> {
     /// distinct class a step, not once per origin.
     fn assign_keys(&mut self, n_old: usize, kept: &[bool]) -> Vec<u32> {
         struct Bucket {
+            /// The covering regimes.
+            cover: Vec<u32>,
             /// The extraterritorial covering regimes (empty: the class is
             /// the same for every origin).
             ext: Vec<u32>,
@@ -1107,9 +1109,9 @@ impl<'a> Simulation<'a> {
         let view = &self.view;
         let regimes = &self.regimes;
         let mut table: Vec<Vec<Option<Bucket>>> = view
-            .cover
+            .breakpoints
             .iter()
-            .map(|c| (0..c.len()).map(|_| None).collect())
+            .map(|bp| (0..=bp.len()).map(|_| None).collect())
             .collect();
         let mut out = vec![NONE; n_old];
         for (k, key) in out.iter_mut().enumerate() {
@@ -1122,9 +1124,9 @@ impl<'a> Simulation<'a> {
             }
             let s = self.inn.sector[k];
             let b = view.bucket(s as usize, self.inn.u[k]);
-            let cover = &view.cover[s as usize][b];
             let origin = self.inn.origin[k] as usize;
             let bucket = table[s as usize][b].get_or_insert_with(|| {
+                let cover = view.cover(s as usize, b);
                 let ext: Vec<u32> = cover
                     .iter()
                     .copied()
@@ -1132,6 +1134,7 @@ impl<'a> Simulation<'a> {
                     .collect();
                 let slots = if ext.is_empty() { 1 } else { self.n };
                 Bucket {
+                    cover,
                     ext,
                     by_origin: vec![NONE; slots],
                     classes: Vec::new(),
@@ -1150,7 +1153,7 @@ impl<'a> Simulation<'a> {
                     None => {
                         let class = self.interner.intern(KeyDesc {
                             sector: s,
-                            cover: cover.clone(),
+                            cover: bucket.cover.clone(),
                             ext: ext.clone(),
                         });
                         bucket.classes.push((ext, class));

@@ -16,11 +16,10 @@ pub struct PolicyView {
     pub active: Vec<u32>,
     /// `eff[a][s]`: effective scope of active regime `active[a]` in sector s.
     pub eff: Vec<Vec<f64>>,
-    /// Per sector: ascending distinct positive effective scopes.
+    /// Per sector: ascending distinct positive effective scopes; bucket b
+    /// of a sector holds the control draws u with `breakpoints[b - 1] <=
+    /// u < breakpoints[b]` (see [`Self::cover`]).
     pub breakpoints: Vec<Vec<f64>>,
-    /// Per sector, per bucket: the active regimes (global ids, ascending)
-    /// covering an innovation whose u falls in that bucket.
-    pub cover: Vec<Vec<Vec<u32>>>,
     /// CSR over directed pairs j -> i at index i * n + j: positions into
     /// `active` of the regimes with j as controller and i as target
     /// (shared by the views of steps with the same regimes active).
@@ -38,10 +37,14 @@ pub struct PolicyView {
 impl PolicyView {
     /// The view with no regime at all (the counterfactual).
     pub fn empty(n: usize, sectors: usize) -> PolicyView {
+        PolicyView::blank(n, sectors, vec![0; n * n + 1].into())
+    }
+
+    /// The view with no regime, with `pair_start` as its pair index.
+    fn blank(n: usize, sectors: usize, pair_start: Arc<[u32]>) -> PolicyView {
         PolicyView {
             breakpoints: vec![Vec::new(); sectors],
-            cover: vec![vec![Vec::new()]; sectors],
-            pair_start: vec![0; n * n + 1].into(),
+            pair_start,
             controllers: vec![false; n],
             affected: vec![false; n],
             max_scope: vec![0.0; sectors],
@@ -65,7 +68,14 @@ impl PolicyView {
         debug_assert_eq!(members.len(), regimes.len());
         let n = sc.world.len();
         let s_count = sc.sectors.len();
-        let mut view = PolicyView::empty(n, s_count);
+        // The pair index is lent by `prev` when it fits (replaced below
+        // unless the same regimes are active).
+        let start = if prev.n == n {
+            Arc::clone(&prev.pair_start)
+        } else {
+            vec![0; n * n + 1].into()
+        };
+        let mut view = PolicyView::blank(n, s_count, start);
         for (r, reg) in regimes.iter().enumerate() {
             if !reg.is_active(step) {
                 continue;
@@ -86,24 +96,9 @@ impl PolicyView {
             bp.sort_by(f64::total_cmp);
             bp.dedup();
             view.max_scope[s] = bp.last().copied().unwrap_or(0.0);
-            view.cover[s] = (0..=bp.len())
-                .map(|b| {
-                    if b == bp.len() {
-                        Vec::new()
-                    } else {
-                        view.active
-                            .iter()
-                            .zip(&view.eff)
-                            .filter(|(_, e)| e[s] >= bp[b])
-                            .map(|(&r, _)| r)
-                            .collect()
-                    }
-                })
-                .collect();
             view.breakpoints[s] = bp;
         }
         if prev.n == n && prev.active == view.active {
-            view.pair_start = Arc::clone(&prev.pair_start);
             view.pair_list = Arc::clone(&prev.pair_list);
             view.controllers.clone_from(&prev.controllers);
             view.affected.clone_from(&prev.affected);
@@ -191,6 +186,23 @@ impl PolicyView {
     pub fn chilled(&self, j: usize, i: usize) -> bool {
         let p = i * self.n + j;
         self.pair_start[p] != self.pair_start[p + 1]
+    }
+
+    /// The active regimes (global ids, ascending) covering the innovations
+    /// of sector s whose control draw falls in bucket b (none in the last
+    /// bucket, above every scope). Made on demand: with retaliation on,
+    /// thousands of counter-regimes are active, and most steps place only
+    /// a few buckets' innovations afresh.
+    pub fn cover(&self, s: usize, b: usize) -> Vec<u32> {
+        let Some(&low) = self.breakpoints[s].get(b) else {
+            return Vec::new();
+        };
+        self.active
+            .iter()
+            .zip(&self.eff)
+            .filter(|(_, e)| e[s] >= low)
+            .map(|(&r, _)| r)
+            .collect()
     }
 
     /// Bucket of a control draw u in sector s.
