@@ -2545,19 +2545,12 @@ impl Moved {
             m.start[i + 1] = m.sources.len();
             m.word_start[i + 1] = m.word.len();
         }
-        let mut pairs: Vec<(u32, u32, u32)> = Vec::with_capacity(m.sources.len());
-        for &i in &m.to {
-            let i = i as usize;
-            for q in m.start[i]..m.start[i + 1] {
-                let j = m.sources[q] as usize;
-                pairs.push((slot[j * n + i], q as u32, i as u32));
-                m.out_start[j + 1] += 1;
-            }
+        // The pairs source-major: counted by source, then placed in the
+        // order of recipients (a stable counting sort), so each source's
+        // come by ascending recipient, i.e. by ascending slot.
+        for &j in &m.sources {
+            m.out_start[j as usize + 1] += 1;
         }
-        // Slots are source-major: sorted by slot, the pairs are by source.
-        pairs.sort_unstable();
-        m.by_slot = pairs.iter().map(|&(at, q, _)| (at, q)).collect();
-        m.out = pairs.iter().map(|&(_, q, i)| (i, q)).collect();
         let mut sources = 0;
         for j in 0..n {
             if m.out_start[j + 1] > 0 {
@@ -2567,6 +2560,20 @@ impl Moved {
             }
             m.out_start[j + 1] += m.out_start[j];
         }
+        let mut fill = m.out_start[..n].to_vec();
+        m.by_slot = vec![(0, 0); m.sources.len()];
+        m.out = vec![(0, 0); m.sources.len()];
+        for &i in &m.to {
+            let i = i as usize;
+            for q in m.start[i]..m.start[i + 1] {
+                let j = m.sources[q] as usize;
+                let at = fill[j];
+                fill[j] += 1;
+                m.by_slot[at] = (slot[j * n + i], q as u32);
+                m.out[at] = (i as u32, q as u32);
+            }
+        }
+        debug_assert!(m.by_slot.windows(2).all(|w| w[0].0 < w[1].0));
         m.mean_out = m.out.len().div_ceil(sources.max(1));
         m.sources_moved = sources;
         m.width = m.to.len().next_multiple_of(8);
