@@ -2761,7 +2761,7 @@ fn trust_step(
         .for_each(|(row, i)| {
             let mut stream = rng::stream(sc.seed, replication, Purpose::Perception, t, i as u32);
             let mut last: Option<(&[u32], f64)> = None;
-            let mut scratch = policy::Scratch::default();
+            let mut scratch = policy::RestrictScratch::default();
             for (j, out) in row.iter_mut().enumerate() {
                 if j == i || !view.chilled(j, i) {
                     continue;

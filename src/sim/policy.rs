@@ -249,7 +249,7 @@ impl PolicyView {
         j: usize,
         i: usize,
     ) -> f64 {
-        self.restrictiveness_with(sc, regimes, j, i, &mut Scratch::default())
+        self.restrictiveness_with(sc, regimes, j, i, &mut RestrictScratch::default())
     }
 
     /// [`Self::restrictiveness`] with its working lists in `scratch`
@@ -260,7 +260,7 @@ impl PolicyView {
         regimes: &[ExportControl],
         j: usize,
         i: usize,
-        scratch: &mut Scratch,
+        scratch: &mut RestrictScratch,
     ) -> f64 {
         if !self.chilled(j, i) {
             return 0.0;
@@ -291,7 +291,7 @@ impl PolicyView {
 /// Working lists of [`PolicyView::restrictiveness_with`], kept by a caller
 /// that evaluates many pairs.
 #[derive(Debug, Default)]
-pub struct Scratch {
+pub struct RestrictScratch {
     direction: Vec<(f64, f64)>,
     points: Vec<f64>,
 }
