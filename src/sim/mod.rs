@@ -34,7 +34,7 @@ use crate::rng::{self, Purpose};
 use layers::{Cover, Family, Layer};
 use metrics::{GroupKind, Layout, Metric};
 use policy::{KeyDesc, KeyInterner, PolicyView, expected_product};
-use rows::{Factor, Fixed, Gates, Hazard, Links, Row};
+use rows::{Factor, Fixed, Gates, Hazard, Links, Row, add_rows};
 
 /// Which of the paired runs this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -254,6 +254,10 @@ pub struct Simulation<'a> {
     verify_exposure: bool,
     /// How moved-pair corrections are made (tests force each way).
     corrections: Corrections,
+    /// Columns of the compact matrices by country (true) or by moved
+    /// recipient (false) whatever their share; None: as [`FULL_WIDTH`]
+    /// decides (tests force each).
+    full_width: Option<bool>,
     /// Use the portable build of the diffusion kernels even where a faster
     /// one runs, or the AVX2 one where AVX-512 runs (for tests).
     portable_only: bool,
@@ -336,6 +340,7 @@ impl<'a> Simulation<'a> {
             ahead_until: 0,
             block_first: 0,
             corrections: Corrections::Chosen,
+            full_width: None,
             portable_only: false,
             avx2_only: false,
         };
@@ -645,7 +650,7 @@ impl<'a> Simulation<'a> {
             Variant::Counterfactual => (
                 std::mem::take(&mut self.a_prev),
                 std::mem::take(&mut self.chilled_prev),
-                Moved::new(&[], &self.links.slot, n),
+                Moved::new(&[], &self.links.slot, n, None),
             ),
             Variant::Policy => {
                 let next_view = self.policy_view(t);
@@ -681,7 +686,8 @@ impl<'a> Simulation<'a> {
                     }
                     chilled
                 };
-                (a, chilled, Moved::new(&changed, &self.links.slot, n))
+                let moved = Moved::new(&changed, &self.links.slot, n, self.full_width);
+                (a, chilled, moved)
             }
         };
         let n_old = self.inn.len();
@@ -1065,7 +1071,7 @@ impl<'a> Simulation<'a> {
                 a_prev,
                 &mut trust_used,
             );
-            let moved = Moved::new(&changed, &self.links.slot, self.n);
+            let moved = Moved::new(&changed, &self.links.slot, self.n, None);
             let (family_d, mut class_d) = patch_terms(
                 &mut families,
                 &mut layers,
@@ -2214,10 +2220,14 @@ impl DiffuseInputs<'_> {
         };
         let held = count(&m.src_mask, older, false);
         let lacking = count(&m.to_mask, holders, true);
-        // Costs in pair additions (see `Corrections`).
+        // Costs in pair additions (see `Corrections`): a matrix row's
+        // vectors, eight sums each.
         let from_sources = held * m.mean_out;
         let from_recipients = RECIPIENT_COST * lacking;
-        let by_matrix = held * (m.width / 8 + MATRIX_ROW_COST) + m.to.len();
+        let not_held = m.sources_moved - held;
+        let matrix_rows = held.min(not_held + 1);
+        let by_matrix =
+            matrix_rows * (m.width / 8 + MATRIX_ROW_COST) + if m.full { 0 } else { m.to.len() };
         let cheaper = if from_sources <= from_recipients {
             Corrections::Sources
         } else {
@@ -2225,31 +2235,55 @@ impl DiffuseInputs<'_> {
         };
         let way = match (self.corrections, compact) {
             (Corrections::Chosen, Some(_)) if by_matrix < from_sources.min(from_recipients) => {
-                Corrections::Matrix
+                if held <= not_held + 1 {
+                    Corrections::Matrix
+                } else {
+                    Corrections::Complement
+                }
             }
-            (Corrections::Chosen, _) | (Corrections::Matrix, None) => cheaper,
+            (Corrections::Chosen, _) | (Corrections::Matrix | Corrections::Complement, None) => {
+                cheaper
+            }
             (forced, _) => forced,
         };
-        if let (Corrections::Matrix, Some(dc)) = (way, compact) {
-            // Sum the compact rows of the older holders among the moved
-            // sources, then add each moved recipient's sum.
-            let acc = &mut scratch.acc;
-            acc.clear();
-            acc.resize(m.width, 0);
+        if let (Corrections::Matrix | Corrections::Complement, Some(dc)) = (way, compact) {
+            // The compact rows of the older holders among the moved
+            // sources, or the column totals less the rows of the moved
+            // sources that are not older holders.
+            let complement = way == Corrections::Complement;
+            let Scratch {
+                acc, plus, minus, ..
+            } = scratch;
+            plus.clear();
+            minus.clear();
+            if complement {
+                plus.push(m.sources_moved * m.width);
+            }
             for (w, (&sm, &o)) in m.src_mask.iter().zip(older).enumerate() {
-                let mut js = sm & o;
+                let mut js = sm & if complement { !o } else { o };
                 while js != 0 {
                     let j = w * usize::BITS as usize + js.trailing_zeros() as usize;
                     js &= js - 1;
-                    let p = m.src_pos[j] as usize * m.width;
-                    for (x, &y) in acc.iter_mut().zip(&dc[p..p + m.width]) {
-                        *x = x.wrapping_add(y);
+                    let at = m.src_pos[j] as usize * m.width;
+                    if complement {
+                        minus.push(at)
+                    } else {
+                        plus.push(at)
                     }
                 }
             }
-            for (&i, &x) in m.to.iter().zip(acc.iter()) {
-                let e = &mut row.e[i as usize];
-                *e = e.wrapping_add(x);
+            if m.full {
+                // Columns by country: straight into the exposures.
+                add_rows(&mut row.e, dc, plus, minus);
+            } else {
+                // Columns by moved recipient: summed, then added to each.
+                acc.clear();
+                acc.resize(m.width, 0);
+                add_rows(acc, dc, plus, minus);
+                for (&i, &x) in m.to.iter().zip(acc.iter()) {
+                    let e = &mut row.e[i as usize];
+                    *e = e.wrapping_add(x);
+                }
             }
             return;
         }
@@ -2344,11 +2378,14 @@ enum Corrections {
     /// from its moved sources that hold it.
     Recipients,
     /// Add each older holder's row of the compact matrix of changes (moved
-    /// sources x moved recipients, zero where the pair did not move) in
-    /// vector lanes, then each moved recipient's total: where the moved
-    /// pairs fill most of that rectangle (one regime's controllers and
-    /// targets: their trust moves every step).
+    /// sources x moved recipients, or every country where most are moved
+    /// recipients; zero where the pair did not move) in vector lanes:
+    /// where the moved pairs fill most of that rectangle (one regime's
+    /// controllers and targets: their trust moves every step).
     Matrix,
+    /// The same, as the matrix's column totals less the rows of the moved
+    /// sources that are not older holders: where most of them are.
+    Complement,
 }
 
 /// A diffusion task's working space, reused from row to row.
@@ -2356,12 +2393,20 @@ enum Corrections {
 struct Scratch {
     /// A row's older holders' bitset words.
     words: Vec<usize>,
-    /// Per moved recipient, the changes summed by [`Corrections::Matrix`].
+    /// Per moved recipient, the changes summed by [`Corrections::Matrix`]
+    /// (columns by moved recipient).
     acc: Vec<Fixed>,
+    /// The compact matrix rows (offsets) a row adds and subtracts.
+    plus: Vec<usize>,
+    minus: Vec<usize>,
 }
 
-/// Walking a moved recipient costs about this many pair additions.
-const RECIPIENT_COST: usize = 16;
+/// Walking a moved recipient costs about this many pair additions (a
+/// compact matrix row of n sums costs n / 8 plus [`MATRIX_ROW_COST`]):
+/// timed per way in medium_policy.toml, about 60 cycles a recipient
+/// against 55 for a row of 200 sums; 32 and 48 measured alike, 16 and 24
+/// slower (results/BENCHMARKS.md, fourteenth round).
+const RECIPIENT_COST: usize = 48;
 
 /// Adding a row of the compact matrix costs its vectors plus about this
 /// many pair additions.
@@ -2492,18 +2537,23 @@ struct Moved {
     mean_out: usize,
     /// Each moved source's position among them (ascending), NONE for the
     /// others; per moved pair (by index in `sources`), its cell in a
-    /// compact matrix (source position * `width` + the recipient's
-    /// position in `to`), `width` being `to.len()` rounded up to 8.
+    /// compact matrix (source position * `width` + the column). `full`:
+    /// the columns are the countries (`width` = n), where at least
+    /// [`FULL_WIDTH`] of them are moved recipients; else the moved
+    /// recipients' positions in `to` (`width` = `to.len()` rounded up to
+    /// 8), and a row's sums are then added to each.
     src_pos: Vec<u32>,
     sources_moved: usize,
     cell: Vec<u32>,
     width: usize,
+    full: bool,
 }
 
 impl Moved {
     /// From per-recipient bitsets of moved sources (none at all in the
-    /// counterfactual).
-    fn new(changed: &[FixedBitSet], slot: &[u32], n: usize) -> Self {
+    /// counterfactual); `full_width` forces the compact matrices' columns
+    /// (see `full`).
+    fn new(changed: &[FixedBitSet], slot: &[u32], n: usize, full_width: Option<bool>) -> Self {
         let mut m = Moved {
             to: Vec::new(),
             to_mask: vec![0; n.div_ceil(usize::BITS as usize)],
@@ -2523,6 +2573,7 @@ impl Moved {
             sources_moved: 0,
             cell: Vec::new(),
             width: 0,
+            full: false,
         };
         for i in 0..n {
             if let Some(c) = changed.get(i)
@@ -2576,13 +2627,19 @@ impl Moved {
         debug_assert!(m.by_slot.windows(2).all(|w| w[0].0 < w[1].0));
         m.mean_out = m.out.len().div_ceil(sources.max(1));
         m.sources_moved = sources;
-        m.width = m.to.len().next_multiple_of(8);
+        m.full = full_width.unwrap_or(m.to.len() * FULL_WIDTH.1 >= n * FULL_WIDTH.0);
+        m.width = if m.full {
+            n
+        } else {
+            m.to.len().next_multiple_of(8)
+        };
         m.cell = vec![0; m.sources.len()];
         for (r, &i) in m.to.iter().enumerate() {
             let i = i as usize;
+            let column = if m.full { i } else { r };
             for q in m.start[i]..m.start[i + 1] {
                 let p = m.src_pos[m.sources[q] as usize] as usize;
-                m.cell[q] = (p * m.width + r) as u32;
+                m.cell[q] = (p * m.width + column) as u32;
             }
         }
         m
@@ -2596,16 +2653,27 @@ impl Moved {
     }
 
     /// The changes `d` (by moved pair) as a compact matrix: row p is the
-    /// p-th moved source's changes by moved recipient, zero where the
-    /// pair did not move.
+    /// p-th moved source's changes by column (see `full`), zero where the
+    /// pair did not move; a last row holds the column totals.
     fn compact(&self, d: &[Fixed]) -> Vec<Fixed> {
-        let mut c = vec![0; self.sources_moved * self.width];
+        let w = self.width;
+        let mut c = vec![0; (self.sources_moved + 1) * w];
         for (&at, &x) in self.cell.iter().zip(d) {
             c[at as usize] = x;
+        }
+        let (rows, total) = c.split_at_mut(self.sources_moved * w);
+        for row in rows.chunks_exact(w) {
+            for (t, &x) in total.iter_mut().zip(row) {
+                *t = t.wrapping_add(x);
+            }
         }
         c
     }
 }
+
+/// Compact matrices have a column per country where at least this share
+/// (numerator, denominator) of the countries are moved recipients.
+const FULL_WIDTH: (usize, usize) = (3, 4);
 
 /// Compact matrices pay where the moved pairs fill at least 1 / this of
 /// the rectangle of moved sources x moved recipients.
@@ -3453,19 +3521,25 @@ mod tests {
         let layout = Layout::new(sc);
         let mut counts = (0, 0, sc.steps);
         // Moved-pair corrections as chosen, and always each way (recipient
-        // by recipient also with the AVX2 sums where AVX-512 would run).
+        // by recipient also with the AVX2 sums where AVX-512 would run; by
+        // compact matrix and its complement with columns by country and
+        // by moved recipient).
         let runs = [
-            (Variant::Policy, Corrections::Chosen, false),
-            (Variant::Policy, Corrections::Recipients, false),
-            (Variant::Policy, Corrections::Recipients, true),
-            (Variant::Policy, Corrections::Sources, false),
-            (Variant::Policy, Corrections::Matrix, false),
-            (Variant::Counterfactual, Corrections::Chosen, false),
+            (Variant::Policy, Corrections::Chosen, false, None),
+            (Variant::Policy, Corrections::Recipients, false, None),
+            (Variant::Policy, Corrections::Recipients, true, None),
+            (Variant::Policy, Corrections::Sources, false, None),
+            (Variant::Policy, Corrections::Matrix, false, Some(true)),
+            (Variant::Policy, Corrections::Matrix, false, Some(false)),
+            (Variant::Policy, Corrections::Complement, false, Some(true)),
+            (Variant::Policy, Corrections::Complement, false, Some(false)),
+            (Variant::Counterfactual, Corrections::Chosen, false, None),
         ];
-        for (variant, corrections, avx2_only) in runs {
+        for (variant, corrections, avx2_only, full_width) in runs {
             let mut sim = Simulation::new(sc, &layout, 0, variant);
             sim.corrections = corrections;
             sim.avx2_only = avx2_only;
+            sim.full_width = full_width;
             sim.verify_exposures(true);
             for _ in 0..sc.steps {
                 sim.step();

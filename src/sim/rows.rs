@@ -527,6 +527,50 @@ where
     from
 }
 
+/// Add to `acc` the rows of `m` starting at the offsets `plus` and
+/// subtract those at `minus` (each row at least `acc.len()` long): blocks
+/// of 64 sums stay in registers while every row's entries are added, then
+/// 16, 8 and one at a time. Integer sums (wrapping): any order gives the
+/// same result.
+#[inline(always)]
+pub(crate) fn add_rows(acc: &mut [Fixed], m: &[Fixed], plus: &[usize], minus: &[usize]) {
+    let mut from = row_blocks::<64>(acc, m, 0, plus, minus);
+    from = row_blocks::<16>(acc, m, from, plus, minus);
+    from = row_blocks::<8>(acc, m, from, plus, minus);
+    row_blocks::<1>(acc, m, from, plus, minus);
+}
+
+/// [`add_rows`] in blocks of `W` from `from` on; returns where the whole
+/// blocks end.
+#[inline(always)]
+fn row_blocks<const W: usize>(
+    acc: &mut [Fixed],
+    m: &[Fixed],
+    mut from: usize,
+    plus: &[usize],
+    minus: &[usize],
+) -> usize {
+    while from + W <= acc.len() {
+        let block: &mut [Fixed; W] = (&mut acc[from..from + W]).try_into().expect("block");
+        let mut sum = *block;
+        for &o in plus {
+            let row: &[Fixed; W] = m[o + from..o + from + W].try_into().expect("block");
+            for l in 0..W {
+                sum[l] = sum[l].wrapping_add(row[l]);
+            }
+        }
+        for &o in minus {
+            let row: &[Fixed; W] = m[o + from..o + from + W].try_into().expect("block");
+            for l in 0..W {
+                sum[l] = sum[l].wrapping_sub(row[l]);
+            }
+        }
+        *block = sum;
+        from += W;
+    }
+    from
+}
+
 /// The dense hazard sweep of [`Row::step`], eight countries at a time:
 /// `r[i] -= ba[i] * max(e[i], 0) + na[i]` in f32 ([`Hazard`]; the
 /// fixed-point `e[i]` converted to f32, rounded to nearest like `as f32`),
@@ -620,6 +664,24 @@ mod tests {
             w[[j, (j + n - 1) % n]] = 0.25;
         }
         w
+    }
+
+    #[test]
+    fn matrix_rows_are_added_and_subtracted_in_every_block_size() {
+        // 64 + 16 + 8 + 3 sums: every block size and a tail.
+        let (w, rows) = (91, 7);
+        let m: Vec<Fixed> = (0..rows * w + 5)
+            .map(|x| ((x * 7919) % 2001) as Fixed - 1000 + if x % 13 == 0 { Fixed::MAX } else { 0 })
+            .collect();
+        let start: Vec<Fixed> = (0..w as Fixed).map(|i| i * 3 - 50).collect();
+        let (plus, minus) = ([0, 3 * w, 6 * w + 5, 3 * w], [w, 5 * w + 2]);
+        let mut acc = start.clone();
+        add_rows(&mut acc, &m, &plus, &minus);
+        for (c, (&got, &s)) in acc.iter().zip(&start).enumerate() {
+            let p = plus.iter().fold(s, |a, &o| a.wrapping_add(m[o + c]));
+            let want = minus.iter().fold(p, |a, &o| a.wrapping_sub(m[o + c]));
+            assert_eq!(got, want, "column {c}");
+        }
     }
 
     #[test]
