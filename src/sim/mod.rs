@@ -2223,7 +2223,7 @@ impl DiffuseInputs<'_> {
         // Costs in pair additions (see `Corrections`): a matrix row's
         // vectors, eight sums each.
         let from_sources = held * m.mean_out;
-        let from_recipients = RECIPIENT_COST * lacking;
+        let from_recipients = (RECIPIENT_COST + m.mean_in / 2) * lacking;
         let not_held = m.sources_moved - held;
         let matrix_rows = held.min(not_held + 1);
         let by_matrix =
@@ -2401,12 +2401,15 @@ struct Scratch {
     minus: Vec<usize>,
 }
 
-/// Walking a moved recipient costs about this many pair additions (a
-/// compact matrix row of n sums costs n / 8 plus [`MATRIX_ROW_COST`]):
-/// timed per way in medium_policy.toml, about 60 cycles a recipient
-/// against 55 for a row of 200 sums; 32 and 48 measured alike, 16 and 24
-/// slower (results/BENCHMARKS.md, fourteenth round).
-const RECIPIENT_COST: usize = 48;
+/// Walking a moved recipient costs about this many pair additions plus
+/// half its moved sources (a compact matrix row of n sums costs n / 8
+/// plus [`MATRIX_ROW_COST`]). Timed per way (results/BENCHMARKS.md,
+/// fourteenth round): in medium_policy.toml, where a moved recipient has
+/// some 68 moved sources, about 60 cycles a recipient against 55 for a
+/// matrix row of 200 sums (a flat 16 sent too many rows the recipient
+/// way there); medium.toml's few moved sources per recipient keep the
+/// flat 16's choices.
+const RECIPIENT_COST: usize = 12;
 
 /// Adding a row of the compact matrix costs its vectors plus about this
 /// many pair additions.
@@ -2535,6 +2538,8 @@ struct Moved {
     /// number of moved pairs (rounded up).
     src_mask: Vec<usize>,
     mean_out: usize,
+    /// Moved sources per moved recipient (rounded up).
+    mean_in: usize,
     /// Each moved source's position among them (ascending), NONE for the
     /// others; per moved pair (by index in `sources`), its cell in a
     /// compact matrix (source position * `width` + the column). `full`:
@@ -2569,6 +2574,7 @@ impl Moved {
             out_start: vec![0; n + 1],
             src_mask: vec![0; n.div_ceil(usize::BITS as usize)],
             mean_out: 0,
+            mean_in: 0,
             src_pos: vec![NONE; n],
             sources_moved: 0,
             cell: Vec::new(),
@@ -2626,6 +2632,7 @@ impl Moved {
         }
         debug_assert!(m.by_slot.windows(2).all(|w| w[0].0 < w[1].0));
         m.mean_out = m.out.len().div_ceil(sources.max(1));
+        m.mean_in = m.sources.len().div_ceil(m.to.len().max(1));
         m.sources_moved = sources;
         m.full = full_width.unwrap_or(m.to.len() * FULL_WIDTH.1 >= n * FULL_WIDTH.0);
         m.width = if m.full {
