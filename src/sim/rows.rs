@@ -671,7 +671,15 @@ mod tests {
         // 64 + 16 + 8 + 3 sums: every block size and a tail.
         let (w, rows) = (91, 7);
         let m: Vec<Fixed> = (0..rows * w + 5)
-            .map(|x| ((x * 7919) % 2001) as Fixed - 1000 + if x % 13 == 0 { Fixed::MAX } else { 0 })
+            .map(|x| {
+                // Some near the ends of the range, so that sums wrap.
+                let v = ((x * 7919) % 2001) as Fixed - 1000;
+                if x % 13 == 0 {
+                    v.wrapping_add(Fixed::MAX)
+                } else {
+                    v
+                }
+            })
             .collect();
         let start: Vec<Fixed> = (0..w as Fixed).map(|i| i * 3 - 50).collect();
         let (plus, minus) = ([0, 3 * w, 6 * w + 5, 3 * w], [w, 5 * w + 2]);
