@@ -2274,12 +2274,12 @@ impl DiffuseInputs<'_> {
             }
             if m.full {
                 // Columns by country: straight into the exposures.
-                add_rows(&mut row.e, dc, plus, minus);
+                add_rows(&mut row.e, dc, plus.iter().copied(), minus.iter().copied());
             } else {
                 // Columns by moved recipient: summed, then added to each.
                 acc.clear();
                 acc.resize(m.width, 0);
-                add_rows(acc, dc, plus, minus);
+                add_rows(acc, dc, plus.iter().copied(), minus.iter().copied());
                 for (&i, &x) in m.to.iter().zip(acc.iter()) {
                     let e = &mut row.e[i as usize];
                     *e = e.wrapping_add(x);

@@ -403,12 +403,13 @@ impl Row {
             return;
         }
         // Blocks of exposures stay in registers while every source's
-        // slots j * n + block are added: 64 countries at a time, then 16,
-        // then 8, then one by one.
-        let mut from = add_blocks::<64, I>(&mut self.e, m, 0, sources.clone());
-        from = add_blocks::<16, I>(&mut self.e, m, from, sources.clone());
-        from = add_blocks::<8, I>(&mut self.e, m, from, sources.clone());
-        add_blocks::<1, I>(&mut self.e, m, from, sources);
+        // slots j * n + block are added.
+        add_rows(
+            &mut self.e,
+            m,
+            sources.map(move |j| j * n),
+            std::iter::empty(),
+        );
     }
 
     /// Apply one step of hazard to every non-holder and append the adopters
@@ -501,65 +502,47 @@ impl Row {
     }
 }
 
-/// Add, from country `from` on, blocks of `W` exposures: each block is
-/// held in registers while the slots `j * n + block` of every source j of
-/// the dense matrix `m` (n = `e.len()`) are added. Returns where the
-/// whole blocks end.
-#[inline(always)]
-fn add_blocks<const W: usize, I>(e: &mut [Fixed], m: &[Fixed], mut from: usize, sources: I) -> usize
-where
-    I: Iterator<Item = usize> + Clone,
-{
-    let n = e.len();
-    while from + W <= n {
-        let block: &mut [Fixed; W] = (&mut e[from..from + W]).try_into().expect("block");
-        let mut acc = *block;
-        for j in sources.clone() {
-            let at = j * n + from;
-            let row: &[Fixed; W] = m[at..at + W].try_into().expect("block");
-            for l in 0..W {
-                acc[l] = acc[l].wrapping_add(row[l]);
-            }
-        }
-        *block = acc;
-        from += W;
-    }
-    from
-}
-
 /// Add to `acc` the rows of `m` starting at the offsets `plus` and
 /// subtract those at `minus` (each row at least `acc.len()` long): blocks
 /// of 64 sums stay in registers while every row's entries are added, then
 /// 16, 8 and one at a time. Integer sums (wrapping): any order gives the
 /// same result.
 #[inline(always)]
-pub(crate) fn add_rows(acc: &mut [Fixed], m: &[Fixed], plus: &[usize], minus: &[usize]) {
-    let mut from = row_blocks::<64>(acc, m, 0, plus, minus);
-    from = row_blocks::<16>(acc, m, from, plus, minus);
-    from = row_blocks::<8>(acc, m, from, plus, minus);
-    row_blocks::<1>(acc, m, from, plus, minus);
+pub(crate) fn add_rows<P, M>(acc: &mut [Fixed], m: &[Fixed], plus: P, minus: M)
+where
+    P: Iterator<Item = usize> + Clone,
+    M: Iterator<Item = usize> + Clone,
+{
+    let mut from = row_blocks::<64, P, M>(acc, m, 0, plus.clone(), minus.clone());
+    from = row_blocks::<16, P, M>(acc, m, from, plus.clone(), minus.clone());
+    from = row_blocks::<8, P, M>(acc, m, from, plus.clone(), minus.clone());
+    row_blocks::<1, P, M>(acc, m, from, plus, minus);
 }
 
 /// [`add_rows`] in blocks of `W` from `from` on; returns where the whole
 /// blocks end.
 #[inline(always)]
-fn row_blocks<const W: usize>(
+fn row_blocks<const W: usize, P, M>(
     acc: &mut [Fixed],
     m: &[Fixed],
     mut from: usize,
-    plus: &[usize],
-    minus: &[usize],
-) -> usize {
+    plus: P,
+    minus: M,
+) -> usize
+where
+    P: Iterator<Item = usize> + Clone,
+    M: Iterator<Item = usize> + Clone,
+{
     while from + W <= acc.len() {
         let block: &mut [Fixed; W] = (&mut acc[from..from + W]).try_into().expect("block");
         let mut sum = *block;
-        for &o in plus {
+        for o in plus.clone() {
             let row: &[Fixed; W] = m[o + from..o + from + W].try_into().expect("block");
             for l in 0..W {
                 sum[l] = sum[l].wrapping_add(row[l]);
             }
         }
-        for &o in minus {
+        for o in minus.clone() {
             let row: &[Fixed; W] = m[o + from..o + from + W].try_into().expect("block");
             for l in 0..W {
                 sum[l] = sum[l].wrapping_sub(row[l]);
@@ -684,7 +667,7 @@ mod tests {
         let start: Vec<Fixed> = (0..w as Fixed).map(|i| i * 3 - 50).collect();
         let (plus, minus) = ([0, 3 * w, 6 * w + 5, 3 * w], [w, 5 * w + 2]);
         let mut acc = start.clone();
-        add_rows(&mut acc, &m, &plus, &minus);
+        add_rows(&mut acc, &m, plus.iter().copied(), minus.iter().copied());
         for (c, (&got, &s)) in acc.iter().zip(&start).enumerate() {
             let p = plus.iter().fold(s, |a, &o| a.wrapping_add(m[o + c]));
             let want = minus.iter().fold(p, |a, &o| a.wrapping_sub(m[o + c]));
