@@ -21,7 +21,8 @@ pub mod metrics;
 pub mod policy;
 mod rows;
 
-use std::collections::{HashMap, VecDeque};
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use fixedbitset::FixedBitSet;
@@ -191,10 +192,14 @@ pub struct Simulation<'a> {
     key_prev: Vec<u32>,
     /// Last step's live innovations per class ([`class_rows`]).
     rows_prev: Vec<usize>,
-    /// Per sector, whether this step's view covers it with last step's
-    /// regimes and scopes (so the same gate classes; see
-    /// [`PolicyView::sectors_as`]).
-    same_sectors: Vec<bool>,
+    /// Per sector, the control draws whose covering regimes moved since
+    /// last step ([`PolicyView::scope_changes`]); the others keep their
+    /// gate classes.
+    scope_moved: Vec<Vec<(f64, f64)>>,
+    /// Per sector and bucket of control draws, the gate classes met
+    /// ([`Self::assign_keys`]); a sector's are dropped when its covering
+    /// regimes move.
+    key_buckets: Vec<Vec<Option<KeyBucket>>>,
     /// Gate factors per class id, built when a class is first used: they
     /// depend on neither trust nor the chilled pairs.
     gates: Vec<Option<Arc<Gates>>>,
@@ -207,7 +212,7 @@ pub struct Simulation<'a> {
     layers: Vec<Option<Layer>>,
     /// Covers by covering regimes (a class's `cover` and `ext`), with the
     /// last step a class in use had each (see [`Cover`]).
-    covers: HashMap<CoverKey, (Arc<Cover>, u32)>,
+    covers: FxHashMap<CoverKey, (Arc<Cover>, u32)>,
     /// a_ji = w_ji * T_ij^mu of the previous step, at the slots of [`Links`].
     a_prev: Vec<f64>,
     /// The trust each slot of `a_prev` was computed from.
@@ -264,6 +269,21 @@ pub struct Simulation<'a> {
     avx2_only: bool,
 }
 
+/// The innovations of one sector whose control draws fall in one bucket
+/// (see [`PolicyView::cover`]): covered by the same regimes, so in the same
+/// gate class but for the extraterritorial regimes their origin controls.
+struct KeyBucket {
+    /// The covering regimes.
+    cover: Vec<u32>,
+    /// The extraterritorial covering regimes (empty: the class is the same
+    /// for every origin).
+    ext: Vec<u32>,
+    /// Per origin (one slot when `ext` is empty): the class, NONE until met.
+    by_origin: Vec<u32>,
+    /// Classes by the subset of `ext` the origin controls.
+    classes: Vec<(Vec<u32>, u32)>,
+}
+
 impl<'a> Simulation<'a> {
     pub fn new(sc: &'a Scenario, layout: &'a Layout, replication: u32, variant: Variant) -> Self {
         let n = sc.world.len();
@@ -315,12 +335,13 @@ impl<'a> Simulation<'a> {
             interner: KeyInterner::default(),
             key_prev: Vec::new(),
             rows_prev: Vec::new(),
-            same_sectors: vec![false; s_count],
+            scope_moved: vec![Vec::new(); s_count],
+            key_buckets: Vec::new(),
             gates: Vec::new(),
             chilled_prev: Vec::new(),
             families: Vec::new(),
             layers: Vec::new(),
-            covers: HashMap::new(),
+            covers: FxHashMap::default(),
             a_prev: Vec::new(),
             trust_used: Vec::new(),
             events: Vec::new(),
@@ -660,7 +681,7 @@ impl<'a> Simulation<'a> {
                 if !next_view.restricts_as(&self.view) {
                     self.view_epoch += 1;
                 }
-                self.same_sectors = next_view.sectors_as(&self.view);
+                self.scope_moved = next_view.scope_changes(&self.view);
                 self.view = next_view;
                 // Which linked pairs' weights or chilled flags moved since
                 // last step, per recipient (unlinked pairs weigh 0
@@ -692,21 +713,17 @@ impl<'a> Simulation<'a> {
         };
         let n_old = self.inn.len();
 
-        // Gate classes of the live innovations at this step: in sectors
-        // whose covering regimes and scopes are last step's (all of them in
-        // the counterfactual), last step's classes of the older innovations
-        // stand, and only last step's births are placed.
-        let kept = match self.variant {
-            Variant::Policy => self.same_sectors.clone(),
-            Variant::Counterfactual => vec![true; self.sc.sectors.len()],
+        // Gate classes of the live innovations at this step: an older
+        // innovation whose control draw no regime's scope moved past since
+        // last step (every one in the counterfactual) keeps last step's
+        // class, and only the others and last step's births are placed.
+        let moved_scopes = match self.variant {
+            Variant::Policy => std::mem::take(&mut self.scope_moved),
+            Variant::Counterfactual => vec![Vec::new(); self.sc.sectors.len()],
         };
-        let key_cur = self.assign_keys(n_old, &kept);
-        if self.verify_exposure && kept.contains(&true) {
-            assert_eq!(
-                key_cur,
-                self.assign_keys(n_old, &vec![false; kept.len()]),
-                "classes kept at step {t}"
-            );
+        let key_cur = self.assign_keys(n_old, Some(&moved_scopes));
+        if self.verify_exposure {
+            assert_eq!(key_cur, self.assign_keys(n_old, None), "classes kept at step {t}");
         }
         let mut recompute_flag = vec![false; n_old];
         // For each class, the class last step of the first innovation that
@@ -1099,36 +1116,47 @@ impl<'a> Simulation<'a> {
     /// which of those its origin controls. Each (s, b) keeps, per origin,
     /// its class, found among the few distinct extraterritorial sets met so
     /// far: the interner (a hash of the whole description) is asked once per
-    /// distinct class a step, not once per origin.
-    fn assign_keys(&mut self, n_old: usize, kept: &[bool]) -> Vec<u32> {
-        struct Bucket {
-            /// The covering regimes.
-            cover: Vec<u32>,
-            /// The extraterritorial covering regimes (empty: the class is
-            /// the same for every origin).
-            ext: Vec<u32>,
-            /// Per origin (one slot when `ext` is empty): the class.
-            by_origin: Vec<u32>,
-            /// Classes by the subset of `ext` the origin controls.
-            classes: Vec<(Vec<u32>, u32)>,
-        }
+    /// distinct class a step, not once per origin. With `moved` (per sector,
+    /// the draws whose covering regimes moved since last step, as disjoint
+    /// ascending intervals), an innovation of last step whose draw lies
+    /// outside them keeps its class; without, every class is found afresh.
+    /// The buckets met are kept for the next step in the sectors whose
+    /// covering regimes do not move (`key_buckets`).
+    fn assign_keys(&mut self, n_old: usize, moved: Option<&[Vec<(f64, f64)>]>) -> Vec<u32> {
         let view = &self.view;
         let regimes = &self.regimes;
-        let mut table: Vec<Vec<Option<Bucket>>> = view
-            .breakpoints
-            .iter()
-            .map(|bp| (0..=bp.len()).map(|_| None).collect())
-            .collect();
+        let blank = |bp: &Vec<f64>| -> Vec<Option<KeyBucket>> { (0..=bp.len()).map(|_| None).collect() };
+        let mut table: Vec<Vec<Option<KeyBucket>>> = match moved {
+            Some(moved) => {
+                let mut table = std::mem::take(&mut self.key_buckets);
+                table.resize_with(view.breakpoints.len(), Vec::new);
+                for ((t, bp), spans) in table.iter_mut().zip(&view.breakpoints).zip(moved) {
+                    if !spans.is_empty() || t.len() != bp.len() + 1 {
+                        *t = blank(bp);
+                    }
+                }
+                table
+            }
+            None => view.breakpoints.iter().map(blank).collect(),
+        };
         let mut out = vec![NONE; n_old];
         for (k, key) in out.iter_mut().enumerate() {
             if self.inn.holder_count[k] as usize == self.n {
                 continue;
             }
-            if k < self.key_prev.len() && kept[self.inn.sector[k] as usize] {
-                *key = self.key_prev[k];
-                continue;
-            }
             let s = self.inn.sector[k];
+            if k < self.key_prev.len()
+                && let Some(moved) = moved
+            {
+                let u = self.inn.u[k];
+                let spans = &moved[s as usize];
+                // The first interval ending above u holds u if any does.
+                let at = spans.partition_point(|&(_, hi)| hi <= u);
+                if spans.get(at).is_none_or(|&(lo, _)| u < lo) {
+                    *key = self.key_prev[k];
+                    continue;
+                }
+            }
             let b = view.bucket(s as usize, self.inn.u[k]);
             let origin = self.inn.origin[k] as usize;
             let bucket = table[s as usize][b].get_or_insert_with(|| {
@@ -1139,7 +1167,7 @@ impl<'a> Simulation<'a> {
                     .filter(|&r| regimes[r as usize].extraterritorial)
                     .collect();
                 let slots = if ext.is_empty() { 1 } else { self.n };
-                Bucket {
+                KeyBucket {
                     cover,
                     ext,
                     by_origin: vec![NONE; slots],
@@ -1169,6 +1197,9 @@ impl<'a> Simulation<'a> {
                 bucket.by_origin[at] = class;
             }
             *key = bucket.by_origin[at];
+        }
+        if moved.is_some() {
+            self.key_buckets = table;
         }
         out
     }

@@ -3,7 +3,7 @@
 //! which directed pairs they restrict, the gate classes ("keys") innovations
 //! fall into, restrictiveness R_ji and the two-way passable share H_ij,s.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use crate::model::{ExportControl, Scenario};
@@ -155,21 +155,65 @@ impl PolicyView {
             })
     }
 
-    /// Per sector, whether the same regimes cover it as in `prev` with the
-    /// same effective scopes, bit for bit: then it has the same buckets
-    /// and the same covering regimes, so each of its innovations is in the
-    /// same gate class (regimes are only ever appended, and a regime's
-    /// members and reach never change).
-    pub fn sectors_as(&self, prev: &PolicyView) -> Vec<bool> {
-        fn covering(v: &PolicyView, s: usize) -> impl Iterator<Item = (u32, u64)> + '_ {
+    /// Per sector, the control draws whose covering regimes differ from
+    /// those of `prev`: disjoint half-open intervals [lo, hi), ascending
+    /// (none: the sector has the same buckets and covering regimes, bit
+    /// for bit). A draw u is covered by regime r exactly when u < r's
+    /// effective scope (0 where r is inactive or does not cover the
+    /// sector), so r changes the cover of the draws between its old and
+    /// its new scope and of no other. An innovation whose draw lies
+    /// outside every interval keeps its gate class (regimes are only ever
+    /// appended, and a regime's members and reach never change).
+    pub fn scope_changes(&self, prev: &PolicyView) -> Vec<Vec<(f64, f64)>> {
+        fn covering(v: &PolicyView, s: usize) -> impl Iterator<Item = (u32, f64)> + '_ {
             v.active
                 .iter()
                 .zip(&v.eff)
                 .filter(move |(_, e)| e[s] > 0.0)
-                .map(move |(&r, e)| (r, e[s].to_bits()))
+                .map(move |(&r, e)| (r, e[s]))
         }
         (0..self.breakpoints.len())
-            .map(|s| covering(self, s).eq(covering(prev, s)))
+            .map(|s| {
+                // Both lists ascend by regime: merge them.
+                let mut moved: Vec<(f64, f64)> = Vec::new();
+                let mut note = |a: f64, b: f64| {
+                    if a.to_bits() != b.to_bits() {
+                        moved.push((a.min(b), a.max(b)));
+                    }
+                };
+                let (mut old, mut new) = (covering(prev, s).peekable(), covering(self, s).peekable());
+                loop {
+                    match (old.peek().copied(), new.peek().copied()) {
+                        (None, None) => break,
+                        (Some((ro, eo)), Some((rn, en))) if ro == rn => {
+                            note(eo, en);
+                            old.next();
+                            new.next();
+                        }
+                        (Some((ro, eo)), Some((rn, _))) if ro < rn => {
+                            note(eo, 0.0);
+                            old.next();
+                        }
+                        (Some((_, eo)), None) => {
+                            note(eo, 0.0);
+                            old.next();
+                        }
+                        (_, Some((_, en))) => {
+                            note(0.0, en);
+                            new.next();
+                        }
+                    }
+                }
+                moved.sort_by(|x, y| x.0.total_cmp(&y.0));
+                let mut merged: Vec<(f64, f64)> = Vec::with_capacity(moved.len());
+                for (lo, hi) in moved {
+                    match merged.last_mut() {
+                        Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+                        _ => merged.push((lo, hi)),
+                    }
+                }
+                merged
+            })
             .collect()
     }
 
@@ -352,7 +396,7 @@ pub struct KeyDesc {
 /// steps and "same id" means "same gates".
 #[derive(Debug, Default)]
 pub struct KeyInterner {
-    ids: HashMap<KeyDesc, u32>,
+    ids: FxHashMap<KeyDesc, u32>,
     pub descs: Vec<KeyDesc>,
 }
 
