@@ -723,7 +723,11 @@ impl<'a> Simulation<'a> {
         };
         let key_cur = self.assign_keys(n_old, Some(&moved_scopes));
         if self.verify_exposure {
-            assert_eq!(key_cur, self.assign_keys(n_old, None), "classes kept at step {t}");
+            assert_eq!(
+                key_cur,
+                self.assign_keys(n_old, None),
+                "classes kept at step {t}"
+            );
         }
         let mut recompute_flag = vec![false; n_old];
         // For each class, the class last step of the first innovation that
@@ -1125,7 +1129,8 @@ impl<'a> Simulation<'a> {
     fn assign_keys(&mut self, n_old: usize, moved: Option<&[Vec<(f64, f64)>]>) -> Vec<u32> {
         let view = &self.view;
         let regimes = &self.regimes;
-        let blank = |bp: &Vec<f64>| -> Vec<Option<KeyBucket>> { (0..=bp.len()).map(|_| None).collect() };
+        let blank =
+            |bp: &Vec<f64>| -> Vec<Option<KeyBucket>> { (0..=bp.len()).map(|_| None).collect() };
         let mut table: Vec<Vec<Option<KeyBucket>>> = match moved {
             Some(moved) => {
                 let mut table = std::mem::take(&mut self.key_buckets);

@@ -181,7 +181,8 @@ impl PolicyView {
                         moved.push((a.min(b), a.max(b)));
                     }
                 };
-                let (mut old, mut new) = (covering(prev, s).peekable(), covering(self, s).peekable());
+                let (mut old, mut new) =
+                    (covering(prev, s).peekable(), covering(self, s).peekable());
                 loop {
                     match (old.peek().copied(), new.peek().copied()) {
                         (None, None) => break,
@@ -424,6 +425,34 @@ mod tests {
         // With chilling 0.5 on uncovered items.
         let e = expected_product(&[(0.4, 0.25)], 0.5, &[], 1.0);
         assert!((e - (0.6 * 0.5 + 0.4 * 0.25)).abs() < 1e-15);
+    }
+
+    /// A view of two sectors with the given active regimes and their
+    /// effective scopes.
+    fn view_with(regimes: &[(u32, [f64; 2])]) -> PolicyView {
+        PolicyView {
+            active: regimes.iter().map(|r| r.0).collect(),
+            eff: regimes.iter().map(|r| r.1.to_vec()).collect(),
+            breakpoints: vec![Vec::new(); 2],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn scope_changes_are_the_draws_between_old_and_new_scopes() {
+        // Regime 0 widens in sector 0, regime 2 ends, regime 3 starts,
+        // regime 5 keeps its scopes; sector 1 moves only through regime 3.
+        let prev = view_with(&[(0, [0.2, 0.0]), (2, [0.5, 0.0]), (5, [0.1, 0.3])]);
+        let now = view_with(&[(0, [0.3, 0.0]), (3, [0.05, 0.6]), (5, [0.1, 0.3])]);
+        let moved = now.scope_changes(&prev);
+        // [0.2, 0.3) and [0, 0.5) merge; [0, 0.05) lies inside.
+        assert_eq!(moved[0], vec![(0.0, 0.5)]);
+        assert_eq!(moved[1], vec![(0.0, 0.6)]);
+        // Disjoint moves stay apart, in ascending order.
+        let later = view_with(&[(0, [0.35, 0.0]), (3, [0.05, 0.6]), (5, [0.15, 0.3])]);
+        assert_eq!(later.scope_changes(&now)[0], vec![(0.1, 0.15), (0.3, 0.35)]);
+        assert!(later.scope_changes(&now)[1].is_empty());
+        assert!(later.scope_changes(&later).iter().all(Vec::is_empty));
     }
 
     #[test]
