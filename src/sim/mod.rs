@@ -877,38 +877,62 @@ impl<'a> Simulation<'a> {
                 .collect()
         };
         // Births at t use l(t-1) and T(t-1), not this step's adoptions: they
-        // and their rows' thresholds are drawn while the rows diffuse.
-        let arrivals = Arrivals {
-            sc: self.sc,
-            replication: self.replication,
-            variant: self.variant,
-            lambda: self.lambda,
-            q0: self.q0,
-            log_prod: &self.log_prod,
-            trust: &self.trust,
-            view: &self.view,
-            regimes: &self.regimes,
-            partners: &self.partners,
-            view_epoch: self.view_epoch,
-            verify: self.verify_exposure,
-        };
+        // and their rows' thresholds are drawn while the rows diffuse. Then,
+        // still alongside the rows, the policy variant updates trust, which
+        // reads neither adoptions nor what they change (MODEL.md section 4);
+        // the retaliations it decides are applied at the end of the step.
+        let (sc, replication, variant) = (self.sc, self.replication, self.variant);
+        // The direct evaluation of exposures reads T(t-1).
+        let trust_before = self.verify_exposure.then(|| self.trust.clone());
+        let policy = (&self.view, &self.regimes[..], &self.retaliating[..]);
+        let (trust, unsettled, touched) = (
+            &mut self.trust,
+            &mut self.unsettled[..],
+            &mut self.trust_touched[..],
+        );
+        let (lambda, q0, log_prod, partners) =
+            (self.lambda, self.q0, &self.log_prod, &self.partners);
+        let (view_epoch, verify) = (self.view_epoch, self.verify_exposure);
         let mut partner_cache = std::mem::take(&mut self.partner_cache);
-        let born = || -> (Vec<Birth>, Vec<Row>) {
-            let births = arrivals.births(t, &mut partner_cache);
-            let (seed, rep) = (self.sc.seed, self.replication);
-            let rows = births
-                .par_iter()
-                .enumerate()
-                .map(|(q, b)| {
-                    let coinventor = b.coinventor as usize;
-                    threshold_row(seed, rep, t, q as u32, n, |i| {
-                        i == b.origin || i == coinventor
+        let cache = &mut partner_cache;
+        let born = move || -> (Vec<Birth>, Vec<Row>, Vec<Retaliation>) {
+            let arrivals = Arrivals {
+                sc,
+                replication,
+                variant,
+                lambda,
+                q0,
+                log_prod,
+                trust: &*trust,
+                view: policy.0,
+                regimes: policy.1,
+                partners,
+                view_epoch,
+                verify,
+            };
+            let births = arrivals.births(t, cache);
+            let rows = || {
+                births
+                    .par_iter()
+                    .enumerate()
+                    .map(|(q, b)| {
+                        let coinventor = b.coinventor as usize;
+                        threshold_row(sc.seed, replication, t, q as u32, n, |i| {
+                            i == b.origin || i == coinventor
+                        })
                     })
-                })
-                .collect();
-            (births, rows)
+                    .collect()
+            };
+            let update = move || match variant {
+                Variant::Policy => {
+                    trust_step(sc, replication, policy, (trust, unsettled, touched), t)
+                }
+                Variant::Counterfactual => Vec::new(),
+            };
+            let (rows, decided) = rayon::join(rows, update);
+            (births, rows, decided)
         };
-        let (parts, (births, born_rows)) = rayon::join(diffuse, born);
+        let (parts, (births, born_rows, decided)) = rayon::join(diffuse, born);
         self.partner_cache = partner_cache;
         // Rows in ascending order within each step: the older rows' adopters
         // (already in `ahead`) come before those of last step's births.
@@ -928,23 +952,20 @@ impl<'a> Simulation<'a> {
             lists.concat()
         };
 
-        if self.verify_exposure {
-            self.check_exposures(t, n_old, &adoptions);
+        if let Some(trust) = &trust_before {
+            self.check_exposures(t, n_old, &adoptions, trust);
         }
 
         self.log_prod_prev.clone_from(&self.log_prod);
         // The holder bitsets were marked in the row updates. Adopters come
         // by innovation: what depends on the innovation only is read once,
         // and each innovation's count is noted for the next step's rows.
-        // Meanwhile the policy variant updates trust, which reads neither
-        // adoptions nor what they change (MODEL.md section 4); the
-        // retaliations it decides are applied below, as before.
         let inn = &mut self.inn;
         let (held_count, held_in_sector) = (&mut self.held_count, &mut self.held_in_sector);
         let (log_prod, tally, sector_lag) =
             (&mut self.log_prod, &mut self.tally, &mut self.sector_lag);
         let bloc = &self.bloc;
-        let book = || {
+        let mut event_start = {
             let mut event_start = vec![0u32; n_old + 1];
             for group in adoptions.chunk_by(|a, b| a.0 == b.0) {
                 let k = group[0].0 as usize;
@@ -973,18 +994,6 @@ impl<'a> Simulation<'a> {
             }
             event_start
         };
-        let (sc, replication) = (self.sc, self.replication);
-        let policy = (&self.view, &self.regimes[..], &self.retaliating[..]);
-        let state = (
-            &mut self.trust,
-            &mut self.unsettled[..],
-            &mut self.trust_touched[..],
-        );
-        let trust = || match self.variant {
-            Variant::Policy => trust_step(sc, replication, policy, state, t),
-            Variant::Counterfactual => Vec::new(),
-        };
-        let (mut event_start, decided) = rayon::join(book, trust);
         self.events = adoptions;
         self.new_from = n_old;
         for b in births {
@@ -1650,7 +1659,8 @@ impl Simulation<'_> {
     /// `adopted`: this step's adoptions, by (innovation, country): marked
     /// as holders already, their row entries gone; they count as sources
     /// from the next step on.
-    fn check_exposures(&self, t: u32, n_old: usize, adopted: &[(u32, u32)]) {
+    /// `trust`: T(t - 1), under which this step's exposures were formed.
+    fn check_exposures(&self, t: u32, n_old: usize, adopted: &[(u32, u32)], trust: &Array2<f64>) {
         let sc = self.sc;
         let mu = sc.diffusion.trust_exponent;
         let adopted_now = |k: usize, i: usize| adopted.binary_search(&(k as u32, i as u32)).is_ok();
@@ -1674,7 +1684,7 @@ impl Simulation<'_> {
                     .filter(|&j| !adopted_now(k, j))
                     .map(|j| {
                         sc.world.weights[[j, i]]
-                            * self.trust[[i, j]].powf(mu)
+                            * trust[[i, j]].powf(mu)
                             * self.direct_gate(j, i, k, t)
                             * boost
                     })
