@@ -102,12 +102,7 @@ impl Cover {
         for j in 0..n {
             if let Some(f) = &g.factor {
                 let (slots, targets) = links.of(j);
-                let row = if links.dense {
-                    j * n..(j + 1) * n
-                } else {
-                    slots.clone()
-                };
-                f.for_covered(row, |at, _| {
+                f.for_covered(links.slots_of(j), |at, _| {
                     let i = if links.dense {
                         at - j * n
                     } else {

@@ -2987,7 +2987,7 @@ fn counter_regime(
     for s in 0..sc.sectors.len() {
         let largest = list
             .iter()
-            .map(|&a| view.eff[a as usize][s])
+            .map(|&a| view.eff(a as usize, s))
             .fold(0.0, f64::max);
         let scope = (sc.trust.reciprocity * largest).min(1.0);
         if scope > 0.0 {
@@ -3077,12 +3077,48 @@ fn contact_weights(
             }
         }
         _ => {
+            // Source by source, in parallel: each source's slots are its
+            // own, and the sources whose weights moved are noted per
+            // recipient afterwards.
+            let mut parts = Vec::with_capacity(n);
+            let (mut a_rest, mut used_rest) = (&mut a[..], &mut trust_used[..]);
             for j in 0..n {
-                for &i in links.of(j).1 {
-                    let i = i as usize;
-                    if touched.is_none_or(|r| fresh || r[i]) {
-                        visit(j, i);
+                let len = links.slots_of(j).len();
+                let (a_j, rest) = std::mem::take(&mut a_rest).split_at_mut(len);
+                a_rest = rest;
+                let (used_j, rest) = std::mem::take(&mut used_rest).split_at_mut(len);
+                used_rest = rest;
+                parts.push((a_j, used_j));
+            }
+            let lists: Vec<Vec<u32>> = parts
+                .into_par_iter()
+                .enumerate()
+                .with_min_len(8)
+                .map(|(j, (a_j, used_j))| {
+                    let base = links.slots_of(j).start;
+                    let mut list = Vec::new();
+                    for &i in links.of(j).1 {
+                        let i = i as usize;
+                        if !touched.is_none_or(|r| fresh || r[i]) {
+                            continue;
+                        }
+                        let at = links.slot[j * n + i] as usize - base;
+                        let t = trust[[i, j]];
+                        if fresh || t != used_j[at] {
+                            let new = w[[j, i]] * t.powf(mu);
+                            used_j[at] = t;
+                            if !fresh && new != a_j[at] {
+                                list.push(i as u32);
+                            }
+                            a_j[at] = new;
+                        }
                     }
+                    list
+                })
+                .collect();
+            for (j, list) in lists.into_iter().enumerate() {
+                for i in list {
+                    moved[i as usize].insert(j);
                 }
             }
         }

@@ -14,8 +14,11 @@ pub struct PolicyView {
     /// Global indices of regimes active at this step that cover at least one
     /// sector after the prohibited zone and the positive list.
     pub active: Vec<u32>,
-    /// `eff[a][s]`: effective scope of active regime `active[a]` in sector s.
-    pub eff: Vec<Vec<f64>>,
+    /// `eff[a * sectors + s]`: effective scope of active regime `active[a]`
+    /// in sector s ([`Self::eff`]), one row per active regime.
+    pub eff: Vec<f64>,
+    /// Number of sectors (the length of a row of `eff`).
+    pub sectors: usize,
     /// Per sector: ascending distinct positive effective scopes; bucket b
     /// of a sector holds the control draws u with `breakpoints[b - 1] <=
     /// u < breakpoints[b]` (see [`Self::cover`]).
@@ -43,6 +46,7 @@ impl PolicyView {
     /// The view with no regime, with `pair_start` as its pair index.
     fn blank(n: usize, sectors: usize, pair_start: Arc<[u32]>) -> PolicyView {
         PolicyView {
+            sectors,
             breakpoints: vec![Vec::new(); sectors],
             pair_start,
             controllers: vec![false; n],
@@ -76,11 +80,12 @@ impl PolicyView {
             vec![0; n * n + 1].into()
         };
         let mut view = PolicyView::blank(n, s_count, start);
+        let mut eff = vec![0.0; s_count];
         for (r, reg) in regimes.iter().enumerate() {
             if !reg.is_active(step) {
                 continue;
             }
-            let mut eff = vec![0.0; s_count];
+            eff.fill(0.0);
             for &(s, base) in &reg.sectors {
                 if sc.controllable(s) {
                     eff[s] = reg.scheduled_scope(base, step);
@@ -88,11 +93,11 @@ impl PolicyView {
             }
             if eff.iter().any(|&x| x > 0.0) {
                 view.active.push(r as u32);
-                view.eff.push(eff);
+                view.eff.extend_from_slice(&eff);
             }
         }
         for s in 0..s_count {
-            let mut bp: Vec<f64> = view.eff.iter().map(|e| e[s]).filter(|&x| x > 0.0).collect();
+            let mut bp: Vec<f64> = view.rows().map(|e| e[s]).filter(|&x| x > 0.0).collect();
             bp.sort_by(f64::total_cmp);
             bp.dedup();
             view.max_scope[s] = bp.last().copied().unwrap_or(0.0);
@@ -149,10 +154,13 @@ impl PolicyView {
         Arc::ptr_eq(&self.pair_start, &prev.pair_start)
             && Arc::ptr_eq(&self.pair_list, &prev.pair_list)
             && self.active == prev.active
+            && self.sectors == prev.sectors
             && self.eff.len() == prev.eff.len()
-            && self.eff.iter().zip(&prev.eff).all(|(x, y)| {
-                x.len() == y.len() && x.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits())
-            })
+            && self
+                .eff
+                .iter()
+                .zip(&prev.eff)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
     }
 
     /// Per sector, the control draws whose covering regimes differ from
@@ -168,7 +176,7 @@ impl PolicyView {
         fn covering(v: &PolicyView, s: usize) -> impl Iterator<Item = (u32, f64)> + '_ {
             v.active
                 .iter()
-                .zip(&v.eff)
+                .zip(v.rows())
                 .filter(move |(_, e)| e[s] > 0.0)
                 .map(move |(&r, e)| (r, e[s]))
         }
@@ -218,6 +226,18 @@ impl PolicyView {
             .collect()
     }
 
+    /// The effective scope of active regime `active[a]` in sector s.
+    #[inline]
+    pub fn eff(&self, a: usize, s: usize) -> f64 {
+        self.eff[a * self.sectors + s]
+    }
+
+    /// The rows of effective scopes, one per active regime, in the order of
+    /// `active`.
+    pub fn rows(&self) -> std::slice::ChunksExact<'_, f64> {
+        self.eff.chunks_exact(self.sectors.max(1))
+    }
+
     /// Positions into `active` of the regimes restricting j -> i.
     #[inline]
     pub fn pair_regimes(&self, j: usize, i: usize) -> &[u32] {
@@ -244,7 +264,7 @@ impl PolicyView {
         };
         self.active
             .iter()
-            .zip(&self.eff)
+            .zip(self.rows())
             .filter(|(_, e)| e[s] >= low)
             .map(|(&r, _)| r)
             .collect()
@@ -280,7 +300,7 @@ impl PolicyView {
     ) {
         out.clear();
         out.extend(self.pair_regimes(j, i).iter().filter_map(|&a| {
-            let e = self.eff[a as usize][s];
+            let e = self.eff(a as usize, s);
             (e > 0.0).then(|| (e, regimes[self.active[a as usize] as usize].gate()))
         }));
     }
@@ -432,7 +452,8 @@ mod tests {
     fn view_with(regimes: &[(u32, [f64; 2])]) -> PolicyView {
         PolicyView {
             active: regimes.iter().map(|r| r.0).collect(),
-            eff: regimes.iter().map(|r| r.1.to_vec()).collect(),
+            eff: regimes.iter().flat_map(|r| r.1).collect(),
+            sectors: 2,
             breakpoints: vec![Vec::new(); 2],
             ..Default::default()
         }

@@ -132,6 +132,18 @@ impl Links {
         }
     }
 
+    /// Where source j's values sit in a per-slot array: its row of the
+    /// matrix when dense, its links' slots otherwise (consecutive sources
+    /// have consecutive ranges).
+    #[inline]
+    pub fn slots_of(&self, j: usize) -> std::ops::Range<usize> {
+        if self.dense {
+            j * self.n..(j + 1) * self.n
+        } else {
+            self.start[j]..self.start[j + 1]
+        }
+    }
+
     /// Slots of j's links and the countries they reach.
     #[inline]
     pub fn of(&self, j: usize) -> (std::ops::Range<usize>, &[u32]) {
