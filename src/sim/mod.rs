@@ -1905,7 +1905,10 @@ impl Arrivals<'_> {
         // H depends on the pair only through the regimes restricting each
         // direction (chilling included), and few distinct pairs of lists
         // occur: each is evaluated once.
+        // Consecutive partners often share their lists: the last one met is
+        // tried first.
         let mut known: Vec<(&[u32], &[u32], f64)> = Vec::new();
+        let mut last = 0;
         let v: Vec<f64> = self.partners[i]
             .iter()
             .map(|&j| {
@@ -1913,9 +1916,17 @@ impl Arrivals<'_> {
                 let share = sc.world.contact_share[[i, j]];
                 let h = if self.view.chilled(i, j) || self.view.chilled(j, i) {
                     let lists = (self.view.pair_regimes(i, j), self.view.pair_regimes(j, i));
-                    match known.iter().find(|k| (k.0, k.1) == lists) {
-                        Some(k) => k.2,
+                    let hit = match known.get(last) {
+                        Some(k) if (k.0, k.1) == lists => Some(last),
+                        _ => known.iter().position(|k| (k.0, k.1) == lists),
+                    };
+                    match hit {
+                        Some(at) => {
+                            last = at;
+                            known[at].2
+                        }
                         None => {
+                            last = known.len();
                             let ij = self.view.direction(self.regimes, i, j, s);
                             let ji = self.view.direction(self.regimes, j, i, s);
                             let h = expected_product(&ij, chill_of(i, j), &ji, chill_of(j, i));
