@@ -1129,10 +1129,11 @@ impl<'a> Simulation<'a> {
     /// which of those its origin controls. Each (s, b) keeps, per origin,
     /// its class, found among the few distinct extraterritorial sets met so
     /// far: the interner (a hash of the whole description) is asked once per
-    /// distinct class a step, not once per origin. With `moved` (per sector,
-    /// the draws whose covering regimes moved since last step, as disjoint
-    /// ascending intervals), an innovation of last step whose draw lies
-    /// outside them keeps its class; without, every class is found afresh.
+    /// distinct class while a bucket is kept, not once per origin. With
+    /// `moved` (per sector, the draws whose covering regimes moved since
+    /// last step, as disjoint ascending intervals), an innovation of last
+    /// step whose draw lies outside them keeps its class; without, every
+    /// class is found afresh.
     /// The buckets met are kept for the next step in the sectors whose
     /// covering regimes do not move (`key_buckets`).
     fn assign_keys(&mut self, n_old: usize, moved: Option<&[Vec<(f64, f64)>]>) -> Vec<u32> {
