@@ -168,7 +168,7 @@ pub struct Simulation<'a> {
     /// Per country i, the countries j != i with a positive contact share
     /// w~_ij (co-invention partners), ascending.
     partners: Vec<Vec<u32>>,
-    links: Links,
+    links: Arc<Links>,
     log_prod: Vec<f64>,
     log_prod_prev: Vec<f64>,
     log_prod0: Vec<f64>,
@@ -320,7 +320,7 @@ impl<'a> Simulation<'a> {
                         .collect()
                 })
                 .collect(),
-            links: Links::new(&sc.world.weights),
+            links: Arc::new(Links::new(&sc.world.weights)),
             log_prod: log_prod0.clone(),
             log_prod_prev: log_prod0.clone(),
             log_prod0,
@@ -665,34 +665,48 @@ impl<'a> Simulation<'a> {
         let t = self.step + 1;
         let n = self.n;
         self.sync_members();
-        // The counterfactual's view is empty at every step, and it holds
-        // trust at T0: its weights never move.
-        let (a_cur, chilled_cur, moved) = match self.variant {
-            Variant::Counterfactual => (
+        let n_old = self.inn.len();
+        // The policy variant's weights read only trust, and the view and
+        // gate classes read no trust: the weights are computed on their own
+        // state (taken out and put back) while the classes are placed.
+        // The counterfactual holds trust at T0: its weights never move.
+        let weights = (self.variant == Variant::Policy).then(|| {
+            let (sc, links) = (self.sc, Arc::clone(&self.links));
+            let trust = std::mem::take(&mut self.trust);
+            let touched = std::mem::take(&mut self.trust_touched);
+            let mut used = std::mem::take(&mut self.trust_used);
+            let a_prev = std::mem::take(&mut self.a_prev);
+            move || {
+                // Which linked pairs' weights moved since last step, per
+                // recipient (unlinked pairs weigh 0 whatever happens): the
+                // weights tell as they are updated.
+                let (a, changed) =
+                    contact_weights(sc, &links, (&trust, Some(&touched)), a_prev, &mut used);
+                (a, changed, trust, touched, used)
+            }
+        });
+        let (same_pairs, key_cur, recompute_flag, rows_in, weights) = match weights {
+            Some(weights) => {
+                let (classes, weights) = rayon::join(|| self.classes_now(t, n_old), weights);
+                let (same_pairs, key_cur, recompute_flag, rows_in) = classes;
+                (same_pairs, key_cur, recompute_flag, rows_in, Some(weights))
+            }
+            None => {
+                let (same_pairs, key_cur, recompute_flag, rows_in) = self.classes_now(t, n_old);
+                (same_pairs, key_cur, recompute_flag, rows_in, None)
+            }
+        };
+        let (a_cur, chilled_cur, moved) = match weights {
+            None => (
                 std::mem::take(&mut self.a_prev),
                 std::mem::take(&mut self.chilled_prev),
                 Moved::new(&[], &self.links.slot, n, None),
             ),
-            Variant::Policy => {
-                let next_view = self.policy_view(t);
-                // The same restricted pairs (the index is shared only
-                // then), so the same chilled pairs.
-                let same_pairs = Arc::ptr_eq(&next_view.pair_start, &self.view.pair_start);
-                if !next_view.restricts_as(&self.view) {
-                    self.view_epoch += 1;
-                }
-                self.scope_moved = next_view.scope_changes(&self.view);
-                self.view = next_view;
-                // Which linked pairs' weights or chilled flags moved since
-                // last step, per recipient (unlinked pairs weigh 0
-                // whatever happens): the weights tell as they are updated.
-                let (a, mut changed) = contact_weights(
-                    self.sc,
-                    &self.links,
-                    (&self.trust, Some(&self.trust_touched)),
-                    std::mem::take(&mut self.a_prev),
-                    &mut self.trust_used,
-                );
+            Some((a, mut changed, trust, touched, used)) => {
+                self.trust = trust;
+                self.trust_touched = touched;
+                self.trust_used = used;
+                // Pairs whose chilled flag moved move too.
                 let chilled = if same_pairs {
                     std::mem::take(&mut self.chilled_prev)
                 } else {
@@ -711,42 +725,6 @@ impl<'a> Simulation<'a> {
                 (a, chilled, moved)
             }
         };
-        let n_old = self.inn.len();
-
-        // Gate classes of the live innovations at this step: an older
-        // innovation whose control draw no regime's scope moved past since
-        // last step (every one in the counterfactual) keeps last step's
-        // class, and only the others and last step's births are placed.
-        let moved_scopes = match self.variant {
-            Variant::Policy => std::mem::take(&mut self.scope_moved),
-            Variant::Counterfactual => vec![Vec::new(); self.sc.sectors.len()],
-        };
-        let key_cur = self.assign_keys(n_old, Some(&moved_scopes));
-        if self.verify_exposure {
-            assert_eq!(
-                key_cur,
-                self.assign_keys(n_old, None),
-                "classes kept at step {t}"
-            );
-        }
-        let mut recompute_flag = vec![false; n_old];
-        // For each class, the class last step of the first innovation that
-        // moved into it (a likely near twin).
-        let mut came_from = vec![NONE; self.interner.descs.len()];
-        for k in 0..n_old {
-            if key_cur[k] != NONE && (k >= self.new_from || key_cur[k] != self.key_prev[k]) {
-                recompute_flag[k] = true;
-                if k < self.new_from && self.key_prev[k] != NONE {
-                    let from = &mut came_from[key_cur[k] as usize];
-                    if *from == NONE {
-                        *from = self.key_prev[k];
-                    }
-                }
-            }
-        }
-        // Live innovations per class, counted once for every use below.
-        let rows_in = class_rows(&key_cur, self.interner.descs.len());
-        self.build_gates(&rows_in, &came_from);
         let moved_none = moved.to.is_empty();
         let (family_d, mut class_d) = self.class_layers(&rows_in, &a_cur, &chilled_cur, &moved);
         whole_changes(&mut class_d, &self.layers, &family_d, &rows_in);
@@ -1030,6 +1008,61 @@ impl<'a> Simulation<'a> {
         self.step = t;
         self.count_controlled();
         self.record()
+    }
+
+    /// This step's policy view (the policy variant's; the counterfactual's
+    /// is empty at every step), the gate class of every live innovation,
+    /// which rows need recomputing (new, or of a class new to them), the
+    /// live innovations per class, and the gate products of the classes
+    /// new in use. Returns whether the view restricts the same pairs as
+    /// last step's (then the chilled pairs are the same too) and the rest.
+    fn classes_now(&mut self, t: u32, n_old: usize) -> (bool, Vec<u32>, Vec<bool>, Vec<usize>) {
+        let mut same_pairs = true;
+        if self.variant == Variant::Policy {
+            let next_view = self.policy_view(t);
+            // The same restricted pairs (the index is shared only then).
+            same_pairs = Arc::ptr_eq(&next_view.pair_start, &self.view.pair_start);
+            if !next_view.restricts_as(&self.view) {
+                self.view_epoch += 1;
+            }
+            self.scope_moved = next_view.scope_changes(&self.view);
+            self.view = next_view;
+        }
+        // Gate classes of the live innovations at this step: an older
+        // innovation whose control draw no regime's scope moved past since
+        // last step (every one in the counterfactual) keeps last step's
+        // class, and only the others and last step's births are placed.
+        let moved_scopes = match self.variant {
+            Variant::Policy => std::mem::take(&mut self.scope_moved),
+            Variant::Counterfactual => vec![Vec::new(); self.sc.sectors.len()],
+        };
+        let key_cur = self.assign_keys(n_old, Some(&moved_scopes));
+        if self.verify_exposure {
+            assert_eq!(
+                key_cur,
+                self.assign_keys(n_old, None),
+                "classes kept at step {t}"
+            );
+        }
+        let mut recompute_flag = vec![false; n_old];
+        // For each class, the class last step of the first innovation that
+        // moved into it (a likely near twin).
+        let mut came_from = vec![NONE; self.interner.descs.len()];
+        for k in 0..n_old {
+            if key_cur[k] != NONE && (k >= self.new_from || key_cur[k] != self.key_prev[k]) {
+                recompute_flag[k] = true;
+                if k < self.new_from && self.key_prev[k] != NONE {
+                    let from = &mut came_from[key_cur[k] as usize];
+                    if *from == NONE {
+                        *from = self.key_prev[k];
+                    }
+                }
+            }
+        }
+        // Live innovations per class, counted once for every use below.
+        let rows_in = class_rows(&key_cur, self.interner.descs.len());
+        self.build_gates(&rows_in, &came_from);
+        (same_pairs, key_cur, recompute_flag, rows_in)
     }
 
     /// Plan a block of steps from t in the policy variant: the class terms
