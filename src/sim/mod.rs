@@ -685,17 +685,14 @@ impl<'a> Simulation<'a> {
                 (a, changed, trust, touched, used)
             }
         });
-        let (same_pairs, key_cur, recompute_flag, rows_in, weights) = match weights {
+        let (classes, weights) = match weights {
             Some(weights) => {
                 let (classes, weights) = rayon::join(|| self.classes_now(t, n_old), weights);
-                let (same_pairs, key_cur, recompute_flag, rows_in) = classes;
-                (same_pairs, key_cur, recompute_flag, rows_in, Some(weights))
+                (classes, Some(weights))
             }
-            None => {
-                let (same_pairs, key_cur, recompute_flag, rows_in) = self.classes_now(t, n_old);
-                (same_pairs, key_cur, recompute_flag, rows_in, None)
-            }
+            None => (self.classes_now(t, n_old), None),
         };
+        let (same_pairs, key_cur, recompute_flag, rows_in) = classes;
         let (a_cur, chilled_cur, moved) = match weights {
             None => (
                 std::mem::take(&mut self.a_prev),
