@@ -192,10 +192,6 @@ pub struct Simulation<'a> {
     key_prev: Vec<u32>,
     /// Last step's live innovations per class ([`class_rows`]).
     rows_prev: Vec<usize>,
-    /// Per sector, the control draws whose covering regimes moved since
-    /// last step ([`PolicyView::scope_changes`]); the others keep their
-    /// gate classes.
-    scope_moved: Vec<Vec<(f64, f64)>>,
     /// Per sector and bucket of control draws, the gate classes met
     /// ([`Self::assign_keys`]); a sector's are dropped when its covering
     /// regimes move.
@@ -335,7 +331,6 @@ impl<'a> Simulation<'a> {
             interner: KeyInterner::default(),
             key_prev: Vec::new(),
             rows_prev: Vec::new(),
-            scope_moved: vec![Vec::new(); s_count],
             key_buckets: Vec::new(),
             gates: Vec::new(),
             chilled_prev: Vec::new(),
@@ -1014,7 +1009,12 @@ impl<'a> Simulation<'a> {
     /// new in use. Returns whether the view restricts the same pairs as
     /// last step's (then the chilled pairs are the same too) and the rest.
     fn classes_now(&mut self, t: u32, n_old: usize) -> (bool, Vec<u32>, Vec<bool>, Vec<usize>) {
+        // Gate classes of the live innovations at this step: an older
+        // innovation whose control draw no regime's scope moved past since
+        // last step (every one in the counterfactual) keeps last step's
+        // class, and only the others and last step's births are placed.
         let mut same_pairs = true;
+        let mut moved_scopes = vec![Vec::new(); self.sc.sectors.len()];
         if self.variant == Variant::Policy {
             let next_view = self.policy_view(t);
             // The same restricted pairs (the index is shared only then).
@@ -1022,17 +1022,9 @@ impl<'a> Simulation<'a> {
             if !next_view.restricts_as(&self.view) {
                 self.view_epoch += 1;
             }
-            self.scope_moved = next_view.scope_changes(&self.view);
+            moved_scopes = next_view.scope_changes(&self.view);
             self.view = next_view;
         }
-        // Gate classes of the live innovations at this step: an older
-        // innovation whose control draw no regime's scope moved past since
-        // last step (every one in the counterfactual) keeps last step's
-        // class, and only the others and last step's births are placed.
-        let moved_scopes = match self.variant {
-            Variant::Policy => std::mem::take(&mut self.scope_moved),
-            Variant::Counterfactual => vec![Vec::new(); self.sc.sectors.len()],
-        };
         let key_cur = self.assign_keys(n_old, Some(&moved_scopes));
         if self.verify_exposure {
             assert_eq!(
