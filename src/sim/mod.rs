@@ -1009,10 +1009,6 @@ impl<'a> Simulation<'a> {
     /// new in use. Returns whether the view restricts the same pairs as
     /// last step's (then the chilled pairs are the same too) and the rest.
     fn classes_now(&mut self, t: u32, n_old: usize) -> (bool, Vec<u32>, Vec<bool>, Vec<usize>) {
-        // Gate classes of the live innovations at this step: an older
-        // innovation whose control draw no regime's scope moved past since
-        // last step (every one in the counterfactual) keeps last step's
-        // class, and only the others and last step's births are placed.
         let mut same_pairs = true;
         let mut moved_scopes = vec![Vec::new(); self.sc.sectors.len()];
         if self.variant == Variant::Policy {
@@ -1025,6 +1021,10 @@ impl<'a> Simulation<'a> {
             moved_scopes = next_view.scope_changes(&self.view);
             self.view = next_view;
         }
+        // Gate classes of the live innovations at this step: an older
+        // innovation whose control draw no regime's scope moved past since
+        // last step (every one in the counterfactual) keeps last step's
+        // class, and only the others and last step's births are placed.
         let key_cur = self.assign_keys(n_old, Some(&moved_scopes));
         if self.verify_exposure {
             assert_eq!(
@@ -3084,16 +3084,18 @@ fn contact_weights(
     }
     trust_used.resize(links.values(), f64::NAN);
     let mut moved = vec![FixedBitSet::with_capacity(n); n];
-    let mut visit = |j: usize, i: usize| {
-        let at = links.slot[j * n + i] as usize;
+    // The weight of j -> i at its slot (`a`, with the trust it was computed
+    // from in `used`), recomputed where that trust moved; whether it moved.
+    let refresh = |j: usize, i: usize, a: &mut f64, used: &mut f64| -> bool {
         let t = trust[[i, j]];
-        if fresh || t != trust_used[at] {
+        if fresh || t != *used {
             let new = w[[j, i]] * t.powf(mu);
-            trust_used[at] = t;
-            if !fresh && new != a[at] {
-                moved[i].insert(j);
-            }
-            a[at] = new;
+            *used = t;
+            let moved = !fresh && new != *a;
+            *a = new;
+            moved
+        } else {
+            false
         }
     };
     // Rows of trust the last update left as they were hold the trust
@@ -3106,7 +3108,10 @@ fn contact_weights(
         Some(rows) if links.dense && few(rows) => {
             for i in (0..n).filter(|&i| rows[i]) {
                 for j in (0..n).filter(|&j| w[[j, i]] != 0.0) {
-                    visit(j, i);
+                    let at = links.slot[j * n + i] as usize;
+                    if refresh(j, i, &mut a[at], &mut trust_used[at]) {
+                        moved[i].insert(j);
+                    }
                 }
             }
         }
@@ -3137,14 +3142,8 @@ fn contact_weights(
                             continue;
                         }
                         let at = links.slot[j * n + i] as usize - base;
-                        let t = trust[[i, j]];
-                        if fresh || t != used_j[at] {
-                            let new = w[[j, i]] * t.powf(mu);
-                            used_j[at] = t;
-                            if !fresh && new != a_j[at] {
-                                list.push(i as u32);
-                            }
-                            a_j[at] = new;
+                        if refresh(j, i, &mut a_j[at], &mut used_j[at]) {
+                            list.push(i as u32);
                         }
                     }
                     list
