@@ -202,7 +202,7 @@ pub struct Simulation<'a> {
     /// Whether each slot of [`Links`] is chilled, last step.
     chilled_prev: Vec<bool>,
     /// Class terms as of the last step, brought to the current step by
-    /// [`Self::class_layers`]: bases shared by the classes of a boost and
+    /// [`ClassTerms::bring`]: bases shared by the classes of a boost and
     /// chilling factor, and per class in use its covered slots.
     families: Vec<Family>,
     layers: Vec<Option<Layer>>,
@@ -718,10 +718,66 @@ impl<'a> Simulation<'a> {
             }
         };
         let moved_none = moved.to.is_empty();
-        let (family_d, mut class_d) = self.class_layers(&rows_in, &a_cur, &chilled_cur, &moved);
-        whole_changes(&mut class_d, &self.layers, &family_d, &rows_in);
-        let (family_c, class_c) =
-            compact_changes(&moved, &rows_in, &self.layers, &family_d, &class_d);
+        // Births at t use l(t-1) and T(t-1), not this step's adoptions nor
+        // the class terms: they and their rows' thresholds are drawn while
+        // the class terms are brought to the step (most of that work comes
+        // in pieces too small to share out well).
+        let (sc, replication, variant) = (self.sc, self.replication, self.variant);
+        let arrivals = Arrivals {
+            sc,
+            replication,
+            variant,
+            lambda: self.lambda,
+            q0: self.q0,
+            log_prod: &self.log_prod,
+            trust: &self.trust,
+            view: &self.view,
+            regimes: &self.regimes,
+            partners: &self.partners,
+            view_epoch: self.view_epoch,
+            verify: self.verify_exposure,
+        };
+        let mut partner_cache = std::mem::take(&mut self.partner_cache);
+        let born = || -> (Vec<Birth>, Vec<Row>) {
+            let births = arrivals.births(t, &mut partner_cache);
+            let rows = births
+                .par_iter()
+                .enumerate()
+                .map(|(q, b)| {
+                    let coinventor = b.coinventor as usize;
+                    threshold_row(sc.seed, replication, t, q as u32, n, |i| {
+                        i == b.origin || i == coinventor
+                    })
+                })
+                .collect();
+            (births, rows)
+        };
+        let (families, layers, covers) = (&mut self.families, &mut self.layers, &mut self.covers);
+        let (gates, descs, links) = (&self.gates, &self.interner.descs, &self.links);
+        let (scale, verify) = (self.scale, self.verify_exposure);
+        let (a_now, chilled_now) = (&a_cur, &chilled_cur);
+        let (moved_ref, rows_ref) = (&moved, &rows_in);
+        let bring = move || {
+            let terms = ClassTerms {
+                families,
+                layers: &mut *layers,
+                covers,
+                gates,
+                descs,
+                links,
+                scale,
+                t,
+                verify,
+            };
+            let (family_d, mut class_d) = terms.bring(rows_ref, a_now, chilled_now, moved_ref);
+            whole_changes(&mut class_d, layers, &family_d, rows_ref);
+            let (family_c, class_c) =
+                compact_changes(moved_ref, rows_ref, layers, &family_d, &class_d);
+            (family_d, class_d, family_c, class_c)
+        };
+        let ((family_d, class_d, family_c, class_c), (births, born_rows)) =
+            rayon::join(bring, born);
+        self.partner_cache = partner_cache;
 
         debug_assert_eq!(self.event_start.len(), n_old + 1);
         let absorptive: Vec<f64> = self
@@ -846,12 +902,9 @@ impl<'a> Simulation<'a> {
                 .map(|(outs, _)| outs)
                 .collect()
         };
-        // Births at t use l(t-1) and T(t-1), not this step's adoptions: they
-        // and their rows' thresholds are drawn while the rows diffuse. Then,
-        // still alongside the rows, the policy variant updates trust, which
-        // reads neither adoptions nor what they change (MODEL.md section 4);
-        // the retaliations it decides are applied at the end of the step.
-        let (sc, replication, variant) = (self.sc, self.replication, self.variant);
+        // Alongside the rows, the policy variant updates trust, which reads
+        // neither adoptions nor what they change (MODEL.md section 4); the
+        // retaliations it decides are applied at the end of the step.
         // The direct evaluation of exposures reads T(t-1).
         let trust_before = self.verify_exposure.then(|| self.trust.clone());
         let policy = (&self.view, &self.regimes[..], &self.retaliating[..]);
@@ -860,50 +913,11 @@ impl<'a> Simulation<'a> {
             &mut self.unsettled[..],
             &mut self.trust_touched[..],
         );
-        let (lambda, q0, log_prod, partners) =
-            (self.lambda, self.q0, &self.log_prod, &self.partners);
-        let (view_epoch, verify) = (self.view_epoch, self.verify_exposure);
-        let mut partner_cache = std::mem::take(&mut self.partner_cache);
-        let cache = &mut partner_cache;
-        let born = move || -> (Vec<Birth>, Vec<Row>, Vec<Retaliation>) {
-            let arrivals = Arrivals {
-                sc,
-                replication,
-                variant,
-                lambda,
-                q0,
-                log_prod,
-                trust: &*trust,
-                view: policy.0,
-                regimes: policy.1,
-                partners,
-                view_epoch,
-                verify,
-            };
-            let births = arrivals.births(t, cache);
-            let rows = || {
-                births
-                    .par_iter()
-                    .enumerate()
-                    .map(|(q, b)| {
-                        let coinventor = b.coinventor as usize;
-                        threshold_row(sc.seed, replication, t, q as u32, n, |i| {
-                            i == b.origin || i == coinventor
-                        })
-                    })
-                    .collect()
-            };
-            let update = move || match variant {
-                Variant::Policy => {
-                    trust_step(sc, replication, policy, (trust, unsettled, touched), t)
-                }
-                Variant::Counterfactual => Vec::new(),
-            };
-            let (rows, decided) = rayon::join(rows, update);
-            (births, rows, decided)
+        let update = move || match variant {
+            Variant::Policy => trust_step(sc, replication, policy, (trust, unsettled, touched), t),
+            Variant::Counterfactual => Vec::new(),
         };
-        let (parts, (births, born_rows, decided)) = rayon::join(diffuse, born);
-        self.partner_cache = partner_cache;
+        let (parts, decided) = rayon::join(diffuse, update);
         // Rows in ascending order within each step: the older rows' adopters
         // (already in `ahead`) come before those of last step's births.
         if self.ahead.len() < span {
@@ -1362,116 +1376,6 @@ impl<'a> Simulation<'a> {
         for (c, g) in built {
             self.gates[c] = Some(g);
         }
-    }
-
-    /// Bring the class terms to this step (see [`layers`]): every family's
-    /// base patched at the moved pairs, each class in use kept from last
-    /// step patched at its covered moved pairs, a class new in use laid
-    /// over its family (made if new); classes no longer in use dropped.
-    /// Returns, by family, the change of its base at every moved pair, and
-    /// by class, its own changes where a covered moved pair makes them
-    /// differ from its family's; in the order of `moved.sources`, followed
-    /// by [`PAD`] zeros (none at all when nothing moved).
-    fn class_layers(
-        &mut self,
-        rows_in: &[usize],
-        a: &[f64],
-        chilled: &[bool],
-        moved: &Moved,
-    ) -> (Vec<Vec<Fixed>>, Vec<Option<ClassChanges>>) {
-        let classes = self.gates.len();
-        self.layers.resize_with(classes, || None);
-        let used: Vec<bool> = rows_in.iter().map(|&r| r > 0).collect();
-        for (l, &u) in self.layers.iter_mut().zip(&used) {
-            if !u {
-                *l = None;
-            }
-        }
-        let scale = self.scale;
-        let (mut family_d, class_d) = patch_terms(
-            &mut self.families,
-            &mut self.layers,
-            &self.gates,
-            (a, chilled),
-            moved,
-        );
-        let gates = &self.gates;
-        let gates_of =
-            |c: usize| -> &Gates { gates[c].as_deref().expect("gates built for classes in use") };
-        let fresh: Vec<usize> = (0..classes)
-            .filter(|&c| used[c] && self.layers[c].is_none())
-            .collect();
-        for &c in &fresh {
-            let g = gates_of(c);
-            if !self.families.iter().any(|f| f.holds(g, scale)) {
-                self.families
-                    .push(Family::new(g.boost, g.chill, scale, a, chilled));
-                family_d.push(Vec::new());
-            }
-        }
-        // Covers by covering regimes: those of earlier steps, else made
-        // once for all the new classes that share them.
-        let t = self.step + 1;
-        let cover_key = |c: usize| {
-            let d = &self.interner.descs[c];
-            (d.cover.clone(), d.ext.clone())
-        };
-        let mut to_make: Vec<(CoverKey, usize)> = Vec::new();
-        for &c in &fresh {
-            let key = cover_key(c);
-            if !self.covers.contains_key(&key) && !to_make.iter().any(|(k, _)| *k == key) {
-                to_make.push((key, c));
-            }
-        }
-        let links = &self.links;
-        let made: Vec<_> = to_make
-            .into_par_iter()
-            .map(|(key, c)| (key, Arc::new(Cover::new(gates_of(c), links))))
-            .collect();
-        // Different covering regimes may still cover the same pairs.
-        for (key, cover) in made {
-            let same = self
-                .covers
-                .values()
-                .find(|(c, _)| **c == *cover)
-                .map(|(c, _)| Arc::clone(c));
-            self.covers.insert(key, (same.unwrap_or(cover), t));
-        }
-        let fresh: Vec<(usize, Arc<Cover>)> = fresh
-            .into_iter()
-            .map(|c| (c, Arc::clone(&self.covers[&cover_key(c)].0)))
-            .collect();
-        if self.verify_exposure {
-            for (c, cover) in &fresh {
-                assert!(**cover == Cover::new(gates_of(*c), links), "cover kept");
-            }
-        }
-        let families = &self.families;
-        let mut layers = std::mem::take(&mut self.layers);
-        let built: Vec<(usize, Layer)> = fresh
-            .into_par_iter()
-            .map(|(c, cover)| {
-                let g = gates_of(c);
-                let f = families
-                    .iter()
-                    .position(|f| f.holds(g, scale))
-                    .expect("family made above");
-                (c, Layer::new(f, &families[f], g, a, cover))
-            })
-            .collect();
-        for (c, l) in built {
-            layers[c] = Some(l);
-        }
-        self.layers = layers;
-        // Covers in use are marked this step; those out of use for more
-        // than COVER_KEPT steps are dropped.
-        for (cover, last) in self.covers.values_mut() {
-            if Arc::strong_count(cover) > 1 {
-                *last = t;
-            }
-        }
-        self.covers.retain(|_, (_, last)| t - *last <= COVER_KEPT);
-        (family_d, class_d)
     }
 
     /// The gate product of class `d` on the pair j -> i, NaN where no
@@ -1968,6 +1872,135 @@ impl Arrivals<'_> {
     }
 }
 
+/// The state [`ClassTerms::bring`] brings to a step: borrowed from the
+/// [`Simulation`] field by field, so that the births of the step (which
+/// read none of it) are drawn alongside.
+struct ClassTerms<'s> {
+    families: &'s mut Vec<Family>,
+    layers: &'s mut Vec<Option<Layer>>,
+    covers: &'s mut FxHashMap<CoverKey, (Arc<Cover>, u32)>,
+    gates: &'s [Option<Arc<Gates>>],
+    descs: &'s [KeyDesc],
+    links: &'s Links,
+    scale: f64,
+    /// The step the terms are brought to.
+    t: u32,
+    /// Check kept covers against fresh ones (tests).
+    verify: bool,
+}
+
+impl ClassTerms<'_> {
+    /// Bring the class terms to this step (see [`layers`]): every family's
+    /// base patched at the moved pairs, each class in use kept from last
+    /// step patched at its covered moved pairs, a class new in use laid
+    /// over its family (made if new); classes no longer in use dropped.
+    /// Returns, by family, the change of its base at every moved pair, and
+    /// by class, its own changes where a covered moved pair makes them
+    /// differ from its family's; in the order of `moved.sources`, followed
+    /// by [`PAD`] zeros (none at all when nothing moved).
+    fn bring(
+        self,
+        rows_in: &[usize],
+        a: &[f64],
+        chilled: &[bool],
+        moved: &Moved,
+    ) -> (Vec<Vec<Fixed>>, Vec<Option<ClassChanges>>) {
+        let classes = self.gates.len();
+        self.layers.resize_with(classes, || None);
+        let used: Vec<bool> = rows_in.iter().map(|&r| r > 0).collect();
+        for (l, &u) in self.layers.iter_mut().zip(&used) {
+            if !u {
+                *l = None;
+            }
+        }
+        let scale = self.scale;
+        let (mut family_d, class_d) = patch_terms(
+            &mut *self.families,
+            &mut *self.layers,
+            &self.gates,
+            (a, chilled),
+            moved,
+        );
+        let gates = &self.gates;
+        let gates_of =
+            |c: usize| -> &Gates { gates[c].as_deref().expect("gates built for classes in use") };
+        let fresh: Vec<usize> = (0..classes)
+            .filter(|&c| used[c] && self.layers[c].is_none())
+            .collect();
+        for &c in &fresh {
+            let g = gates_of(c);
+            if !self.families.iter().any(|f| f.holds(g, scale)) {
+                self.families
+                    .push(Family::new(g.boost, g.chill, scale, a, chilled));
+                family_d.push(Vec::new());
+            }
+        }
+        // Covers by covering regimes: those of earlier steps, else made
+        // once for all the new classes that share them.
+        let t = self.t;
+        let cover_key = |c: usize| {
+            let d = &self.descs[c];
+            (d.cover.clone(), d.ext.clone())
+        };
+        let mut to_make: Vec<(CoverKey, usize)> = Vec::new();
+        for &c in &fresh {
+            let key = cover_key(c);
+            if !self.covers.contains_key(&key) && !to_make.iter().any(|(k, _)| *k == key) {
+                to_make.push((key, c));
+            }
+        }
+        let links = &self.links;
+        let made: Vec<_> = to_make
+            .into_par_iter()
+            .map(|(key, c)| (key, Arc::new(Cover::new(gates_of(c), links))))
+            .collect();
+        // Different covering regimes may still cover the same pairs.
+        for (key, cover) in made {
+            let same = self
+                .covers
+                .values()
+                .find(|(c, _)| **c == *cover)
+                .map(|(c, _)| Arc::clone(c));
+            self.covers.insert(key, (same.unwrap_or(cover), t));
+        }
+        let fresh: Vec<(usize, Arc<Cover>)> = fresh
+            .into_iter()
+            .map(|c| (c, Arc::clone(&self.covers[&cover_key(c)].0)))
+            .collect();
+        if self.verify {
+            for (c, cover) in &fresh {
+                assert!(**cover == Cover::new(gates_of(*c), links), "cover kept");
+            }
+        }
+        let families = &self.families;
+        let mut layers = std::mem::take(&mut *self.layers);
+        let built: Vec<(usize, Layer)> = fresh
+            .into_par_iter()
+            .map(|(c, cover)| {
+                let g = gates_of(c);
+                let f = families
+                    .iter()
+                    .position(|f| f.holds(g, scale))
+                    .expect("family made above");
+                (c, Layer::new(f, &families[f], g, a, cover))
+            })
+            .collect();
+        for (c, l) in built {
+            layers[c] = Some(l);
+        }
+        *self.layers = layers;
+        // Covers in use are marked this step; those out of use for more
+        // than COVER_KEPT steps are dropped.
+        for (cover, last) in self.covers.values_mut() {
+            if Arc::strong_count(cover) > 1 {
+                *last = t;
+            }
+        }
+        self.covers.retain(|_, (_, last)| t - *last <= COVER_KEPT);
+        (family_d, class_d)
+    }
+}
+
 /// What the parallel diffusion phase reads: last step's state and this
 /// step's gate-class terms.
 struct DiffuseInputs<'s> {
@@ -2000,7 +2033,7 @@ struct DiffuseInputs<'s> {
     x86_avx512: bool,
 }
 
-/// The class terms of one step (see [`Simulation::class_layers`]) and
+/// The class terms of one step (see [`ClassTerms::bring`]) and
 /// their changes since the step before.
 #[derive(Clone, Copy)]
 struct Terms<'s> {
