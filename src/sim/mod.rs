@@ -1383,24 +1383,39 @@ impl<'a> Simulation<'a> {
     /// (ascending regime) as [`Self::build_gates`] makes them slot by slot.
     fn gate_product(&self, d: &KeyDesc, j: usize, i: usize) -> f64 {
         let view = &self.view;
-        let mut covering: Vec<u32> = view
+        debug_assert!(d.ext.is_sorted());
+        // Both ascending (the view's active regimes are, and so each
+        // pair's list; a class's lists are): merged without repeats, so
+        // the product is taken in ascending regime order, as
+        // `build_gates` takes it, with no list to allocate and sort.
+        let mut own = view
             .pair_regimes(j, i)
             .iter()
             .map(|&a| view.active[a as usize])
             .filter(|r| d.cover.binary_search(r).is_ok())
-            .chain(
-                d.ext
-                    .iter()
-                    .copied()
-                    .filter(|&r| self.regimes[r as usize].targets[i]),
-            )
-            .collect();
-        covering.sort_unstable();
-        covering.dedup();
-        covering.iter().fold(f64::NAN, |x, &r| {
+            .peekable();
+        let mut ext = d
+            .ext
+            .iter()
+            .copied()
+            .filter(|&r| self.regimes[r as usize].targets[i])
+            .peekable();
+        let mut x = f64::NAN;
+        loop {
+            let r = match (own.peek(), ext.peek()) {
+                (Some(&p), Some(&q)) if p == q => {
+                    ext.next();
+                    own.next()
+                }
+                (Some(&p), Some(&q)) if q < p => ext.next(),
+                (Some(_), _) => own.next(),
+                (None, _) => ext.next(),
+            };
+            let Some(r) = r else { break };
             let g = self.regimes[r as usize].gate();
-            if x.is_nan() { 1.0 * g } else { x * g }
-        })
+            x = if x.is_nan() { 1.0 * g } else { x * g };
+        }
+        x
     }
 
     /// The slots (with their source and target) where the gates of classes
@@ -3377,6 +3392,85 @@ mod tests {
     /// with nothing perceived: the update skips rows that perceive nothing
     /// and sit at T0, and must leave them exactly so, and must not skip a
     /// recovering row.
+    /// A class's gate product on a pair is the product, in ascending
+    /// regime order, of the gates of its regimes that cover the pair: its
+    /// regimes with the source as controller and the recipient as target,
+    /// and its extraterritorial ones that target the recipient (through
+    /// the origin, whatever the source). Checked on every pair for every
+    /// class in use, in a world where an extraterritorial regime (id 0)
+    /// and a later one from other controllers (id 2) cover the same
+    /// recipients, so that the two lists interleave.
+    #[test]
+    fn gate_products_take_the_covering_regimes_in_ascending_order() {
+        let text = format!(
+            "{STRESS}{}",
+            r#"
+        [[policy.export_control]]
+        name = "third"
+        controllers = ["bloc:C"]
+        targets = ["bloc:B"]
+        sectors = { chips = 0.7, ai = 0.7 }
+        licence_rate = 0.4
+        cost = 0.2
+        start = 3
+        "#
+        );
+        let loaded = load_text(&text, "gates.toml", FileSource::Embedded, &[]).unwrap();
+        let sc = &loaded.scenario;
+        let layout = Layout::new(sc);
+        let mut sim = Simulation::new(sc, &layout, 0, Variant::Policy);
+        let n = sim.n;
+        let (mut covered, mut interleaved) = (0, 0);
+        for _ in 0..12 {
+            sim.step();
+            let mut in_use: Vec<u32> = sim
+                .key_prev
+                .iter()
+                .copied()
+                .filter(|&c| c != NONE)
+                .collect();
+            in_use.sort_unstable();
+            in_use.dedup();
+            for &c in &in_use {
+                let d = &sim.interner.descs[c as usize];
+                for j in 0..n {
+                    for i in 0..n {
+                        let own: Vec<u32> = d
+                            .cover
+                            .iter()
+                            .copied()
+                            .filter(|&r| sim.view.active.contains(&r))
+                            .filter(|&r| {
+                                let (ctrl, targets) = &sim.members[r as usize];
+                                ctrl.contains(&(j as u32)) && targets.contains(&(i as u32))
+                            })
+                            .collect();
+                        let ext: Vec<u32> = d
+                            .ext
+                            .iter()
+                            .copied()
+                            .filter(|&r| sim.regimes[r as usize].targets[i])
+                            .collect();
+                        if own.iter().any(|&p| ext.iter().any(|&q| q < p)) {
+                            interleaved += 1;
+                        }
+                        let mut all: Vec<u32> = own.into_iter().chain(ext).collect();
+                        all.sort_unstable();
+                        all.dedup();
+                        let want = all.iter().fold(f64::NAN, |x, &r| {
+                            let g = sim.regimes[r as usize].gate();
+                            if x.is_nan() { 1.0 * g } else { x * g }
+                        });
+                        let got = sim.gate_product(d, j, i);
+                        assert_eq!(got.to_bits(), want.to_bits(), "class {c}, {j} -> {i}");
+                        covered += usize::from(!all.is_empty());
+                    }
+                }
+            }
+        }
+        assert!(covered > 0 && interleaved > 0, "{covered} {interleaved}");
+    }
+
     #[test]
     fn trust_follows_the_update_rule_in_every_row() {
         let over = ["policy.cooperation.transparency=1".to_string()];
