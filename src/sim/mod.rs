@@ -1932,7 +1932,7 @@ impl ClassTerms<'_> {
         let (mut family_d, class_d) = patch_terms(
             &mut *self.families,
             &mut *self.layers,
-            &self.gates,
+            self.gates,
             (a, chilled),
             moved,
         );
