@@ -755,9 +755,7 @@ impl<'a> Simulation<'a> {
         let (families, layers, covers) = (&mut self.families, &mut self.layers, &mut self.covers);
         let (gates, descs, links) = (&self.gates, &self.interner.descs, &self.links);
         let (scale, verify) = (self.scale, self.verify_exposure);
-        let (a_now, chilled_now) = (&a_cur, &chilled_cur);
-        let (moved_ref, rows_ref) = (&moved, &rows_in);
-        let bring = move || {
+        let bring = || {
             let terms = ClassTerms {
                 families,
                 layers: &mut *layers,
@@ -769,10 +767,10 @@ impl<'a> Simulation<'a> {
                 t,
                 verify,
             };
-            let (family_d, mut class_d) = terms.bring(rows_ref, a_now, chilled_now, moved_ref);
-            whole_changes(&mut class_d, layers, &family_d, rows_ref);
+            let (family_d, mut class_d) = terms.bring(&rows_in, &a_cur, &chilled_cur, &moved);
+            whole_changes(&mut class_d, layers, &family_d, &rows_in);
             let (family_c, class_c) =
-                compact_changes(moved_ref, rows_ref, layers, &family_d, &class_d);
+                compact_changes(&moved, &rows_in, layers, &family_d, &class_d);
             (family_d, class_d, family_c, class_c)
         };
         let ((family_d, class_d, family_c, class_c), (births, born_rows)) =
