@@ -752,25 +752,22 @@ impl<'a> Simulation<'a> {
                 .collect();
             (births, rows)
         };
-        let (families, layers, covers) = (&mut self.families, &mut self.layers, &mut self.covers);
-        let (gates, descs, links) = (&self.gates, &self.interner.descs, &self.links);
-        let (scale, verify) = (self.scale, self.verify_exposure);
         let bring = || {
             let terms = ClassTerms {
-                families,
-                layers: &mut *layers,
-                covers,
-                gates,
-                descs,
-                links,
-                scale,
+                families: &mut self.families,
+                layers: &mut self.layers,
+                covers: &mut self.covers,
+                gates: &self.gates,
+                descs: &self.interner.descs,
+                links: &self.links,
+                scale: self.scale,
                 t,
-                verify,
+                verify: self.verify_exposure,
             };
             let (family_d, mut class_d) = terms.bring(&rows_in, &a_cur, &chilled_cur, &moved);
-            whole_changes(&mut class_d, layers, &family_d, &rows_in);
+            whole_changes(&mut class_d, &self.layers, &family_d, &rows_in);
             let (family_c, class_c) =
-                compact_changes(&moved, &rows_in, layers, &family_d, &class_d);
+                compact_changes(&moved, &rows_in, &self.layers, &family_d, &class_d);
             (family_d, class_d, family_c, class_c)
         };
         let ((family_d, class_d, family_c, class_c), (births, born_rows)) =
