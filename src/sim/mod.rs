@@ -1931,7 +1931,7 @@ impl ClassTerms<'_> {
             (a, chilled),
             moved,
         );
-        let gates = &self.gates;
+        let gates = self.gates;
         let gates_of =
             |c: usize| -> &Gates { gates[c].as_deref().expect("gates built for classes in use") };
         let fresh: Vec<usize> = (0..classes)
@@ -1959,7 +1959,7 @@ impl ClassTerms<'_> {
                 to_make.push((key, c));
             }
         }
-        let links = &self.links;
+        let links = self.links;
         let made: Vec<_> = to_make
             .into_par_iter()
             .map(|(key, c)| (key, Arc::new(Cover::new(gates_of(c), links))))
@@ -1982,7 +1982,7 @@ impl ClassTerms<'_> {
                 assert!(**cover == Cover::new(gates_of(*c), links), "cover kept");
             }
         }
-        let families = &self.families;
+        let families = &*self.families;
         let mut layers = std::mem::take(&mut *self.layers);
         let built: Vec<(usize, Layer)> = fresh
             .into_par_iter()
