@@ -127,6 +127,64 @@ impl Cover {
         cover
     }
 
+    /// The cover of a class whose gates (`g`) can differ from those of a
+    /// near twin (`parent_g`, its cover `parent`) only at `slots` (slot,
+    /// source, target; ascending by slot, no repeats): the twin's, changed
+    /// only there (the same as [`Cover::new`] for the class, for a look at
+    /// those slots and a copy rather than a pass over every slot). None
+    /// when it covers the same slots as the twin's.
+    pub fn from_twin(
+        parent: &Cover,
+        parent_g: &Gates,
+        g: &Gates,
+        slots: &[(usize, u32, u32)],
+    ) -> Option<Cover> {
+        let covered_in =
+            |g: &Gates, at: usize| g.factor.as_ref().is_some_and(|f| !f.at(at).is_nan());
+        if slots
+            .iter()
+            .all(|&(at, _, _)| covered_in(g, at) == covered_in(parent_g, at))
+        {
+            return None;
+        }
+        // Runs of the twin's entries copied whole between the slots that
+        // differ; source j's entries start later by the net count of
+        // entries added and removed at the slots of the sources below j.
+        let len = parent.at.len() + slots.len();
+        let mut cover = Cover {
+            start: parent.start.clone(),
+            to: Vec::with_capacity(len),
+            at: Vec::with_capacity(len),
+        };
+        let mut shift = vec![0i64; parent.start.len()];
+        let mut from = 0;
+        for &(at, j, i) in slots {
+            let pos = parent.at.partition_point(|&x| (x as usize) < at);
+            cover.to.extend_from_slice(&parent.to[from..pos]);
+            cover.at.extend_from_slice(&parent.at[from..pos]);
+            let was = parent.at.get(pos).is_some_and(|&x| x as usize == at);
+            from = if was { pos + 1 } else { pos };
+            let now = covered_in(g, at);
+            if now {
+                cover.to.push(i);
+                cover.at.push(at as u32);
+            }
+            shift[j as usize + 1] += i64::from(now) - i64::from(was);
+        }
+        cover.to.extend_from_slice(&parent.to[from..]);
+        cover.at.extend_from_slice(&parent.at[from..]);
+        let mut net = 0;
+        for (s, d) in cover.start.iter_mut().zip(&shift) {
+            net += d;
+            *s = u32::try_from(i64::from(*s) + net).expect("a count of entries");
+        }
+        debug_assert_eq!(
+            *cover.start.last().expect("n + 1 entries") as usize,
+            cover.at.len()
+        );
+        Some(cover)
+    }
+
     /// The covered slots that moved (`moved_bits`: a bitset of the moved
     /// slots; `moved_at[slot]`: the slot's position in `by_slot`), as
     /// (index in this cover, moved-pair index), ascending.
@@ -227,6 +285,86 @@ impl Layer {
         for (&i, &d) in c.to[range.clone()].iter().zip(&self.delta[range]) {
             let x = &mut e[i as usize];
             *x = x.wrapping_add(d);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::Array2;
+
+    use super::*;
+    use crate::sim::rows::Factor;
+
+    /// Gates with these products per slot (NaN: not covered).
+    fn gates(products: Vec<f64>) -> Gates {
+        Gates {
+            boost: 1.0,
+            chill: 1.0,
+            factor: Some(Factor::new(products)),
+        }
+    }
+
+    #[test]
+    fn a_cover_changed_from_a_twin_is_the_cover_made_afresh() {
+        let n = 23;
+        // A dense network and a sparse one (about one pair in five).
+        let dense = Array2::from_shape_fn((n, n), |(j, i)| if j == i { 0.0 } else { 1.0 });
+        let sparse = Array2::from_shape_fn((n, n), |(j, i)| {
+            if j != i && (j * 7 + i * 3) % 5 == 0 {
+                1.0
+            } else {
+                0.0
+            }
+        });
+        for w in [dense, sparse] {
+            let links = Links::new(&w);
+            let linked: Vec<(usize, u32, u32)> = (0..n * n)
+                .filter(|&x| links.slot[x] != u32::MAX)
+                .map(|x| (links.slot[x] as usize, (x / n) as u32, (x % n) as u32))
+                .collect();
+            let mut parent = vec![f64::NAN; links.values()];
+            for &(at, j, i) in &linked {
+                if (j + 2 * i) % 3 == 0 {
+                    parent[at] = 0.5;
+                }
+            }
+            // The slots that may differ: some become covered (among them
+            // the first and last sources' and a whole source's), some stop
+            // being covered, some change product only, some stay as they
+            // were.
+            let mut slots: Vec<(usize, u32, u32)> = linked
+                .iter()
+                .copied()
+                .filter(|&(_, j, i)| {
+                    (j * 5 + i) % 4 == 0 || j == 0 || j == 9 || j as usize == n - 1
+                })
+                .collect();
+            slots.sort_unstable();
+            let mut child = parent.clone();
+            for (q, &(at, _, _)) in slots.iter().enumerate() {
+                child[at] = match q % 4 {
+                    0 => 0.25,
+                    1 => f64::NAN,
+                    2 if !parent[at].is_nan() => 0.125,
+                    _ => parent[at],
+                };
+            }
+            let (pg, g) = (gates(parent.clone()), gates(child));
+            let from = Cover::new(&pg, &links);
+            let got = Cover::from_twin(&from, &pg, &g, &slots).expect("other slots covered");
+            let fresh = Cover::new(&g, &links);
+            assert_eq!(got.at, fresh.at);
+            assert_eq!(got.to, fresh.to);
+            assert_eq!(got.start, fresh.start);
+            // Products that change where coverage does not: the twin's.
+            let mut same = parent.clone();
+            for &(at, _, _) in &slots {
+                if !same[at].is_nan() {
+                    same[at] = 0.75;
+                }
+            }
+            assert!(Cover::from_twin(&from, &pg, &gates(same), &slots).is_none());
         }
     }
 }

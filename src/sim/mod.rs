@@ -687,7 +687,13 @@ impl<'a> Simulation<'a> {
             }
             None => (self.classes_now(t, n_old), None),
         };
-        let (same_pairs, key_cur, recompute_flag, rows_in) = classes;
+        let Classes {
+            same_pairs,
+            key_cur,
+            recompute_flag,
+            rows_in,
+            twins,
+        } = classes;
         let (a_cur, chilled_cur, moved) = match weights {
             None => (
                 std::mem::take(&mut self.a_prev),
@@ -764,7 +770,8 @@ impl<'a> Simulation<'a> {
                 t,
                 verify: self.verify_exposure,
             };
-            let (family_d, mut class_d) = terms.bring(&rows_in, &a_cur, &chilled_cur, &moved);
+            let (family_d, mut class_d) =
+                terms.bring(&rows_in, &twins, &a_cur, &chilled_cur, &moved);
             whole_changes(&mut class_d, &self.layers, &family_d, &rows_in);
             let (family_c, class_c) =
                 compact_changes(&moved, &rows_in, &self.layers, &family_d, &class_d);
@@ -1015,9 +1022,8 @@ impl<'a> Simulation<'a> {
     /// is empty at every step), the gate class of every live innovation,
     /// which rows need recomputing (new, or of a class new to them), the
     /// live innovations per class, and the gate products of the classes
-    /// new in use. Returns whether the view restricts the same pairs as
-    /// last step's (then the chilled pairs are the same too) and the rest.
-    fn classes_now(&mut self, t: u32, n_old: usize) -> (bool, Vec<u32>, Vec<bool>, Vec<usize>) {
+    /// new in use (see [`Classes`]).
+    fn classes_now(&mut self, t: u32, n_old: usize) -> Classes {
         let mut same_pairs = true;
         let mut moved_scopes = vec![Vec::new(); self.sc.sectors.len()];
         if self.variant == Variant::Policy {
@@ -1059,8 +1065,14 @@ impl<'a> Simulation<'a> {
         }
         // Live innovations per class, counted once for every use below.
         let rows_in = class_rows(&key_cur, self.interner.descs.len());
-        self.build_gates(&rows_in, &came_from);
-        (same_pairs, key_cur, recompute_flag, rows_in)
+        let twins = self.build_gates(&rows_in, &came_from);
+        Classes {
+            same_pairs,
+            key_cur,
+            recompute_flag,
+            rows_in,
+            twins,
+        }
     }
 
     /// Plan a block of steps from t in the policy variant: the class terms
@@ -1272,7 +1284,7 @@ impl<'a> Simulation<'a> {
     /// or NaN where no regime covers the pair (the chilling factor or 1
     /// then applies), so that M^c(j, i) = (a_ji * boost_s) * gate_c(j, i).
     /// Classes used neither now nor last step are dropped.
-    fn build_gates(&mut self, rows_in: &[usize], came_from: &[u32]) {
+    fn build_gates(&mut self, rows_in: &[usize], came_from: &[u32]) -> Vec<Option<Twin>> {
         debug_assert_eq!(self.members.len(), self.regimes.len());
         let classes = self.interner.descs.len();
         debug_assert_eq!(rows_in.len(), classes);
@@ -1293,7 +1305,7 @@ impl<'a> Simulation<'a> {
         let coop = &sc.cooperation;
         let chill_on = self.variant == Variant::Policy && coop.chilling > 0.0;
         let links = &self.links;
-        let build = |c: usize| -> Arc<Gates> {
+        let build = |c: usize| -> (Arc<Gates>, Option<Twin>) {
             let d = &self.interner.descs[c];
             let s = d.sector as usize;
             let boost = if coop.positive_list[s] {
@@ -1307,11 +1319,12 @@ impl<'a> Simulation<'a> {
                 1.0
             };
             if d.cover.is_empty() {
-                return Arc::new(Gates {
+                let g = Gates {
                     boost,
                     chill,
                     factor: None,
-                });
+                };
+                return (Arc::new(g), None);
             }
             // A class its innovations came from, whose gates differ at few
             // slots: its products, recomputed at those slots.
@@ -1325,14 +1338,18 @@ impl<'a> Simulation<'a> {
                     .factor
                     .clone()
                     .unwrap_or_else(|| Factor::new(vec![f64::NAN; links.values()]));
-                for (at, j, i) in slots {
+                for &(at, j, i) in &slots {
                     factor.set(at, self.gate_product(d, j as usize, i as usize));
                 }
-                return Arc::new(Gates {
+                let g = Gates {
                     boost,
                     chill,
                     factor: Some(factor),
-                });
+                };
+                let (parent, mut slots) = (came_from[c], slots);
+                slots.sort_unstable();
+                slots.dedup();
+                return (Arc::new(g), Some(Twin { parent, slots }));
             }
             // Gate products per linked pair, visiting only each covering
             // regime's own (source, target) pairs: counter-regimes are
@@ -1360,17 +1377,21 @@ impl<'a> Simulation<'a> {
                     }
                 }
             }
-            Arc::new(Gates {
+            let g = Gates {
                 boost,
                 chill,
                 factor: Some(Factor::new(gate)),
-            })
+            };
+            (Arc::new(g), None)
         };
         let ids: Vec<usize> = (0..classes).filter(|&c| todo[c]).collect();
-        let built: Vec<(usize, Arc<Gates>)> = ids.par_iter().map(|&c| (c, build(c))).collect();
-        for (c, g) in built {
+        let built: Vec<_> = ids.par_iter().map(|&c| (c, build(c))).collect();
+        let mut twins = vec![None; classes];
+        for (c, (g, twin)) in built {
             self.gates[c] = Some(g);
+            twins[c] = twin;
         }
+        twins
     }
 
     /// The gate product of class `d` on the pair j -> i, NaN where no
@@ -1882,6 +1903,33 @@ impl Arrivals<'_> {
     }
 }
 
+/// What [`Simulation::classes_now`] finds at a step.
+struct Classes {
+    /// Whether the view restricts the same pairs as last step's (then the
+    /// chilled pairs are the same too).
+    same_pairs: bool,
+    /// The gate class of every live innovation (NONE for those everyone
+    /// holds).
+    key_cur: Vec<u32>,
+    /// Which rows need recomputing (new, or of a class new to them).
+    recompute_flag: Vec<bool>,
+    /// Live innovations per class.
+    rows_in: Vec<usize>,
+    /// Per class whose gates were made this step from a near twin's, the
+    /// twin and the slots where they may differ.
+    twins: Vec<Option<Twin>>,
+}
+
+/// A class's near twin: the class last step of the first innovation that
+/// moved into it, whose gates differ from the class's at most at `slots`
+/// (slot, source, target; ascending by slot, no repeats; see
+/// [`Simulation::gate_diff`]).
+#[derive(Debug, Clone)]
+struct Twin {
+    parent: u32,
+    slots: Vec<(usize, u32, u32)>,
+}
+
 /// The state [`ClassTerms::bring`] brings to a step: borrowed from the
 /// [`Simulation`] field by field, so that the births of the step (which
 /// read none of it) are drawn alongside.
@@ -1903,7 +1951,9 @@ impl ClassTerms<'_> {
     /// Bring the class terms to this step (see [`layers`]): every family's
     /// base patched at the moved pairs, each class in use kept from last
     /// step patched at its covered moved pairs, a class new in use laid
-    /// over its family (made if new); classes no longer in use dropped.
+    /// over its family (made if new; its cover, if new, changed from its
+    /// near twin's where `twins` has one); classes no longer in use
+    /// dropped.
     /// Returns, by family, the change of its base at every moved pair, and
     /// by class, its own changes where a covered moved pair makes them
     /// differ from its family's; in the order of `moved.sources`, followed
@@ -1911,6 +1961,7 @@ impl ClassTerms<'_> {
     fn bring(
         self,
         rows_in: &[usize],
+        twins: &[Option<Twin>],
         a: &[f64],
         chilled: &[bool],
         moved: &Moved,
@@ -1959,18 +2010,39 @@ impl ClassTerms<'_> {
                 to_make.push((key, c));
             }
         }
+        // A class made from a near twin whose cover is kept (in use last
+        // step): that cover, itself where they cover the same slots, else
+        // changed at the slots where their gates may differ.
         let links = self.links;
-        let made: Vec<_> = to_make
+        let covers = &*self.covers;
+        let made: Vec<(CoverKey, Arc<Cover>, bool)> = to_make
             .into_par_iter()
-            .map(|(key, c)| (key, Arc::new(Cover::new(gates_of(c), links))))
+            .map(|(key, c)| {
+                let g = gates_of(c);
+                let twin = twins.get(c).and_then(Option::as_ref).and_then(|twin| {
+                    let p = twin.parent as usize;
+                    let (parent, _) = covers.get(&cover_key(p))?;
+                    Some((parent, gates[p].as_deref()?, twin))
+                });
+                let Some((parent, parent_g, twin)) = twin else {
+                    return (key, Arc::new(Cover::new(g, links)), true);
+                };
+                match Cover::from_twin(parent, parent_g, g, &twin.slots) {
+                    Some(cover) => (key, Arc::new(cover), true),
+                    None => (key, Arc::clone(parent), false),
+                }
+            })
             .collect();
         // Different covering regimes may still cover the same pairs.
-        for (key, cover) in made {
-            let same = self
-                .covers
-                .values()
-                .find(|(c, _)| **c == *cover)
-                .map(|(c, _)| Arc::clone(c));
+        for (key, cover, new) in made {
+            let same = new
+                .then(|| {
+                    self.covers
+                        .values()
+                        .find(|(c, _)| **c == *cover)
+                        .map(|(c, _)| Arc::clone(c))
+                })
+                .flatten();
             self.covers.insert(key, (same.unwrap_or(cover), t));
         }
         let fresh: Vec<(usize, Arc<Cover>)> = fresh
