@@ -159,7 +159,8 @@ impl Cover {
         let mut shift = vec![0i64; parent.start.len()];
         let mut from = 0;
         for &(at, j, i) in slots {
-            let pos = parent.at.partition_point(|&x| (x as usize) < at);
+            // The slots ascend: searched from the last one's place on.
+            let pos = from + parent.at[from..].partition_point(|&x| (x as usize) < at);
             cover.to.extend_from_slice(&parent.to[from..pos]);
             cover.at.extend_from_slice(&parent.at[from..pos]);
             let was = parent.at.get(pos).is_some_and(|&x| x as usize == at);
