@@ -295,7 +295,7 @@ mod tests {
     use ndarray::Array2;
 
     use super::*;
-    use crate::sim::rows::Factor;
+    use crate::sim::rows::{Factor, NONE};
 
     /// Gates with these products per slot (NaN: not covered).
     fn gates(products: Vec<f64>) -> Gates {
@@ -321,7 +321,7 @@ mod tests {
         for w in [dense, sparse] {
             let links = Links::new(&w);
             let linked: Vec<(usize, u32, u32)> = (0..n * n)
-                .filter(|&x| links.slot[x] != u32::MAX)
+                .filter(|&x| links.slot[x] != NONE)
                 .map(|x| (links.slot[x] as usize, (x / n) as u32, (x % n) as u32))
                 .collect();
             let mut parent = vec![f64::NAN; links.values()];
