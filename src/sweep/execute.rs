@@ -21,6 +21,7 @@ use super::{Design, MetricKind, Reference, Sweep, display_value, sensitivity};
 use crate::error::{Error, InputError};
 use crate::output::{pretty, write_atomic};
 use crate::run::{VariantFinal, run_final};
+use crate::scenario::keys::{KeyPath, Segment};
 use crate::sim::Variant;
 use crate::sim::metrics::{GroupKind, Layout};
 use crate::stats::Estimate;
@@ -84,17 +85,120 @@ pub struct Outcome {
     pub dir: PathBuf,
 }
 
-/// Compute the kept metrics of one run: (policy, counterfactual).
+/// Whether the counterfactual variant never reads the scenario key at
+/// `path`: the regimes (`policy.export_control...`), the chilling factor,
+/// transparency and prohibited zone (they act only through regimes,
+/// chilling and perception), and the trust dynamics and retaliation (the
+/// counterfactual holds trust at T0 and decides nothing). MODEL.md section
+/// 7: the counterfactual is the same world with no regime, no chilling
+/// and trust held at T0. Everything else (the world, sectors, innovation,
+/// diffusion, T0 itself, the positive list and its incentive, which boost
+/// both variants) may change it. Unknown or whole-table paths count as
+/// read.
+fn counterfactual_ignores(path: &KeyPath) -> bool {
+    let keys: Vec<&str> = path
+        .segments
+        .iter()
+        .map(|s| match s {
+            Segment::Key(k) => k.as_str(),
+            Segment::Index(_) | Segment::Name(_) => "[]",
+        })
+        .collect();
+    match keys.as_slice() {
+        ["policy", "export_control", ..] => true,
+        ["policy", "cooperation", key] => {
+            matches!(*key, "transparency" | "chilling" | "prohibited_threshold")
+        }
+        ["trust", key] => matches!(
+            *key,
+            "recovery"
+                | "erosion"
+                | "perception_noise"
+                | "retaliation"
+                | "retaliation_threshold"
+                | "min_trust"
+                | "reciprocity"
+        ),
+        _ => false,
+    }
+}
+
+/// The counterfactual form of each design point: points whose values
+/// agree on every parameter the counterfactual may read share one (so,
+/// replication by replication, they share the counterfactual run itself:
+/// the same scenario as far as that variant reads it, the same seed and
+/// streams). Returns the form of each point and the number of forms.
+fn counterfactual_forms(sweep: &Sweep) -> (Vec<usize>, usize) {
+    let read: Vec<bool> = sweep
+        .params
+        .iter()
+        .map(|p| !counterfactual_ignores(&p.path))
+        .collect();
+    let mut forms: std::collections::HashMap<Vec<String>, usize> = Default::default();
+    let of_point = sweep
+        .points
+        .iter()
+        .map(|pt| {
+            // Debug text: exact for every value (floats in their shortest
+            // round-trip form, -0.0 apart from 0.0).
+            let key: Vec<String> = pt
+                .values
+                .iter()
+                .zip(&read)
+                .filter(|(_, r)| **r)
+                .map(|(v, _)| format!("{v:?}"))
+                .collect();
+            let next = forms.len();
+            *forms.entry(key).or_insert(next)
+        })
+        .collect();
+    (of_point, forms.len())
+}
+
+/// A counterfactual run's final figures, or why it could not be had.
+type SharedCounterfactual = Result<VariantFinal, String>;
+
+/// The counterfactual of replication `replication` shared by `points`
+/// (one counterfactual form): run on the first of them whose scenario
+/// loads. None when none loads (each run then records its own loading
+/// error).
+fn shared_counterfactual(
+    sweep: &Sweep,
+    points: &[usize],
+    replication: u32,
+) -> Option<SharedCounterfactual> {
+    let loaded = points.iter().find_map(|&p| sweep.scenario_at(p).ok())?;
+    let sc = &loaded.scenario;
+    let run = catch_unwind(AssertUnwindSafe(|| {
+        run_final(sc, &Layout::new(sc), replication, Variant::Counterfactual)
+    }));
+    Some(run.map_err(|panic| internal_error(&*panic)))
+}
+
+fn internal_error(panic: &(dyn std::any::Any + Send)) -> String {
+    format!(
+        "internal error: {}",
+        panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    )
+}
+
+/// Compute the kept metrics of one run: (policy, counterfactual), the
+/// counterfactual's figures given (`cf`, shared by the points of its
+/// counterfactual form).
 fn run_metrics(
     sweep: &Sweep,
     point: usize,
     replication: u32,
+    cf: &VariantFinal,
 ) -> Result<(Vec<Option<f64>>, Vec<Option<f64>>), String> {
     let loaded = sweep.scenario_at(point).map_err(|e| e.to_string())?;
     let sc = &loaded.scenario;
     let layout = Layout::new(sc);
     let policy = run_final(sc, &layout, replication, Variant::Policy);
-    let cf = run_final(sc, &layout, replication, Variant::Counterfactual);
     let mut p_out = Vec::with_capacity(sweep.metrics.len());
     let mut c_out = Vec::with_capacity(sweep.metrics.len());
     for m in &sweep.metrics {
@@ -151,25 +255,32 @@ fn run_metrics(
             }
             _ => {
                 p_out.push(value(&policy)?);
-                c_out.push(value(&cf)?);
+                c_out.push(value(cf)?);
             }
         }
     }
     Ok((p_out, c_out))
 }
 
-fn run_one(sweep: &Sweep, point: usize, replication: u32) -> RunRecord {
-    let result = catch_unwind(AssertUnwindSafe(|| run_metrics(sweep, point, replication)));
+fn run_one(
+    sweep: &Sweep,
+    point: usize,
+    replication: u32,
+    cf: Option<&SharedCounterfactual>,
+) -> RunRecord {
+    let result = catch_unwind(AssertUnwindSafe(|| match cf {
+        Some(Ok(cf)) => run_metrics(sweep, point, replication, cf),
+        Some(Err(e)) => Err(e.clone()),
+        // No point of the form loads: this one's loading error.
+        None => Err(sweep
+            .scenario_at(point)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "internal error: the scenario failed to load only once".into())),
+    }));
     let result = match result {
         Ok(r) => r,
-        Err(panic) => Err(format!(
-            "internal error: {}",
-            panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default()
-        )),
+        Err(panic) => Err(internal_error(&*panic)),
     };
     match result {
         Ok((p, c)) => RunRecord {
@@ -224,6 +335,8 @@ fn manifest_json(sweep: &Sweep, shard: Option<Shard>, extra: Json) -> Json {
         "runs": sweep.runs(),
         "seed": sweep.seed,
         "run_seeds": "every run uses the sweep seed with its replication index as the stream key (seed, replication): all points share the streams of a replication (common random numbers)",
+        "counterfactuals": "run once per replication for the points that agree on every parameter the counterfactual may read (it never reads policy.export_control, policy.cooperation.transparency, chilling and prohibited_threshold, nor the trust dynamics and retaliation keys): the same figures as one counterfactual per run",
+        "counterfactual_forms": counterfactual_forms(sweep).1,
         "shard": shard.map(|s| format!("{}/{}", s.index, s.count)),
         "metrics": sweep.metrics.iter().map(|m| m.label.clone()).collect::<Vec<_>>(),
         "run": extra,
@@ -320,8 +433,7 @@ pub fn execute(
         .map_err(|e| Error::output(&journal_path, e))?;
     let journal = Mutex::new(file);
     let write_error: Mutex<Option<Error>> = Mutex::new(None);
-    todo.par_iter().for_each(|&(point, rep)| {
-        let rec = run_one(sweep, point, rep);
+    let record = |rec: RunRecord| {
         let mut line = serde_json::to_vec(&rec).expect("serialisable");
         line.push(b'\n');
         let mut f = journal.lock().expect("journal lock");
@@ -333,6 +445,19 @@ pub fn execute(
         }
         drop(f);
         on_run();
+    };
+    // Runs to do by (replication, counterfactual form): each group runs
+    // its counterfactual once, then its points' policy variants.
+    let (form_of, _) = counterfactual_forms(sweep);
+    let mut groups: BTreeMap<(u32, usize), Vec<usize>> = BTreeMap::new();
+    for &(point, rep) in &todo {
+        groups.entry((rep, form_of[point])).or_default().push(point);
+    }
+    groups.into_par_iter().for_each(|((rep, _), points)| {
+        let cf = shared_counterfactual(sweep, &points, rep);
+        points
+            .par_iter()
+            .for_each(|&point| record(run_one(sweep, point, rep, cf.as_ref())));
     });
     if let Some(e) = write_error.into_inner().expect("lock") {
         return Err(e);
@@ -688,4 +813,216 @@ fn finalize(sweep: &Sweep, dir: &Path, records: Vec<RunRecord>) -> Result<usize,
         )),
     )?;
     Ok(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::VariantFinal;
+    use crate::scenario::{FileSource, load_text};
+    use crate::sim::run_variant;
+
+    /// A small world with every policy mechanism on (schedules, regimes
+    /// starting and ending, extraterritorial reach, chilling, a positive
+    /// list, noisy perception, retaliation).
+    const WORLD: &str = r#"
+        steps = 16
+        seed = 5
+        [world.synthetic]
+        count = 12
+        blocs = { A = 0.4, B = 0.3, C = 0.3 }
+        gdp = { distribution = "lognormal", mu = 0.0, sigma = 1.0 }
+        rd = { distribution = "uniform", min = 0.2, max = 2.0 }
+        [network]
+        kind = "gravity"
+        [[sector]]
+        name = "chips"
+        sensitivity = 0.9
+        [[sector]]
+        name = "health"
+        sensitivity = 0.4
+        [[sector]]
+        name = "other"
+        sensitivity = 0.1
+        [innovation]
+        per_step = 20
+        coinvention = 0.5
+        [trust]
+        cross_bloc = 0.5
+        perception_noise = 0.5
+        erosion = 0.6
+        retaliation = true
+        retaliation_threshold = 0.15
+        min_trust = 0.45
+        recovery = 0.3
+        reciprocity = 0.8
+        [policy.cooperation]
+        positive_list = ["health"]
+        incentive = 0.3
+        prohibited_threshold = 0.2
+        transparency = 0.2
+        chilling = 0.5
+        [[policy.export_control]]
+        name = "wide"
+        controllers = ["bloc:A"]
+        targets = ["bloc:B", "bloc:C"]
+        sectors = { chips = 0.5, health = 0.9, other = 0.8 }
+        licence_rate = 0.2
+        cost = 0.5
+        start = 2
+        end = 12
+        extraterritorial = true
+        schedule = [[2, 0.3], [10, 1.5]]
+    "#;
+
+    /// Every step's series (bits) and the final per-country figures of one
+    /// variant of `WORLD` with `over` set.
+    fn trace(over: &[&str], variant: Variant) -> (Vec<Vec<u64>>, String) {
+        let over: Vec<String> = over.iter().map(|s| s.to_string()).collect();
+        let loaded = load_text(WORLD, "world.toml", FileSource::Embedded, &over).unwrap();
+        let sc = &loaded.scenario;
+        let mut steps = Vec::new();
+        let outcomes = run_variant(sc, &Layout::new(sc), 1, variant, |rec| {
+            steps.push(rec.values.iter().map(|v| v.to_bits()).collect());
+        });
+        (steps, format!("{outcomes:?}"))
+    }
+
+    fn path(text: &str) -> KeyPath {
+        KeyPath::parse(text).unwrap()
+    }
+
+    /// Each kind of key the counterfactual is said never to read, set to
+    /// a value that changes the policy variant, leaves the counterfactual
+    /// the same bits at every step; keys it reads (the positive list, its
+    /// incentive, T0, the diffusion) change it and are not among them.
+    #[test]
+    fn the_counterfactual_reads_none_of_the_keys_it_ignores() {
+        let ignored = [
+            "policy.export_control[wide].licence_rate=0.9",
+            "policy.export_control[0].sectors.chips=0.1",
+            "policy.export_control[wide].cost=3",
+            "policy.export_control[wide].start=6",
+            "policy.cooperation.transparency=1",
+            "policy.cooperation.chilling=0",
+            "policy.cooperation.prohibited_threshold=0.95",
+            "trust.recovery=0.05",
+            "trust.erosion=0.1",
+            "trust.perception_noise=0",
+            "trust.retaliation=false",
+            "trust.retaliation_threshold=0.6",
+            "trust.min_trust=0.1",
+            "trust.reciprocity=0.2",
+        ];
+        let base_cf = trace(&[], Variant::Counterfactual);
+        let base_policy = trace(&[], Variant::Policy);
+        for set in ignored {
+            let (key, _) = set.split_once('=').unwrap();
+            assert!(counterfactual_ignores(&path(key)), "{key}");
+            assert!(
+                trace(&[set], Variant::Policy) != base_policy,
+                "{set} leaves the policy variant as it was: no test"
+            );
+            assert!(
+                trace(&[set], Variant::Counterfactual) == base_cf,
+                "{set} changes the counterfactual"
+            );
+        }
+        let read = [
+            "policy.cooperation.positive_list=[]",
+            "policy.cooperation.incentive=0.9",
+            "trust.cross_bloc=0.9",
+            "diffusion.beta=0.3",
+        ];
+        for set in read {
+            let (key, _) = set.split_once('=').unwrap();
+            assert!(!counterfactual_ignores(&path(key)), "{key}");
+            assert!(
+                trace(&[set], Variant::Counterfactual) != base_cf,
+                "{set} leaves the counterfactual as it was"
+            );
+        }
+    }
+
+    #[test]
+    fn only_policy_keys_are_ignored() {
+        for key in [
+            "policy.export_control",
+            "policy.export_control[2]",
+            "policy.export_control[core].schedule",
+            "trust.min_trust",
+        ] {
+            assert!(counterfactual_ignores(&path(key)), "{key}");
+        }
+        for key in [
+            "policy",
+            "policy.cooperation",
+            "policy.cooperation.positive_list",
+            "policy.cooperation.incentive",
+            "trust",
+            "trust.same_bloc",
+            "trust.cross_bloc",
+            "trust.pairs",
+            "diffusion.trust_exponent",
+            "world.synthetic.count",
+            "seed",
+        ] {
+            assert!(!counterfactual_ignores(&path(key)), "{key}");
+        }
+    }
+
+    /// Points that differ only in keys the counterfactual ignores share
+    /// one form, points that differ in one it reads do not; and each run's
+    /// figures with the counterfactual shared by its form are the same bits
+    /// as with a counterfactual run from its own scenario.
+    #[test]
+    fn runs_sharing_a_counterfactual_have_the_figures_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("world.toml"), WORLD).unwrap();
+        let text = r#"
+            scenario = "world.toml"
+            replications = 2
+            design = "grid"
+            metrics = ["securitization_cost@all", "log_productivity@all", "mean_trust@bloc:B", "adoption_share_total@all", "diffusion_lag@all"]
+            [[param]]
+            path = "policy.export_control[wide].licence_rate"
+            values = [0.1, 0.7]
+            [[param]]
+            path = "policy.cooperation.incentive"
+            values = [0.0, 0.5]
+            [[param]]
+            path = "trust.erosion"
+            values = [0.2, 0.9]
+        "#;
+        let sweep = Sweep::from_text(text, "sweep.toml", dir.path()).unwrap();
+        assert_eq!(sweep.points.len(), 8);
+        let (form, forms) = counterfactual_forms(&sweep);
+        assert_eq!(forms, 2);
+        for (p, q) in (0..8).flat_map(|p| (0..8).map(move |q| (p, q))) {
+            let same_incentive = sweep.points[p].values[1] == sweep.points[q].values[1];
+            assert_eq!(form[p] == form[q], same_incentive, "points {p} and {q}");
+        }
+        for rep in 0..2 {
+            for f in 0..forms {
+                let points: Vec<usize> = (0..8).filter(|&p| form[p] == f).collect();
+                let shared = shared_counterfactual(&sweep, &points, rep)
+                    .unwrap()
+                    .unwrap();
+                for &p in &points {
+                    let sc = sweep.scenario_at(p).unwrap().scenario;
+                    let own: VariantFinal =
+                        run_final(&sc, &Layout::new(&sc), rep, Variant::Counterfactual);
+                    let a = run_metrics(&sweep, p, rep, &shared).unwrap();
+                    let b = run_metrics(&sweep, p, rep, &own).unwrap();
+                    let bits = |v: &(Vec<Option<f64>>, Vec<Option<f64>>)| -> Vec<Option<u64>> {
+                        v.0.iter()
+                            .chain(&v.1)
+                            .map(|x| x.map(f64::to_bits))
+                            .collect()
+                    };
+                    assert_eq!(bits(&a), bits(&b), "point {p}, replication {rep}");
+                }
+            }
+        }
+    }
 }
