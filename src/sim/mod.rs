@@ -3382,7 +3382,7 @@ pub fn run_variant(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::scenario::{FileSource, load_text};
 

@@ -276,7 +276,7 @@ fn run_one(
             .scenario_at(point)
             .err()
             .map(|e| e.to_string())
-            .unwrap_or_else(|| "internal error: the scenario failed to load only once".into())),
+            .unwrap_or_else(|| "internal error: the scenario loaded on a second attempt".into())),
     }));
     let result = match result {
         Ok(r) => r,
@@ -818,68 +818,17 @@ fn finalize(sweep: &Sweep, dir: &Path, records: Vec<RunRecord>) -> Result<usize,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::VariantFinal;
     use crate::scenario::{FileSource, load_text};
     use crate::sim::run_variant;
-
-    /// A small world with every policy mechanism on (schedules, regimes
-    /// starting and ending, extraterritorial reach, chilling, a positive
-    /// list, noisy perception, retaliation).
-    const WORLD: &str = r#"
-        steps = 16
-        seed = 5
-        [world.synthetic]
-        count = 12
-        blocs = { A = 0.4, B = 0.3, C = 0.3 }
-        gdp = { distribution = "lognormal", mu = 0.0, sigma = 1.0 }
-        rd = { distribution = "uniform", min = 0.2, max = 2.0 }
-        [network]
-        kind = "gravity"
-        [[sector]]
-        name = "chips"
-        sensitivity = 0.9
-        [[sector]]
-        name = "health"
-        sensitivity = 0.4
-        [[sector]]
-        name = "other"
-        sensitivity = 0.1
-        [innovation]
-        per_step = 20
-        coinvention = 0.5
-        [trust]
-        cross_bloc = 0.5
-        perception_noise = 0.5
-        erosion = 0.6
-        retaliation = true
-        retaliation_threshold = 0.15
-        min_trust = 0.45
-        recovery = 0.3
-        reciprocity = 0.8
-        [policy.cooperation]
-        positive_list = ["health"]
-        incentive = 0.3
-        prohibited_threshold = 0.2
-        transparency = 0.2
-        chilling = 0.5
-        [[policy.export_control]]
-        name = "wide"
-        controllers = ["bloc:A"]
-        targets = ["bloc:B", "bloc:C"]
-        sectors = { chips = 0.5, health = 0.9, other = 0.8 }
-        licence_rate = 0.2
-        cost = 0.5
-        start = 2
-        end = 12
-        extraterritorial = true
-        schedule = [[2, 0.3], [10, 1.5]]
-    "#;
+    use crate::sim::tests::STRESS;
 
     /// Every step's series (bits) and the final per-country figures of one
-    /// variant of `WORLD` with `over` set.
+    /// variant of the stress world (every policy mechanism on: schedules,
+    /// regimes starting and ending, extraterritorial reach, chilling, a
+    /// positive list, noisy perception, retaliation) with `over` set.
     fn trace(over: &[&str], variant: Variant) -> (Vec<Vec<u64>>, String) {
         let over: Vec<String> = over.iter().map(|s| s.to_string()).collect();
-        let loaded = load_text(WORLD, "world.toml", FileSource::Embedded, &over).unwrap();
+        let loaded = load_text(STRESS, "stress.toml", FileSource::Embedded, &over).unwrap();
         let sc = &loaded.scenario;
         let mut steps = Vec::new();
         let outcomes = run_variant(sc, &Layout::new(sc), 1, variant, |rec| {
@@ -978,7 +927,7 @@ mod tests {
     #[test]
     fn runs_sharing_a_counterfactual_have_the_figures_of_their_own() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("world.toml"), WORLD).unwrap();
+        std::fs::write(dir.path().join("world.toml"), STRESS).unwrap();
         let text = r#"
             scenario = "world.toml"
             replications = 2
