@@ -34,7 +34,7 @@ use crate::model::{ExportControl, Scenario};
 use crate::rng::{self, Purpose};
 use layers::{Cover, Family, Layer};
 use metrics::{GroupKind, Layout, Metric};
-use policy::{KeyDesc, KeyInterner, PolicyView, expected_product};
+use policy::{KeyDesc, KeyInterner, PolicyView};
 use rows::{Factor, Fixed, Gates, Hazard, Links, Row, add_rows};
 
 /// Which of the paired runs this is.
@@ -1861,12 +1861,13 @@ impl Arrivals<'_> {
             }
         };
         // H depends on the pair only through the regimes restricting each
-        // direction (chilling included), and few distinct pairs of lists
-        // occur: each is evaluated once.
-        // Consecutive partners often share their lists: the last one met is
-        // tried first.
-        let mut known: Vec<(&[u32], &[u32], f64)> = Vec::new();
-        let mut last = 0;
+        // direction (chilling included), so each distinct pair of lists is
+        // evaluated once. Consecutive partners often share their lists (the
+        // last pair met is tried first); counter-regimes make many lists
+        // unique, so the others are found by hash, not by a scan.
+        let mut known: FxHashMap<(&[u32], &[u32]), f64> = FxHashMap::default();
+        let mut last: Option<((&[u32], &[u32]), f64)> = None;
+        let mut scratch = policy::RestrictScratch::default();
         let v: Vec<f64> = self.partners[i]
             .iter()
             .map(|&j| {
@@ -1874,21 +1875,15 @@ impl Arrivals<'_> {
                 let share = sc.world.contact_share[[i, j]];
                 let h = if self.view.chilled(i, j) || self.view.chilled(j, i) {
                     let lists = (self.view.pair_regimes(i, j), self.view.pair_regimes(j, i));
-                    let hit = match known.get(last) {
-                        Some(k) if (k.0, k.1) == lists => Some(last),
-                        _ => known.iter().position(|k| (k.0, k.1) == lists),
-                    };
-                    match hit {
-                        Some(at) => {
-                            last = at;
-                            known[at].2
-                        }
-                        None => {
-                            last = known.len();
-                            let ij = self.view.direction(self.regimes, i, j, s);
-                            let ji = self.view.direction(self.regimes, j, i, s);
-                            let h = expected_product(&ij, chill_of(i, j), &ji, chill_of(j, i));
-                            known.push((lists.0, lists.1, h));
+                    match last {
+                        Some((l, h)) if l == lists => h,
+                        _ => {
+                            let h = *known.entry(lists).or_insert_with(|| {
+                                let chills = (chill_of(i, j), chill_of(j, i));
+                                let view = &self.view;
+                                view.passable_with(self.regimes, (i, j, s), chills, &mut scratch)
+                            });
+                            last = Some((lists, h));
                             h
                         }
                     }

@@ -276,20 +276,8 @@ impl PolicyView {
         self.breakpoints[s].partition_point(|&x| x <= u)
     }
 
-    /// The (scope, gate) pairs of the regimes restricting j -> i in sector s.
-    pub fn direction(
-        &self,
-        regimes: &[ExportControl],
-        j: usize,
-        i: usize,
-        s: usize,
-    ) -> Vec<(f64, f64)> {
-        let mut out = Vec::new();
-        self.direction_into(regimes, j, i, s, &mut out);
-        out
-    }
-
-    /// [`Self::direction`] into `out` (cleared first).
+    /// The (scope, gate) pairs of the regimes restricting j -> i in sector
+    /// s, into `out` (cleared first).
     fn direction_into(
         &self,
         regimes: &[ExportControl],
@@ -303,6 +291,27 @@ impl PolicyView {
             let e = self.eff(a as usize, s);
             (e > 0.0).then(|| (e, regimes[self.active[a as usize] as usize].gate()))
         }));
+    }
+
+    /// H_ij,s: the expected share of sector s's items that pass both ways
+    /// between i and j, each direction's chilling factor (`chill_ij`,
+    /// `chill_ji`) applying where no regime covers an item
+    /// ([`expected_product`] of the two directions, without allocating once
+    /// `scratch` has grown).
+    pub fn passable_with(
+        &self,
+        regimes: &[ExportControl],
+        (i, j, s): (usize, usize, usize),
+        (chill_ij, chill_ji): (f64, f64),
+        scratch: &mut RestrictScratch,
+    ) -> f64 {
+        self.direction_into(regimes, i, j, s, &mut scratch.direction);
+        self.direction_into(regimes, j, i, s, &mut scratch.back);
+        expected_product_with(
+            (&scratch.direction, chill_ij),
+            (&scratch.back, chill_ji),
+            &mut scratch.points,
+        )
     }
 
     /// R_ji: weighted mean over sectors (weights omega) of the expected share
@@ -353,11 +362,13 @@ impl PolicyView {
     }
 }
 
-/// Working lists of [`PolicyView::restrictiveness_with`], kept by a caller
-/// that evaluates many pairs.
+/// Working lists of [`PolicyView::restrictiveness_with`] and
+/// [`PolicyView::passable_with`], kept by a caller that evaluates many
+/// pairs.
 #[derive(Debug, Default)]
 pub struct RestrictScratch {
     direction: Vec<(f64, f64)>,
+    back: Vec<(f64, f64)>,
     points: Vec<f64>,
 }
 
