@@ -1865,8 +1865,10 @@ impl Arrivals<'_> {
         // evaluated once. Consecutive partners often share their lists (the
         // last pair met is tried first); counter-regimes make many lists
         // unique, so the others are found by hash, not by a scan.
-        let mut known: FxHashMap<(&[u32], &[u32]), f64> = FxHashMap::default();
-        let mut last: Option<((&[u32], &[u32]), f64)> = None;
+        // The lists restricting i -> j and j -> i.
+        type Lists<'v> = (&'v [u32], &'v [u32]);
+        let mut known: FxHashMap<Lists<'_>, f64> = FxHashMap::default();
+        let mut last: Option<(Lists<'_>, f64)> = None;
         let mut scratch = policy::RestrictScratch::default();
         let v: Vec<f64> = self.partners[i]
             .iter()
