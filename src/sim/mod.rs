@@ -1867,7 +1867,8 @@ impl Arrivals<'_> {
         // unique, so the others are found by hash, not by a scan.
         // The lists restricting i -> j and j -> i.
         type Lists<'v> = (&'v [u32], &'v [u32]);
-        let mut known: FxHashMap<Lists<'_>, f64> = FxHashMap::default();
+        let mut known: FxHashMap<Lists<'_>, f64> =
+            FxHashMap::with_capacity_and_hasher(self.partners[i].len(), Default::default());
         let mut last: Option<(Lists<'_>, f64)> = None;
         let mut scratch = policy::RestrictScratch::default();
         let v: Vec<f64> = self.partners[i]
@@ -3025,10 +3026,9 @@ fn trust_step(
     perceived
         .par_chunks_mut(n.max(1))
         .zip(perceiving)
-        .for_each(|(row, i)| {
+        .for_each_init(policy::RestrictScratch::default, |scratch, (row, i)| {
             let mut stream = rng::stream(sc.seed, replication, Purpose::Perception, t, i as u32);
             let mut last: Option<(&[u32], f64)> = None;
-            let mut scratch = policy::RestrictScratch::default();
             for (j, out) in row.iter_mut().enumerate() {
                 if j == i || !view.chilled(j, i) {
                     continue;
@@ -3037,7 +3037,7 @@ fn trust_step(
                 let r = match last {
                     Some((l, r)) if l == list => r,
                     _ => {
-                        let r = view.restrictiveness_with(sc, regimes, j, i, &mut scratch);
+                        let r = view.restrictiveness_with(sc, regimes, j, i, scratch);
                         last = Some((list, r));
                         r
                     }
