@@ -34,7 +34,7 @@ use crate::model::{ExportControl, Scenario};
 use crate::rng::{self, Purpose};
 use layers::{Cover, Family, Layer};
 use metrics::{GroupKind, Layout, Metric};
-use policy::{KeyDesc, KeyInterner, PolicyView};
+use policy::{KeptRestrictiveness, KeyDesc, KeyInterner, PolicyView};
 use rows::{Factor, Fixed, Gates, Hazard, Links, Row, add_rows};
 
 /// Which of the paired runs this is.
@@ -182,6 +182,9 @@ pub struct Simulation<'a> {
     /// Rows of trust the last trust update went through (the others are
     /// as they were, so their weights need no second look).
     trust_touched: Vec<bool>,
+    /// Per perceiving country i, R_ji by j as last computed (empty until
+    /// i first perceives a restriction): see [`KeptRestrictiveness`].
+    kept_r: Vec<Vec<KeptRestrictiveness>>,
     regimes: Vec<ExportControl>,
     /// Per regime: its controllers and its targets, ascending.
     members: Vec<(Vec<u32>, Vec<u32>)>,
@@ -324,6 +327,7 @@ impl<'a> Simulation<'a> {
             trust: sc.trust.initial.as_standard_layout().into_owned(),
             unsettled: vec![false; n],
             trust_touched: vec![false; n],
+            kept_r: vec![Vec::new(); n],
             regimes,
             members: Vec::new(),
             retaliating: vec![NONE; n * n],
@@ -915,8 +919,12 @@ impl<'a> Simulation<'a> {
             &mut self.unsettled[..],
             &mut self.trust_touched[..],
         );
+        let kept_r = &mut self.kept_r;
         let update = move || match variant {
-            Variant::Policy => trust_step(sc, replication, policy, (trust, unsettled, touched), t),
+            Variant::Policy => {
+                let state = (trust, unsettled, touched);
+                trust_step(sc, replication, policy, state, Some(kept_r), t)
+            }
             Variant::Counterfactual => Vec::new(),
         };
         let (parts, decided) = rayon::join(diffuse, update);
@@ -1127,6 +1135,7 @@ impl<'a> Simulation<'a> {
                 self.replication,
                 (before, &self.regimes, &self.retaliating),
                 (&mut trust, &mut unsettled, &mut touched),
+                None,
                 s - 1,
             );
             if !decided.is_empty() {
@@ -3000,11 +3009,14 @@ enum Retaliation {
 /// anything (R_ji > 0 needs a regime with j as controller and i as
 /// target), and only they and the rows still away from T0 move; the
 /// others are skipped, which leaves them exactly as the update would.
+/// R_ji is taken from `kept` (by perceiving row) where it was computed
+/// from the same regimes with the same scopes, and kept there.
 fn trust_step(
     sc: &Scenario,
     replication: u32,
     policy: (&PolicyView, &[ExportControl], &[u32]),
     state: (&mut Array2<f64>, &mut [bool], &mut [bool]),
+    kept: Option<&mut Vec<Vec<KeptRestrictiveness>>>,
     t: u32,
 ) -> Vec<Retaliation> {
     let (view, regimes, retaliating) = policy;
@@ -3021,36 +3033,60 @@ fn trust_step(
     }
     // R_ji depends only on the list of regimes restricting j -> i, and
     // a controller's pairs share their list, so each row reuses the
-    // value of the last list it met.
+    // value of the last list it met; other lists' values are kept from
+    // step to step while their regimes' scopes stay (`kept`).
     let mut perceived = vec![0.0; perceiving.len() * n];
+    let mut kept_rows: Vec<Option<&mut Vec<KeptRestrictiveness>>> = match kept {
+        Some(kept) => kept
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| view.affected[*i])
+            .map(|(_, k)| Some(k))
+            .collect(),
+        None => perceiving.iter().map(|_| None).collect(),
+    };
     perceived
         .par_chunks_mut(n.max(1))
         .zip(perceiving)
-        .for_each_init(policy::RestrictScratch::default, |scratch, (row, i)| {
-            let mut stream = rng::stream(sc.seed, replication, Purpose::Perception, t, i as u32);
-            let mut last: Option<(&[u32], f64)> = None;
-            for (j, out) in row.iter_mut().enumerate() {
-                if j == i || !view.chilled(j, i) {
-                    continue;
+        .zip(kept_rows.par_iter_mut())
+        .for_each_init(
+            policy::RestrictScratch::default,
+            |scratch, ((row, i), kept)| {
+                let mut stream =
+                    rng::stream(sc.seed, replication, Purpose::Perception, t, i as u32);
+                let mut last: Option<(&[u32], f64)> = None;
+                if let Some(kept) = kept.as_mut() {
+                    kept.resize(n, KeptRestrictiveness::default());
                 }
-                let list = view.pair_regimes(j, i);
-                let r = match last {
-                    Some((l, r)) if l == list => r,
-                    _ => {
-                        let r = view.restrictiveness_with(sc, regimes, j, i, scratch);
-                        last = Some((list, r));
-                        r
+                for (j, out) in row.iter_mut().enumerate() {
+                    if j == i || !view.chilled(j, i) {
+                        continue;
                     }
-                };
-                *out = if r == 0.0 || sd == 0.0 {
-                    r.min(1.0)
-                } else {
-                    rng::seek(&mut stream, 4 * j as u128);
-                    let z = rng::normal(&mut stream);
-                    (r * (sd * z - sd * sd / 2.0).exp()).min(1.0)
-                };
-            }
-        });
+                    let list = view.pair_regimes(j, i);
+                    let r = match last {
+                        Some((l, r)) if l == list => r,
+                        _ => {
+                            let r = match kept.as_mut() {
+                                Some(kept) => {
+                                    let at = &mut kept[j];
+                                    view.restrictiveness_kept(sc, regimes, (j, i), at, scratch)
+                                }
+                                None => view.restrictiveness_with(sc, regimes, j, i, scratch),
+                            };
+                            last = Some((list, r));
+                            r
+                        }
+                    };
+                    *out = if r == 0.0 || sd == 0.0 {
+                        r.min(1.0)
+                    } else {
+                        rng::seek(&mut stream, 4 * j as u128);
+                        let z = rng::normal(&mut stream);
+                        (r * (sd * z - sd * sd / 2.0).exp()).min(1.0)
+                    };
+                }
+            },
+        );
     let zeros = vec![0.0; n];
     let perceived_by = |i: usize| -> &[f64] {
         match row_of[i] {
@@ -3546,6 +3582,54 @@ pub(crate) mod tests {
             }
         }
         assert!(covered > 0 && interleaved > 0, "{covered} {interleaved}");
+    }
+
+    /// `PolicyView::since` (what kept values of R_ji are checked by): at
+    /// every step of a run with schedules, regimes starting and ending and
+    /// retaliations, each active regime had these scopes at every step from
+    /// its `since` to now, and other scopes (or none) the step before.
+    #[test]
+    fn since_is_the_first_step_of_the_scopes_now() {
+        let loaded = load_text(STRESS, "stress.toml", FileSource::Embedded, &[]).unwrap();
+        let sc = &loaded.scenario;
+        let layout = Layout::new(sc);
+        let mut sim = Simulation::new(sc, &layout, 0, Variant::Policy);
+        let scopes = |view: &PolicyView, r: u32| -> Option<Vec<u64>> {
+            let a = view.active.iter().position(|&x| x == r)?;
+            Some(view.rows().nth(a)?.iter().map(|x| x.to_bits()).collect())
+        };
+        let (mut kept, mut counter) = (0, 0);
+        for t in 1..=sc.steps {
+            sim.step();
+            // Regimes opened at the end of this step have no members yet.
+            let regimes = &sim.regimes[..sim.members.len()];
+            let fresh =
+                |s: u32| PolicyView::build(sc, regimes, &sim.members, s, &PolicyView::default());
+            let views: Vec<PolicyView> = (0..=t).map(fresh).collect();
+            let now = &sim.view;
+            assert_eq!(now.since.len(), now.active.len());
+            for (a, &r) in now.active.iter().enumerate() {
+                let since = now.since[a];
+                assert!(since <= t, "step {t}: regime {r} since {since}");
+                let here = scopes(now, r);
+                for s in since..=t {
+                    assert_eq!(
+                        scopes(&views[s as usize], r),
+                        here,
+                        "step {t}: regime {r} at {s}"
+                    );
+                }
+                if since > 0 {
+                    let before = scopes(&views[since as usize - 1], r);
+                    assert_ne!(before, here, "step {t}: regime {r} since {since}");
+                }
+                kept += usize::from(since < t);
+                counter += usize::from(r as usize >= sc.regimes.len());
+            }
+        }
+        // Regimes kept their scopes across steps, and retaliations were
+        // among them.
+        assert!(kept > 0 && counter > 0, "{kept} {counter}");
     }
 
     #[test]

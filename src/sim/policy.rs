@@ -19,6 +19,12 @@ pub struct PolicyView {
     pub eff: Vec<f64>,
     /// Number of sectors (the length of a row of `eff`).
     pub sectors: usize,
+    /// `since[a]`: the first step of the run of steps through which
+    /// regime `active[a]` has been active with these effective scopes (bit
+    /// for bit, as far back as the views this one was built from). A
+    /// regime's scopes at a step depend only on the regime and the step,
+    /// so (regime, since) names its scopes: see [`KeptRestrictiveness`].
+    pub since: Vec<u32>,
     /// Per sector: ascending distinct positive effective scopes; bucket b
     /// of a sector holds the control draws u with `breakpoints[b - 1] <=
     /// u < breakpoints[b]` (see [`Self::cover`]).
@@ -96,6 +102,26 @@ impl PolicyView {
                 view.eff.extend_from_slice(&eff);
             }
         }
+        // Both lists of active regimes ascend: a regime's place in `prev`
+        // is found by walking it alongside.
+        let mut p = 0;
+        view.since = view
+            .active
+            .iter()
+            .zip(view.rows())
+            .map(|(&r, e)| {
+                while p < prev.active.len() && prev.active[p] < r {
+                    p += 1;
+                }
+                let same = p < prev.since.len()
+                    && prev.active[p] == r
+                    && prev.eff[p * s_count..(p + 1) * s_count]
+                        .iter()
+                        .zip(e)
+                        .all(|(x, y)| x.to_bits() == y.to_bits());
+                if same { prev.since[p] } else { step }
+            })
+            .collect();
         for s in 0..s_count {
             let mut bp: Vec<f64> = view.rows().map(|e| e[s]).filter(|&x| x > 0.0).collect();
             bp.sort_by(f64::total_cmp);
@@ -361,6 +387,78 @@ impl PolicyView {
             }
         }
         acc / total_w
+    }
+}
+
+/// Regimes a [`KeptRestrictiveness`] remembers at most (longer lists are
+/// computed every time).
+const KEPT: usize = 3;
+
+/// R_ji of one pair as last computed, with the regimes it was computed
+/// from: each named by its global id and the first step of its scopes
+/// ([`PolicyView::since`]). R_ji depends only on those regimes' scopes and
+/// gates, in list order, so while the pair's list names the same regimes
+/// with the same `since`, the kept value is the one a fresh computation
+/// would give, bit for bit (counter-regimes never move; scheduled regimes
+/// move while their schedule ramps).
+#[derive(Debug, Clone, Copy)]
+pub struct KeptRestrictiveness {
+    /// Regimes in the list; `u8::MAX`: nothing kept.
+    len: u8,
+    regime: [u32; KEPT],
+    since: [u32; KEPT],
+    r: f64,
+}
+
+impl Default for KeptRestrictiveness {
+    fn default() -> Self {
+        KeptRestrictiveness {
+            len: u8::MAX,
+            regime: [0; KEPT],
+            since: [0; KEPT],
+            r: 0.0,
+        }
+    }
+}
+
+impl PolicyView {
+    /// [`PolicyView::restrictiveness_with`], taken from `kept` when it
+    /// was computed from the same regimes with the same scopes, else
+    /// computed and kept (lists of up to [`KEPT`] regimes).
+    pub fn restrictiveness_kept(
+        &self,
+        sc: &Scenario,
+        regimes: &[ExportControl],
+        (j, i): (usize, usize),
+        kept: &mut KeptRestrictiveness,
+        scratch: &mut RestrictScratch,
+    ) -> f64 {
+        let list = self.pair_regimes(j, i);
+        let keeps = list.len() <= KEPT;
+        if keeps
+            && usize::from(kept.len) == list.len()
+            && list.iter().enumerate().all(|(q, &a)| {
+                kept.regime[q] == self.active[a as usize] && kept.since[q] == self.since[a as usize]
+            })
+        {
+            debug_assert_eq!(
+                kept.r.to_bits(),
+                self.restrictiveness_with(sc, regimes, j, i, scratch)
+                    .to_bits(),
+                "R of {j} -> {i} kept from the same regimes and scopes"
+            );
+            return kept.r;
+        }
+        let r = self.restrictiveness_with(sc, regimes, j, i, scratch);
+        if keeps {
+            kept.len = list.len() as u8;
+            for (q, &a) in list.iter().enumerate() {
+                kept.regime[q] = self.active[a as usize];
+                kept.since[q] = self.since[a as usize];
+            }
+            kept.r = r;
+        }
+        r
     }
 }
 
