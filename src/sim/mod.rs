@@ -249,9 +249,10 @@ pub struct Simulation<'a> {
     /// Each country's co-invention partner weights, kept while they stay
     /// valid (see [`PartnerCache`]).
     partner_cache: Vec<PartnerCache>,
-    /// Incremented whenever the policy view changes (what it restricts,
-    /// which regimes are active, their scopes).
-    view_epoch: u64,
+    /// Per sector, incremented whenever the policy view changes in what
+    /// the sector's co-invention partner weights read: the restricted
+    /// pairs (which regimes are active) or a regime's scope in the sector.
+    sector_epoch: Vec<u64>,
     /// Check every exposure against a direct evaluation of MODEL.md section 5
     /// after each diffusion phase, and kept partner weights at every use
     /// (slow; for tests).
@@ -353,7 +354,7 @@ impl<'a> Simulation<'a> {
             opened_now: vec![0; n],
             opened_total: vec![0; n],
             partner_cache: vec![PartnerCache::default(); n],
-            view_epoch: 0,
+            sector_epoch: vec![0; sc.sectors.len()],
             verify_exposure: false,
             lookahead: LOOKAHEAD,
             ahead: VecDeque::new(),
@@ -744,7 +745,7 @@ impl<'a> Simulation<'a> {
             view: &self.view,
             regimes: &self.regimes,
             partners: &self.partners,
-            view_epoch: self.view_epoch,
+            sector_epoch: &self.sector_epoch,
             verify: self.verify_exposure,
         };
         let mut partner_cache = std::mem::take(&mut self.partner_cache);
@@ -1038,10 +1039,12 @@ impl<'a> Simulation<'a> {
             let next_view = self.policy_view(t);
             // The same restricted pairs (the index is shared only then).
             same_pairs = Arc::ptr_eq(&next_view.pair_start, &self.view.pair_start);
-            if !next_view.restricts_as(&self.view) {
-                self.view_epoch += 1;
-            }
             moved_scopes = next_view.scope_changes(&self.view);
+            for (epoch, moved) in self.sector_epoch.iter_mut().zip(&moved_scopes) {
+                if !same_pairs || !moved.is_empty() {
+                    *epoch += 1;
+                }
+            }
             self.view = next_view;
         }
         // Gate classes of the live innovations at this step: an older
@@ -1744,7 +1747,7 @@ struct Arrivals<'s> {
     view: &'s PolicyView,
     regimes: &'s [ExportControl],
     partners: &'s [Vec<u32>],
-    view_epoch: u64,
+    sector_epoch: &'s [u64],
     /// Compare every use of kept partner weights with weights computed
     /// afresh (slow; for tests).
     verify: bool,
@@ -1752,14 +1755,27 @@ struct Arrivals<'s> {
 
 /// A country's co-invention partner weights per sector (see
 /// [`Arrivals::partner_weights`]), computed when first needed and kept
-/// while what they read stays the same: the country's row of trust (bits)
-/// and the policy view ([`Simulation::view_epoch`]). In the counterfactual
-/// neither ever moves, so they are computed once a run.
+/// while what they read stays the same: the passable shares H while the
+/// sector's part of the policy view does ([`Simulation::sector_epoch`]),
+/// the weights while those shares and the country's row of trust (bits)
+/// do. In the counterfactual nothing moves, so they are computed once a
+/// run.
 #[derive(Debug, Clone, Default)]
 struct PartnerCache {
-    epoch: u64,
     trust: Vec<f64>,
-    by_sector: Vec<Option<(Vec<f64>, f64)>>,
+    by_sector: Vec<Option<KeptPartners>>,
+}
+
+/// One sector's part of a [`PartnerCache`].
+#[derive(Debug, Clone)]
+struct KeptPartners {
+    /// The sector's epoch the shares were computed at.
+    epoch: u64,
+    /// H_ij,s by partner.
+    h: Vec<f64>,
+    /// The weights v_ij by partner and their sum, from `h` and the kept
+    /// row of trust.
+    v: Option<(Vec<f64>, f64)>,
 }
 
 impl Arrivals<'_> {
@@ -1801,17 +1817,18 @@ impl Arrivals<'_> {
         let shares = country.specialization.as_deref().unwrap_or(sector_shares);
         if count > 0 {
             let trust = self.trust.row(i);
-            let same = cache.epoch == self.view_epoch
-                && cache.trust.len() == trust.len()
+            let same = cache.trust.len() == trust.len()
                 && cache
                     .trust
                     .iter()
                     .zip(trust)
                     .all(|(a, b)| a.to_bits() == b.to_bits());
+            cache.by_sector.resize(sc.sectors.len(), None);
             if !same {
-                cache.epoch = self.view_epoch;
                 cache.trust = trust.to_vec();
-                cache.by_sector = vec![None; sc.sectors.len()];
+                for kept in cache.by_sector.iter_mut().flatten() {
+                    kept.v = None;
+                }
             }
         }
         for _ in 0..count {
@@ -1820,7 +1837,16 @@ impl Arrivals<'_> {
             let u = rng::uniform(&mut stream);
             let u_coinvent = rng::uniform(&mut stream);
             let u_partner = rng::uniform(&mut stream);
-            let (v, total) = &*cache.by_sector[s].get_or_insert_with(|| self.partner_weights(i, s));
+            let epoch = self.sector_epoch[s];
+            let kept = match &mut cache.by_sector[s] {
+                Some(kept) if kept.epoch == epoch => kept,
+                slot => slot.insert(KeptPartners {
+                    epoch,
+                    h: self.passable_shares(i, s),
+                    v: None,
+                }),
+            };
+            let (v, total) = &*kept.v.get_or_insert_with(|| self.weights_from(i, &kept.h));
             if self.verify {
                 let (fresh, fresh_total) = self.partner_weights(i, s);
                 assert!(
@@ -1858,6 +1884,26 @@ impl Arrivals<'_> {
     /// and their sum (the same as over every country: the others' terms
     /// are zeros).
     fn partner_weights(&self, i: usize, s: usize) -> (Vec<f64>, f64) {
+        self.weights_from(i, &self.passable_shares(i, s))
+    }
+
+    /// v_ij = w~_ij * T_ij * H_ij,s over i's partners j from their shares
+    /// H (`h`, by partner), and their sum.
+    fn weights_from(&self, i: usize, h: &[f64]) -> (Vec<f64>, f64) {
+        let v: Vec<f64> = self.partners[i]
+            .iter()
+            .zip(h)
+            .map(|(&j, &h)| {
+                let j = j as usize;
+                self.sc.world.contact_share[[i, j]] * self.trust[[i, j]] * h
+            })
+            .collect();
+        let total = v.iter().sum();
+        (v, total)
+    }
+
+    /// H_ij,s over i's partners j (`partners[i]`).
+    fn passable_shares(&self, i: usize, s: usize) -> Vec<f64> {
         let sc = self.sc;
         let coop = &sc.cooperation;
         let chill = 1.0 - coop.chilling * sc.sectors[s].sensitivity * coop.uncertainty();
@@ -1880,12 +1926,11 @@ impl Arrivals<'_> {
             FxHashMap::with_capacity_and_hasher(self.partners[i].len(), Default::default());
         let mut last: Option<(Lists<'_>, f64)> = None;
         let mut scratch = policy::RestrictScratch::default();
-        let v: Vec<f64> = self.partners[i]
+        self.partners[i]
             .iter()
             .map(|&j| {
                 let j = j as usize;
-                let share = sc.world.contact_share[[i, j]];
-                let h = if self.view.chilled(i, j) || self.view.chilled(j, i) {
+                if self.view.chilled(i, j) || self.view.chilled(j, i) {
                     let lists = (self.view.pair_regimes(i, j), self.view.pair_regimes(j, i));
                     match last {
                         Some((l, h)) if l == lists => h,
@@ -1901,12 +1946,9 @@ impl Arrivals<'_> {
                     }
                 } else {
                     1.0
-                };
-                share * self.trust[[i, j]] * h
+                }
             })
-            .collect();
-        let total = v.iter().sum();
-        (v, total)
+            .collect()
     }
 }
 

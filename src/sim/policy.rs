@@ -173,22 +173,6 @@ impl PolicyView {
         view
     }
 
-    /// Whether this view restricts exactly as `prev` does: the same pair
-    /// index (shared), the same active regimes and the same effective
-    /// scopes, bit for bit.
-    pub fn restricts_as(&self, prev: &PolicyView) -> bool {
-        Arc::ptr_eq(&self.pair_start, &prev.pair_start)
-            && Arc::ptr_eq(&self.pair_list, &prev.pair_list)
-            && self.active == prev.active
-            && self.sectors == prev.sectors
-            && self.eff.len() == prev.eff.len()
-            && self
-                .eff
-                .iter()
-                .zip(&prev.eff)
-                .all(|(a, b)| a.to_bits() == b.to_bits())
-    }
-
     /// Per sector, the control draws whose covering regimes differ from
     /// those of `prev`: disjoint half-open intervals [lo, hi), ascending
     /// (none: the sector has the same buckets and covering regimes, bit
