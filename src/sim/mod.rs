@@ -676,13 +676,18 @@ impl<'a> Simulation<'a> {
             let touched = std::mem::take(&mut self.trust_touched);
             let mut used = std::mem::take(&mut self.trust_used);
             let a_prev = std::mem::take(&mut self.a_prev);
+            let full_width = self.full_width;
             move || {
                 // Which linked pairs' weights moved since last step, per
                 // recipient (unlinked pairs weigh 0 whatever happens): the
                 // weights tell as they are updated.
                 let (a, changed) =
                     contact_weights(sc, &links, (&trust, Some(&touched)), a_prev, &mut used);
-                (a, changed, trust, touched, used)
+                // The moved pairs as they are when the restricted pairs,
+                // and so the chilled flags, stay as they were (most steps):
+                // made here, alongside the classes.
+                let moved = Moved::new(&changed, &links.slot, n, full_width);
+                (a, changed, moved, trust, touched, used)
             }
         });
         let (classes, weights) = match weights {
@@ -705,14 +710,14 @@ impl<'a> Simulation<'a> {
                 std::mem::take(&mut self.chilled_prev),
                 Moved::new(&[], &self.links.slot, n, None),
             ),
-            Some((a, mut changed, trust, touched, used)) => {
+            Some((a, mut changed, moved, trust, touched, used)) => {
                 self.trust = trust;
                 self.trust_touched = touched;
                 self.trust_used = used;
-                // Pairs whose chilled flag moved move too.
-                let chilled = if same_pairs {
-                    std::mem::take(&mut self.chilled_prev)
+                if same_pairs {
+                    (a, std::mem::take(&mut self.chilled_prev), moved)
                 } else {
+                    // Pairs whose chilled flag moved move too.
                     let chilled = self.chilled_slots();
                     for j in 0..n {
                         for &i in self.links.of(j).1 {
@@ -722,10 +727,9 @@ impl<'a> Simulation<'a> {
                             }
                         }
                     }
-                    chilled
-                };
-                let moved = Moved::new(&changed, &self.links.slot, n, self.full_width);
-                (a, chilled, moved)
+                    let moved = Moved::new(&changed, &self.links.slot, n, self.full_width);
+                    (a, chilled, moved)
+                }
             }
         };
         let moved_none = moved.to.is_empty();
