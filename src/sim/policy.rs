@@ -4,6 +4,7 @@
 //! fall into, restrictiveness R_ji and the two-way passable share H_ij,s.
 
 use rustc_hash::FxHashMap;
+use smallvec::{SmallVec, smallvec};
 use std::sync::Arc;
 
 use crate::model::{ExportControl, Scenario};
@@ -319,11 +320,7 @@ impl PolicyView {
     ) -> f64 {
         self.direction_into(regimes, i, j, s, &mut scratch.direction);
         self.direction_into(regimes, j, i, s, &mut scratch.back);
-        expected_product_with(
-            (&scratch.direction, chill_ij),
-            (&scratch.back, chill_ji),
-            &mut scratch.points,
-        )
+        expected_product(&scratch.direction, chill_ij, &scratch.back, chill_ji)
     }
 
     /// R_ji: weighted mean over sectors (weights omega) of the expected share
@@ -362,11 +359,7 @@ impl PolicyView {
             }
             self.direction_into(regimes, j, i, s, &mut scratch.direction);
             if !scratch.direction.is_empty() {
-                let e = expected_product_with(
-                    (&scratch.direction, 1.0),
-                    (&[], 1.0),
-                    &mut scratch.points,
-                );
+                let e = expected_product(&scratch.direction, 1.0, &[], 1.0);
                 acc += sector.weight * (1.0 - e);
             }
         }
@@ -453,57 +446,22 @@ impl PolicyView {
 pub struct RestrictScratch {
     direction: Vec<(f64, f64)>,
     back: Vec<(f64, f64)>,
-    points: Vec<f64>,
 }
 
 /// E_u[f_a(u) f_b(u)], u ~ U[0,1), where f(u) is the product of the gates of
 /// the listed (scope, gate) regimes with scope > u, or `chill` when none
 /// covers u. Exact: f is piecewise constant between scopes.
 pub fn expected_product(a: &[(f64, f64)], chill_a: f64, b: &[(f64, f64)], chill_b: f64) -> f64 {
-    expected_product_with((a, chill_a), (b, chill_b), &mut Vec::new())
-}
-
-/// Fill `buf` (room for both lists' scopes and two more) with 0, 1 and
-/// every scope of `a` and `b`, ascending and distinct, each inserted in
-/// place; return the filled part.
-fn breakpoints<'b>(a: &[(f64, f64)], b: &[(f64, f64)], buf: &'b mut [f64]) -> &'b [f64] {
-    buf[0] = 0.0;
-    buf[1] = 1.0;
-    let mut len = 2;
+    // The breakpoints 0, 1 and every scope, ascending and distinct: each
+    // inserted in place (scopes are in (0, 1], never NaN; the lists hold a
+    // few regimes, so the breakpoints stay on the stack).
+    let mut points: SmallVec<[f64; 16]> = smallvec![0.0, 1.0];
     for &(x, _) in a.iter().chain(b) {
-        let at = buf[..len].partition_point(|&p| p < x);
-        if at == len || buf[at] != x {
-            // A few entries at most: moved one by one.
-            for q in (at..len).rev() {
-                buf[q + 1] = buf[q];
-            }
-            buf[at] = x;
-            len += 1;
+        let at = points.partition_point(|&p| p < x);
+        if points.get(at) != Some(&x) {
+            points.insert(at, x);
         }
     }
-    &buf[..len]
-}
-
-/// [`expected_product`] with its list of breakpoints in `points` when the
-/// lists are too long for the stack.
-fn expected_product_with(
-    (a, chill_a): (&[(f64, f64)], f64),
-    (b, chill_b): (&[(f64, f64)], f64),
-    points: &mut Vec<f64>,
-) -> f64 {
-    // The breakpoints 0, 1 and every scope, ascending and distinct (the
-    // lists hold a few regimes; scopes are in (0, 1], never NaN).
-    const ON_STACK: usize = 16;
-    let need = a.len() + b.len() + 2;
-    let mut stack = [0.0; ON_STACK];
-    let buf = if need <= ON_STACK {
-        &mut stack[..]
-    } else {
-        points.clear();
-        points.resize(need, 0.0);
-        &mut points[..]
-    };
-    let points = breakpoints(a, b, buf);
     let f = |list: &[(f64, f64)], chill: f64, u: f64| {
         let mut covered = false;
         let mut g = 1.0;
@@ -592,7 +550,7 @@ mod tests {
 
     proptest! {
         /// Breakpoints inserted in place give the same bits as sorting them,
-        /// on the stack (up to 14 scopes) and in the caller's list.
+        /// on the stack and, past 16 breakpoints, on the heap.
         #[test]
         fn breakpoints_in_place_give_the_sorted_bits(
             a in proptest::collection::vec(regime(), 0..10),
