@@ -27,17 +27,48 @@ pub(crate) struct Family {
     pub chill: f64,
     /// Per slot of [`Links`], in fixed point.
     pub base: Vec<Fixed>,
+    /// Per recipient, the sum of the base over every source (wrapping
+    /// integer sums, kept up to date by [`Self::patch`]), so that a row
+    /// held by most countries is summed as this total less the rows of
+    /// the sources that lack it ([`super::rows::Row::add_sources_but`]).
+    pub total: Vec<Fixed>,
 }
 
 impl Family {
-    pub fn new(boost: f64, chill: f64, scale: f64, a: &[f64], chilled: &[bool]) -> Self {
+    pub fn new(
+        boost: f64,
+        chill: f64,
+        scale: f64,
+        (a, chilled): (&[f64], &[bool]),
+        links: &Links,
+    ) -> Self {
         let b = boost * scale;
-        let base = a
+        let base: Vec<Fixed> = a
             .iter()
             .zip(chilled)
             .map(|(&a, &ch)| Self::plain(b, chill, a, ch))
             .collect();
-        Family { b, chill, base }
+        let n = links.n;
+        let mut total: Vec<Fixed> = vec![0; n];
+        for j in 0..n {
+            let slots = links.slots_of(j);
+            if links.dense {
+                for (t, &x) in total.iter_mut().zip(&base[slots]) {
+                    *t = t.wrapping_add(x);
+                }
+            } else {
+                for (&x, &i) in base[slots].iter().zip(links.of(j).1) {
+                    let t = &mut total[i as usize];
+                    *t = t.wrapping_add(x);
+                }
+            }
+        }
+        Family {
+            b,
+            chill,
+            base,
+            total,
+        }
     }
 
     /// Whether a class with these gates belongs here.
@@ -54,11 +85,12 @@ impl Family {
 
     /// Bring the base to this step at the moved slots `by_slot` (slot,
     /// index among the moved pairs), given this step's weights and chilled
-    /// flags there (`a_moved`, `chilled_moved`, in the same order); return
-    /// the change at each moved pair by its index, followed by `pad` zeros.
+    /// flags there (`a_moved`, `chilled_moved`, in the same order) and
+    /// each moved pair's recipient (`to_of`, by index); return the change
+    /// at each moved pair by its index, followed by `pad` zeros.
     pub fn patch(
         &mut self,
-        by_slot: &[(u32, u32)],
+        (by_slot, to_of): (&[(u32, u32)], &[u32]),
         a_moved: &[f64],
         chilled_moved: &[bool],
         pad: usize,
@@ -67,8 +99,11 @@ impl Family {
         for ((&(at, q), &a), &ch) in by_slot.iter().zip(a_moved).zip(chilled_moved) {
             let new = Self::plain(self.b, self.chill, a, ch);
             let old = &mut self.base[at as usize];
-            d[q as usize] = new.wrapping_sub(*old);
+            let change = new.wrapping_sub(*old);
+            d[q as usize] = change;
             *old = new;
+            let t = &mut self.total[to_of[q as usize] as usize];
+            *t = t.wrapping_add(change);
         }
         d
     }

@@ -2044,8 +2044,13 @@ impl ClassTerms<'_> {
         for &c in &fresh {
             let g = gates_of(c);
             if !self.families.iter().any(|f| f.holds(g, scale)) {
-                self.families
-                    .push(Family::new(g.boost, g.chill, scale, a, chilled));
+                self.families.push(Family::new(
+                    g.boost,
+                    g.chill,
+                    scale,
+                    (a, chilled),
+                    self.links,
+                ));
                 family_d.push(Vec::new());
             }
         }
@@ -2382,10 +2387,19 @@ impl DiffuseInputs<'_> {
         if self.recompute_flag[k] {
             let (fam, layer) = terms.class(self.key_cur[k]);
             row.e.fill(0);
-            let sources: Vec<usize> = holders.ones().collect();
-            row.add_sources(self.links, &fam.base, sources.iter().copied());
+            // The family's rows of the holders, or (where fewer lack it
+            // than hold it) its totals less the rows of those that lack it.
+            let n = row.e.len();
+            debug_assert_eq!(holders.len(), n);
+            let held = holders.count_ones(..);
+            if n - held < held {
+                let lacking: Vec<usize> = holders.zeroes().collect();
+                row.add_sources_but(self.links, &fam.base, &fam.total, lacking.iter().copied());
+            } else {
+                row.add_sources(self.links, &fam.base, holders.ones());
+            }
             if !layer.is_plain() {
-                for &j in &sources {
+                for j in holders.ones() {
                     layer.add(&mut row.e, j);
                 }
             }
@@ -3393,7 +3407,7 @@ fn patch_terms(
         .collect();
     let family_d: Vec<Vec<Fixed>> = families
         .par_iter_mut()
-        .map(|f| f.patch(by_slot, &a_moved, &chilled_moved, PAD))
+        .map(|f| f.patch((by_slot, &moved.to_of), &a_moved, &chilled_moved, PAD))
         .collect();
     let mut moved_at = vec![NONE; a.len()];
     let mut moved_bits = vec![0u64; a.len().div_ceil(64)];

@@ -424,6 +424,53 @@ impl Row {
         );
     }
 
+    /// Set the exposures (zero before) to the sum of the rows of a matrix
+    /// of terms (laid out as in [`Self::add_sources`]) of every source but
+    /// `lacking`, given the matrix's sum over every source per recipient
+    /// (`total`): that total less the rows of `lacking`. Integer sums, so
+    /// the same bits as [`Self::add_sources`] of the other sources, at
+    /// every entry it sets (every country, or in list mode the listed
+    /// ones), for at most half the rows when most sources hold.
+    #[inline(always)]
+    pub fn add_sources_but<I>(&mut self, links: &Links, m: &[Fixed], total: &[Fixed], lacking: I)
+    where
+        I: Iterator<Item = usize> + Clone,
+    {
+        let n = links.n;
+        assert!(self.e.len() == n && total.len() == n);
+        if !links.dense {
+            self.e.copy_from_slice(total);
+            for j in lacking {
+                let (slots, targets) = links.of(j);
+                for (&v, &i) in m[slots].iter().zip(targets) {
+                    // SAFETY: link targets are countries, below n = e.len().
+                    let e = unsafe { self.e.get_unchecked_mut(i as usize) };
+                    *e = e.wrapping_sub(v);
+                }
+            }
+            return;
+        }
+        assert!(m.len() >= n * n);
+        if self.list {
+            for &i in &self.idx {
+                let i = i as usize;
+                let mut acc = total[i];
+                for j in lacking.clone() {
+                    acc = acc.wrapping_sub(m[j * n + i]);
+                }
+                self.e[i] = acc;
+            }
+            return;
+        }
+        self.e.copy_from_slice(total);
+        add_rows(
+            &mut self.e,
+            m,
+            std::iter::empty(),
+            lacking.map(move |j| j * n),
+        );
+    }
+
     /// Apply one step of hazard to every non-holder and append the adopters
     /// (their residual reached 0) to `out` as (k, i), ascending; their
     /// entries die. `AVX2`: the CPU has AVX2 (the dense sweep then runs
@@ -702,10 +749,12 @@ mod tests {
         let per_link: Vec<f64> = (0..n)
             .flat_map(|j| sparse.of(j).1.iter().map(move |&i| w[[j, i as usize]]))
             .collect();
-        // Few holders (residuals by country) and many (a list).
+        // Few holders (residuals by country) and many (a list), with
+        // neighbours lacking it (whose terms reach each other).
         for holders in [
             vec![0usize, 5, 17, 38, 89],
             (0..n).filter(|i| i % 29 != 2).collect(),
+            (0..n).filter(|i| !(40..43).contains(i)).collect(),
         ] {
             let make = || {
                 Row::new((0..n).map(|i| i as f32 + 1.0).collect(), |i| {
@@ -724,6 +773,25 @@ mod tests {
             for j in sources.rev() {
                 c.add_sources(&dense, &full, std::iter::once(j));
             }
+            // Every source's sum less those that lack it: the same bits at
+            // every entry, sparse and dense.
+            let lacking = (0..n).filter(|j| !holders.contains(j));
+            let mut total_sparse: Vec<Fixed> = vec![0; n];
+            let mut total_dense: Vec<Fixed> = vec![0; n];
+            for j in 0..n {
+                let (slots, targets) = sparse.of(j);
+                for (&v, &i) in per_link[slots].iter().zip(targets) {
+                    total_sparse[i as usize] += v;
+                }
+                for i in 0..n {
+                    total_dense[i] += full[j * n + i];
+                }
+            }
+            let (mut d, mut f) = (make(), make());
+            d.add_sources_but(&sparse, &per_link, &total_sparse, lacking.clone());
+            f.add_sources_but(&dense, &full, &total_dense, lacking);
+            assert_eq!(d.e, a.e);
+            assert_eq!(f.e, b.e);
             for i in 0..n {
                 // 1.5 and 0.75 units: 2 and 1 (ties to even, nearest).
                 let expect: Fixed = holders.iter().map(|&j| fix(w[[j, i]] * scale)).sum();
