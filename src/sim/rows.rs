@@ -388,15 +388,56 @@ impl Row {
     where
         I: Iterator<Item = usize> + Clone,
     {
+        self.sum_sources::<false, I>(links, m, sources);
+    }
+
+    /// Set the exposures to the sum of the rows of a matrix of terms
+    /// (laid out as in [`Self::add_sources`]) of every source but
+    /// `lacking`, given the matrix's sum over every source per recipient
+    /// (`total`): that total less the rows of `lacking`. Integer sums, so
+    /// the same bits as [`Self::add_sources`] of the other sources from
+    /// zero, at every entry it sets (every country, or in list mode on a
+    /// dense network the listed ones), for at most half the rows when
+    /// most sources hold.
+    #[inline(always)]
+    pub fn add_sources_but<I>(&mut self, links: &Links, m: &[Fixed], total: &[Fixed], lacking: I)
+    where
+        I: Iterator<Item = usize> + Clone,
+    {
+        assert_eq!(total.len(), links.n);
+        if links.dense && self.list {
+            for &i in &self.idx {
+                self.e[i as usize] = total[i as usize];
+            }
+        } else {
+            self.e.copy_from_slice(total);
+        }
+        self.sum_sources::<true, I>(links, m, lacking);
+    }
+
+    /// Add (or with `SUB` subtract) the rows of `sources`: the body of
+    /// [`Self::add_sources`] and [`Self::add_sources_but`].
+    #[inline(always)]
+    fn sum_sources<const SUB: bool, I>(&mut self, links: &Links, m: &[Fixed], sources: I)
+    where
+        I: Iterator<Item = usize> + Clone,
+    {
         let n = links.n;
         assert_eq!(self.e.len(), n);
+        let sum = |e: Fixed, v: Fixed| {
+            if SUB {
+                e.wrapping_sub(v)
+            } else {
+                e.wrapping_add(v)
+            }
+        };
         if !links.dense {
             for j in sources {
                 let (slots, targets) = links.of(j);
                 for (&v, &i) in m[slots].iter().zip(targets) {
                     // SAFETY: link targets are countries, below n = e.len().
                     let e = unsafe { self.e.get_unchecked_mut(i as usize) };
-                    *e = e.wrapping_add(v);
+                    *e = sum(*e, v);
                 }
             }
             return;
@@ -408,7 +449,7 @@ impl Row {
                 let i = i as usize;
                 let mut acc = self.e[i];
                 for j in sources.clone() {
-                    acc = acc.wrapping_add(m[j * n + i]);
+                    acc = sum(acc, m[j * n + i]);
                 }
                 self.e[i] = acc;
             }
@@ -416,59 +457,12 @@ impl Row {
         }
         // Blocks of exposures stay in registers while every source's
         // slots j * n + block are added.
-        add_rows(
-            &mut self.e,
-            m,
-            sources.map(move |j| j * n),
-            std::iter::empty(),
-        );
-    }
-
-    /// Set the exposures (zero before) to the sum of the rows of a matrix
-    /// of terms (laid out as in [`Self::add_sources`]) of every source but
-    /// `lacking`, given the matrix's sum over every source per recipient
-    /// (`total`): that total less the rows of `lacking`. Integer sums, so
-    /// the same bits as [`Self::add_sources`] of the other sources, at
-    /// every entry it sets (every country, or in list mode the listed
-    /// ones), for at most half the rows when most sources hold.
-    #[inline(always)]
-    pub fn add_sources_but<I>(&mut self, links: &Links, m: &[Fixed], total: &[Fixed], lacking: I)
-    where
-        I: Iterator<Item = usize> + Clone,
-    {
-        let n = links.n;
-        assert!(self.e.len() == n && total.len() == n);
-        if !links.dense {
-            self.e.copy_from_slice(total);
-            for j in lacking {
-                let (slots, targets) = links.of(j);
-                for (&v, &i) in m[slots].iter().zip(targets) {
-                    // SAFETY: link targets are countries, below n = e.len().
-                    let e = unsafe { self.e.get_unchecked_mut(i as usize) };
-                    *e = e.wrapping_sub(v);
-                }
-            }
-            return;
+        let rows = sources.map(move |j| j * n);
+        if SUB {
+            add_rows(&mut self.e, m, std::iter::empty(), rows);
+        } else {
+            add_rows(&mut self.e, m, rows, std::iter::empty());
         }
-        assert!(m.len() >= n * n);
-        if self.list {
-            for &i in &self.idx {
-                let i = i as usize;
-                let mut acc = total[i];
-                for j in lacking.clone() {
-                    acc = acc.wrapping_sub(m[j * n + i]);
-                }
-                self.e[i] = acc;
-            }
-            return;
-        }
-        self.e.copy_from_slice(total);
-        add_rows(
-            &mut self.e,
-            m,
-            std::iter::empty(),
-            lacking.map(move |j| j * n),
-        );
     }
 
     /// Apply one step of hazard to every non-holder and append the adopters
