@@ -39,7 +39,8 @@ impl Family {
         boost: f64,
         chill: f64,
         scale: f64,
-        (a, chilled): (&[f64], &[bool]),
+        a: &[f64],
+        chilled: &[bool],
         links: &Links,
     ) -> Self {
         let b = boost * scale;
@@ -48,19 +49,19 @@ impl Family {
             .zip(chilled)
             .map(|(&a, &ch)| Self::plain(b, chill, a, ch))
             .collect();
-        let n = links.n;
-        let mut total: Vec<Fixed> = vec![0; n];
-        for j in 0..n {
-            let slots = links.slots_of(j);
-            if links.dense {
-                for (t, &x) in total.iter_mut().zip(&base[slots]) {
+        // A slot's recipient: its column when dense, its link's target
+        // otherwise (slots follow the links in order).
+        let mut total: Vec<Fixed> = vec![0; links.n];
+        if links.dense {
+            for row in base.chunks_exact(links.n) {
+                for (t, &x) in total.iter_mut().zip(row) {
                     *t = t.wrapping_add(x);
                 }
-            } else {
-                for (&x, &i) in base[slots].iter().zip(links.of(j).1) {
-                    let t = &mut total[i as usize];
-                    *t = t.wrapping_add(x);
-                }
+            }
+        } else {
+            for (&x, &i) in base.iter().zip(&links.targets) {
+                let t = &mut total[i as usize];
+                *t = t.wrapping_add(x);
             }
         }
         Family {

@@ -2044,13 +2044,8 @@ impl ClassTerms<'_> {
         for &c in &fresh {
             let g = gates_of(c);
             if !self.families.iter().any(|f| f.holds(g, scale)) {
-                self.families.push(Family::new(
-                    g.boost,
-                    g.chill,
-                    scale,
-                    (a, chilled),
-                    self.links,
-                ));
+                self.families
+                    .push(Family::new(g.boost, g.chill, scale, a, chilled, self.links));
                 family_d.push(Vec::new());
             }
         }
