@@ -736,24 +736,46 @@ impl<'a> Simulation<'a> {
         // Births at t use l(t-1) and T(t-1), not this step's adoptions nor
         // the class terms: they and their rows' thresholds are drawn while
         // the class terms are brought to the step (most of that work comes
-        // in pieces too small to share out well).
+        // in pieces too small to share out well). Then, beside them too,
+        // the policy variant updates trust, which reads neither adoptions
+        // nor what they change (MODEL.md section 4; the retaliations it
+        // decides are applied at the end of the step), so that the rows
+        // have both cores. A block planned ahead (see `plan_block`) and the
+        // direct evaluation of exposures read T(t-1), kept for them.
         let (sc, replication, variant) = (self.sc, self.replication, self.variant);
-        let arrivals = Arrivals {
-            sc,
-            replication,
-            variant,
-            lambda: self.lambda,
-            q0: self.q0,
-            log_prod: &self.log_prod,
-            trust: &self.trust,
-            view: &self.view,
-            regimes: &self.regimes,
-            partners: &self.partners,
-            sector_epoch: &self.sector_epoch,
-            verify: self.verify_exposure,
-        };
+        let may_plan = variant == Variant::Policy
+            && t > self.ahead_until
+            && self.lookahead > 1
+            && !self.verify_exposure
+            && !self.links.dense;
+        let before_update = may_plan.then(|| (self.trust.clone(), self.unsettled.clone()));
+        let trust_before = self.verify_exposure.then(|| self.trust.clone());
+        let (lambda, q0, verify) = (self.lambda, self.q0, self.verify_exposure);
+        let (log_prod, view, regimes) = (&self.log_prod, &self.view, &self.regimes);
+        let (partners, sector_epoch) = (&self.partners, &self.sector_epoch);
+        let retaliating = &self.retaliating[..];
+        let (trust, unsettled, touched) = (
+            &mut self.trust,
+            &mut self.unsettled[..],
+            &mut self.trust_touched[..],
+        );
+        let kept_r = &mut self.kept_r;
         let mut partner_cache = std::mem::take(&mut self.partner_cache);
-        let born = || -> (Vec<Birth>, Vec<Row>) {
+        let born = || -> (Vec<Birth>, Vec<Row>, Vec<Retaliation>) {
+            let arrivals = Arrivals {
+                sc,
+                replication,
+                variant,
+                lambda,
+                q0,
+                log_prod,
+                trust: &*trust,
+                view,
+                regimes,
+                partners,
+                sector_epoch,
+                verify,
+            };
             let births = arrivals.births(t, &mut partner_cache);
             let rows = births
                 .par_iter()
@@ -765,7 +787,15 @@ impl<'a> Simulation<'a> {
                     })
                 })
                 .collect();
-            (births, rows)
+            let decided = match variant {
+                Variant::Policy => {
+                    let policy = (view, &regimes[..], retaliating);
+                    let state = (trust, unsettled, touched);
+                    trust_step(sc, replication, policy, state, Some(kept_r), t)
+                }
+                Variant::Counterfactual => Vec::new(),
+            };
+            (births, rows, decided)
         };
         let bring = || {
             let terms = ClassTerms {
@@ -786,7 +816,7 @@ impl<'a> Simulation<'a> {
                 compact_changes(&moved, &rows_in, &self.layers, &family_d, &class_d);
             (family_d, class_d, family_c, class_c)
         };
-        let ((family_d, class_d, family_c, class_c), (births, born_rows)) =
+        let ((family_d, class_d, family_c, class_c), (births, born_rows, decided)) =
             rayon::join(bring, born);
         self.partner_cache = partner_cache;
 
@@ -818,7 +848,12 @@ impl<'a> Simulation<'a> {
             match self.variant {
                 Variant::Counterfactual => (0, last),
                 Variant::Policy => {
-                    plan = self.plan_block(t, last, (&a_cur, &chilled_cur), &rows_in);
+                    plan = match before_update {
+                        Some(before) => {
+                            self.plan_block(t, last, before, (&a_cur, &chilled_cur), &rows_in)
+                        }
+                        None => Vec::new(),
+                    };
                     self.block_first = n_old;
                     (0, t + plan.len() as u32)
                 }
@@ -884,55 +919,27 @@ impl<'a> Simulation<'a> {
         // innovation's row at a time; each task also marks its
         // innovations' new holders (read by no other task). Per task, the
         // adopters of each step, in the order of the rows.
-        let diffuse = || -> Vec<Vec<Vec<(u32, u32)>>> {
-            self.rows[first..n_old]
-                .par_chunks_mut(ROWS_PER_TASK)
-                .zip(self.inn.holders[first..n_old].par_chunks_mut(ROWS_PER_TASK))
-                .enumerate()
-                .fold(
-                    || (vec![Vec::new(); span], Scratch::default()),
-                    |(mut outs, mut scratch), (c, (rows, holders))| {
-                        for q in 0..rows.len() {
-                            // The next row's arrays are elsewhere on the heap.
-                            if let Some(next) = rows.get(q + 1) {
-                                next.prefetch();
-                                rows::prefetch_lines(holders[q + 1].as_slice(), 256);
-                            }
-                            let k = first + c * ROWS_PER_TASK + q;
-                            inputs.advance(
-                                k,
-                                &mut rows[q],
-                                &mut holders[q],
-                                &mut outs,
-                                &mut scratch,
-                            );
+        let parts: Vec<Vec<Vec<(u32, u32)>>> = self.rows[first..n_old]
+            .par_chunks_mut(ROWS_PER_TASK)
+            .zip(self.inn.holders[first..n_old].par_chunks_mut(ROWS_PER_TASK))
+            .enumerate()
+            .fold(
+                || (vec![Vec::new(); span], Scratch::default()),
+                |(mut outs, mut scratch), (c, (rows, holders))| {
+                    for q in 0..rows.len() {
+                        // The next row's arrays are elsewhere on the heap.
+                        if let Some(next) = rows.get(q + 1) {
+                            next.prefetch();
+                            rows::prefetch_lines(holders[q + 1].as_slice(), 256);
                         }
-                        (outs, scratch)
-                    },
-                )
-                .map(|(outs, _)| outs)
-                .collect()
-        };
-        // Alongside the rows, the policy variant updates trust, which reads
-        // neither adoptions nor what they change (MODEL.md section 4); the
-        // retaliations it decides are applied at the end of the step.
-        // The direct evaluation of exposures reads T(t-1).
-        let trust_before = self.verify_exposure.then(|| self.trust.clone());
-        let policy = (&self.view, &self.regimes[..], &self.retaliating[..]);
-        let (trust, unsettled, touched) = (
-            &mut self.trust,
-            &mut self.unsettled[..],
-            &mut self.trust_touched[..],
-        );
-        let kept_r = &mut self.kept_r;
-        let update = move || match variant {
-            Variant::Policy => {
-                let state = (trust, unsettled, touched);
-                trust_step(sc, replication, policy, state, Some(kept_r), t)
-            }
-            Variant::Counterfactual => Vec::new(),
-        };
-        let (parts, decided) = rayon::join(diffuse, update);
+                        let k = first + c * ROWS_PER_TASK + q;
+                        inputs.advance(k, &mut rows[q], &mut holders[q], &mut outs, &mut scratch);
+                    }
+                    (outs, scratch)
+                },
+            )
+            .map(|(outs, _)| outs)
+            .collect();
         // Rows in ascending order within each step: the older rows' adopters
         // (already in `ahead`) come before those of last step's births.
         if self.ahead.len() < span {
@@ -1097,11 +1104,14 @@ impl<'a> Simulation<'a> {
     /// pairs, and no retaliation opened or lifted). Trust, the view and the
     /// weights do not depend on adoptions (MODEL.md section 4), so they are
     /// run ahead on copies (the steps compute them again: the same bits).
-    /// `now`: this step's weights and chilled flags. Empty: no block.
+    /// `before`: trust and the unsettled rows before this step's update
+    /// (T(t-1): the copies start from them); `now`: this step's weights
+    /// and chilled flags. Empty: no block.
     fn plan_block(
         &self,
         t: u32,
         last: u32,
+        before: (Array2<f64>, Vec<bool>),
         now: (&[f64], &[bool]),
         rows: &[usize],
     ) -> Vec<AheadTerms> {
@@ -1126,8 +1136,7 @@ impl<'a> Simulation<'a> {
         if !self.regimes.iter().all(same) {
             return plan;
         }
-        let mut trust = self.trust.clone();
-        let mut unsettled = self.unsettled.clone();
+        let (mut trust, mut unsettled) = before;
         let mut touched = vec![false; self.n];
         let mut trust_used = self.trust_used.clone();
         let mut a_prev = a_now.to_vec();
