@@ -122,6 +122,20 @@ pub(crate) struct Cover {
     start: Vec<u32>,
     to: Vec<u32>,
     at: Vec<u32>,
+    /// The covered slots as a bitset over every slot, with the count of
+    /// covered slots in the words before each, where the cover has more
+    /// slots than the bitset has words: [`Cover::moved`] then goes word
+    /// by word rather than slot by slot.
+    words: Option<SlotWords>,
+}
+
+/// A set of slots as bitset words, and per word the count of set bits in
+/// the words before it (so a slot's rank is that count plus the set bits
+/// below it in its word).
+#[derive(Debug)]
+struct SlotWords {
+    bits: Vec<u64>,
+    rank: Vec<u32>,
 }
 
 /// Covers are the same when they cover the same slots (a slot is one
@@ -143,6 +157,7 @@ impl Cover {
             start: Vec::with_capacity(n + 1),
             to: Vec::new(),
             at: Vec::new(),
+            words: None,
         };
         cover.start.push(0);
         for j in 0..n {
@@ -160,7 +175,31 @@ impl Cover {
             }
             cover.start.push(cover.at.len() as u32);
         }
+        cover.index_words(links.values());
         cover
+    }
+
+    /// Make [`Cover::words`] where the cover has more slots than a bitset
+    /// of `slots` has words.
+    fn index_words(&mut self, slots: usize) {
+        let words = slots.div_ceil(64);
+        if self.at.len() <= words {
+            return;
+        }
+        let mut bits = vec![0u64; words];
+        for &at in &self.at {
+            bits[at as usize / 64] |= 1 << (at % 64);
+        }
+        let mut count = 0;
+        let rank = bits
+            .iter()
+            .map(|w| {
+                let r = count;
+                count += w.count_ones();
+                r
+            })
+            .collect();
+        self.words = Some(SlotWords { bits, rank });
     }
 
     /// The cover of a class whose gates (`g`) can differ from those of a
@@ -174,6 +213,7 @@ impl Cover {
         parent_g: &Gates,
         g: &Gates,
         slots: &[(usize, u32, u32)],
+        slots_total: usize,
     ) -> Option<Cover> {
         let covered_in =
             |g: &Gates, at: usize| g.factor.as_ref().is_some_and(|f| !f.at(at).is_nan());
@@ -191,6 +231,7 @@ impl Cover {
             start: parent.start.clone(),
             to: Vec::with_capacity(len),
             at: Vec::with_capacity(len),
+            words: None,
         };
         let mut shift = vec![0i64; parent.start.len()];
         let mut from = 0;
@@ -219,6 +260,7 @@ impl Cover {
             *cover.start.last().expect("n + 1 entries") as usize,
             cover.at.len()
         );
+        cover.index_words(slots_total);
         Some(cover)
     }
 
@@ -230,16 +272,52 @@ impl Cover {
         moved_bits: &[u64],
         moved_at: &[u32],
         by_slot: &[(u32, u32)],
-    ) -> Vec<(u32, u32)> {
+        a_moved: &[f64],
+    ) -> Vec<Hit> {
+        let hit = |pos: u32, at: usize| {
+            let p = moved_at[at] as usize;
+            Hit {
+                a: a_moved[p],
+                at: at as u32,
+                pos,
+                q: by_slot[p].1,
+            }
+        };
         let mut hits = Vec::new();
+        if let Some(SlotWords { bits, rank }) = &self.words {
+            // Word by word: the covered slots are ascending, so a slot's
+            // index in the cover is its rank among the covered bits.
+            for (w, ((&c, &m), &r)) in bits.iter().zip(moved_bits).zip(rank).enumerate() {
+                let mut x = c & m;
+                while x != 0 {
+                    let b = x.trailing_zeros();
+                    x &= x - 1;
+                    let pos = r + (c & ((1u64 << b) - 1)).count_ones();
+                    let at = w * 64 + b as usize;
+                    hits.push(hit(pos, at));
+                }
+            }
+            debug_assert!(hits.iter().all(|h| self.at[h.pos as usize] == h.at));
+            return hits;
+        }
         for (pos, &at) in self.at.iter().enumerate() {
             let at = at as usize;
             if moved_bits[at / 64] & (1 << (at % 64)) != 0 {
-                hits.push((pos as u32, by_slot[moved_at[at] as usize].1));
+                hits.push(hit(pos as u32, at));
             }
         }
         hits
     }
+}
+
+/// A covered slot that moved (see [`Cover::moved`]): its weight now,
+/// the slot, its index in the cover and the moved pair's index.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hit {
+    pub a: f64,
+    pub at: u32,
+    pub pos: u32,
+    pub q: u32,
 }
 
 /// A class's covered pairs and, at each, its term minus its family's.
@@ -288,22 +366,16 @@ impl Layer {
     /// from its family's, as (moved-pair index, own change), ascending by
     /// slot; None when no covered slot moved (the family's changes apply
     /// as they are).
-    pub fn patch(
-        &mut self,
-        fam: &Family,
-        g: &Gates,
-        a: &[f64],
-        hits: &[(u32, u32)],
-    ) -> Option<Vec<(u32, Fixed)>> {
+    pub fn patch(&mut self, fam: &Family, g: &Gates, hits: &[Hit]) -> Option<Vec<(u32, Fixed)>> {
         let f = g.factor.as_ref()?;
         if hits.is_empty() {
             return None;
         }
         let own = hits
             .iter()
-            .map(|&(pos, q)| {
-                let at = self.cover.at[pos as usize] as usize;
-                let new = fix((a[at] * fam.b) * f.at(at)).wrapping_sub(fam.base[at]);
+            .map(|&Hit { a, at, pos, q }| {
+                let at = at as usize;
+                let new = fix((a * fam.b) * f.at(at)).wrapping_sub(fam.base[at]);
                 let delta = &mut self.delta[pos as usize];
                 let d = new.wrapping_sub(*delta);
                 *delta = new;
@@ -339,6 +411,78 @@ mod tests {
             boost: 1.0,
             chill: 1.0,
             factor: Some(Factor::new(products)),
+        }
+    }
+
+    /// The moved covered slots found word by word (a cover with more
+    /// slots than the bitset has words) and slot by slot (fewer) are the
+    /// covered slots in the moved set, ascending, with their moved-pair
+    /// indices and weights; from a twin too.
+    #[test]
+    fn a_cover_finds_its_moved_slots_either_way() {
+        let n = 23;
+        let w = Array2::from_shape_fn((n, n), |(j, i)| if j == i { 0.0 } else { 1.0 });
+        let links = Links::new(&w);
+        let slots = links.values();
+        // Moved slots: about one in three, in a scrambled order of moved
+        // pairs (q), with weights that name them.
+        let mut by_slot: Vec<(u32, u32)> = (0..slots)
+            .filter(|at| at % 3 != 1)
+            .map(|at| (at as u32, 0))
+            .collect();
+        let m = by_slot.len() as u32;
+        for (p, e) in by_slot.iter_mut().enumerate() {
+            e.1 = (p as u32 * 7) % m;
+        }
+        let mut moved_at = vec![NONE; slots];
+        let mut moved_bits = vec![0u64; slots.div_ceil(64)];
+        for (p, &(at, _)) in by_slot.iter().enumerate() {
+            moved_at[at as usize] = p as u32;
+            moved_bits[at as usize / 64] |= 1 << (at % 64);
+        }
+        let a_moved: Vec<f64> = by_slot.iter().map(|&(at, _)| at as f64 + 0.5).collect();
+        let many = gates(
+            (0..slots)
+                .map(|at| if at % 5 < 3 { 0.5 } else { f64::NAN })
+                .collect(),
+        );
+        let few = gates(
+            (0..slots)
+                .map(|at| if at % 97 == 4 { 0.5 } else { f64::NAN })
+                .collect(),
+        );
+        let from_many = Cover::new(&many, &links);
+        let changed: Vec<(usize, u32, u32)> = (0..slots)
+            .filter(|at| at % 11 == 0)
+            .map(|at| (at, (at / n) as u32, (at % n) as u32))
+            .collect();
+        let mut twin_g = (0..slots)
+            .map(|at| if at % 5 < 3 { 0.5 } else { f64::NAN })
+            .collect::<Vec<_>>();
+        for &(at, _, _) in &changed {
+            twin_g[at] = if twin_g[at].is_nan() { 0.25 } else { f64::NAN };
+        }
+        let twin = Cover::from_twin(&from_many, &many, &gates(twin_g), &changed, slots)
+            .expect("other slots covered");
+        let from_few = Cover::new(&few, &links);
+        assert!(from_many.words.is_some() && twin.words.is_some());
+        assert!(from_few.words.is_none() && !from_few.at.is_empty());
+        for cover in [&from_many, &twin, &from_few] {
+            let got = cover.moved(&moved_bits, &moved_at, &by_slot, &a_moved);
+            let want: Vec<(u32, u32, u32, f64)> = cover
+                .at
+                .iter()
+                .enumerate()
+                .filter(|&(_, &at)| moved_at[at as usize] != NONE)
+                .map(|(pos, &at)| {
+                    let p = moved_at[at as usize] as usize;
+                    (pos as u32, at, by_slot[p].1, a_moved[p])
+                })
+                .collect();
+            let got: Vec<(u32, u32, u32, f64)> =
+                got.iter().map(|h| (h.pos, h.at, h.q, h.a)).collect();
+            assert!(!want.is_empty());
+            assert_eq!(got, want);
         }
     }
 
@@ -389,7 +533,8 @@ mod tests {
             }
             let (pg, g) = (gates(parent.clone()), gates(child));
             let from = Cover::new(&pg, &links);
-            let got = Cover::from_twin(&from, &pg, &g, &slots).expect("other slots covered");
+            let got = Cover::from_twin(&from, &pg, &g, &slots, links.values())
+                .expect("other slots covered");
             let fresh = Cover::new(&g, &links);
             assert_eq!(got.at, fresh.at);
             assert_eq!(got.to, fresh.to);
@@ -401,7 +546,7 @@ mod tests {
                     same[at] = 0.75;
                 }
             }
-            assert!(Cover::from_twin(&from, &pg, &gates(same), &slots).is_none());
+            assert!(Cover::from_twin(&from, &pg, &gates(same), &slots, links.values()).is_none());
         }
     }
 }

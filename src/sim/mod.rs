@@ -2089,7 +2089,7 @@ impl ClassTerms<'_> {
                 let Some((parent, parent_g, twin)) = twin else {
                     return (key, Arc::new(Cover::new(g, links)), true);
                 };
-                match Cover::from_twin(parent, parent_g, g, &twin.slots) {
+                match Cover::from_twin(parent, parent_g, g, &twin.slots, links.values()) {
                     Some(cover) => (key, Arc::new(cover), true),
                     None => (key, Arc::clone(parent), false),
                 }
@@ -3434,9 +3434,9 @@ fn patch_terms(
             None => usize::MAX,
         })
         .collect();
-    let hits: Vec<Vec<(u32, u32)>> = covers
+    let hits: Vec<Vec<layers::Hit>> = covers
         .par_iter()
-        .map(|c| c.moved(&moved_bits, &moved_at, by_slot))
+        .map(|c| c.moved(&moved_bits, &moved_at, by_slot, &a_moved))
         .collect();
     let families = &*families;
     layers
@@ -3451,7 +3451,7 @@ fn patch_terms(
             let g = gates[c].as_deref().expect("gates built for classes in use");
             let fam = &families[l.family];
             *d_out = l
-                .patch(fam, g, a, &hits[x])
+                .patch(fam, g, &hits[x])
                 .map(|own| ClassChanges { own, whole: None });
         });
     (family_d, class_d)
