@@ -16,6 +16,8 @@
 
 use std::sync::Arc;
 
+use fixedbitset::FixedBitSet;
+
 use super::rows::{Fixed, Gates, Links, fix};
 
 /// Classes sharing a boost and a chilling factor, and their term at every
@@ -328,6 +330,12 @@ pub(crate) struct Layer {
     pub cover: Arc<Cover>,
     /// The class's term minus the family's, per covered slot.
     delta: Vec<Fixed>,
+    /// Per recipient, the sum of `delta` over its covered slots (wrapping
+    /// integer sums, kept up to date by [`Self::patch`]; empty when
+    /// nothing is covered), so that a row whose holders are the sources
+    /// of most covered slots is summed as this less the slots of the
+    /// sources that lack it ([`Self::add_held`]).
+    total: Vec<Fixed>,
 }
 
 impl Layer {
@@ -348,10 +356,19 @@ impl Layer {
             None => Vec::new(),
         };
         debug_assert_eq!(delta.len(), cover.at.len());
+        let mut total = Vec::new();
+        if !cover.at.is_empty() {
+            total = vec![0 as Fixed; cover.start.len() - 1];
+            for (&i, &d) in cover.to.iter().zip(&delta) {
+                let t = &mut total[i as usize];
+                *t = t.wrapping_add(d);
+            }
+        }
         Layer {
             family,
             cover,
             delta,
+            total,
         }
     }
 
@@ -379,6 +396,8 @@ impl Layer {
                 let delta = &mut self.delta[pos as usize];
                 let d = new.wrapping_sub(*delta);
                 *delta = new;
+                let t = &mut self.total[self.cover.to[pos as usize] as usize];
+                *t = t.wrapping_add(d);
                 (q, d)
             })
             .collect();
@@ -389,11 +408,54 @@ impl Layer {
     /// (the family's row is added separately).
     #[inline]
     pub fn add(&self, e: &mut [Fixed], j: usize) {
+        self.add_or_sub::<false>(e, j);
+    }
+
+    #[inline(always)]
+    fn add_or_sub<const SUB: bool>(&self, e: &mut [Fixed], j: usize) {
         let c = &*self.cover;
         let range = c.start[j] as usize..c.start[j + 1] as usize;
         for (&i, &d) in c.to[range.clone()].iter().zip(&self.delta[range]) {
             let x = &mut e[i as usize];
-            *x = x.wrapping_add(d);
+            *x = if SUB {
+                x.wrapping_sub(d)
+            } else {
+                x.wrapping_add(d)
+            };
+        }
+    }
+
+    /// Add the differences of every covered slot whose source holds the
+    /// innovation (`holders`, by country): source by source, or, where
+    /// the sources that lack it have fewer covered slots (the classes
+    /// of regimes whose controllers hold most of what they control), as
+    /// the totals less the slots of those sources. Integer sums: the
+    /// same exposures either way.
+    pub fn add_held(&self, e: &mut [Fixed], holders: &FixedBitSet) {
+        let c = &*self.cover;
+        let n = c.start.len() - 1;
+        let (mut held, mut lacking) = (0, 0);
+        for (j, w) in c.start.windows(2).enumerate() {
+            let count = (w[1] - w[0]) as usize;
+            if holders.contains(j) {
+                held += count;
+            } else {
+                lacking += count;
+            }
+        }
+        // The totals are added in vector lanes: about an eighth of a
+        // covered slot's cost each.
+        if lacking + n / 8 < held {
+            for (x, &t) in e.iter_mut().zip(&self.total) {
+                *x = x.wrapping_add(t);
+            }
+            for j in holders.zeroes() {
+                self.add_or_sub::<true>(e, j);
+            }
+        } else {
+            for j in holders.ones() {
+                self.add_or_sub::<false>(e, j);
+            }
         }
     }
 }

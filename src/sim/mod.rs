@@ -2403,9 +2403,7 @@ impl DiffuseInputs<'_> {
                 row.add_sources(self.links, &fam.base, holders.ones());
             }
             if !layer.is_plain() {
-                for j in holders.ones() {
-                    layer.add(&mut row.e, j);
-                }
+                layer.add_held(&mut row.e, holders);
             }
         } else {
             let range = self.event_start[k] as usize..self.event_start[k + 1] as usize;
