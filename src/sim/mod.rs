@@ -743,12 +743,9 @@ impl<'a> Simulation<'a> {
         // have both cores. A block planned ahead (see `plan_block`) and the
         // direct evaluation of exposures read T(t-1), kept for them.
         let (sc, replication, variant) = (self.sc, self.replication, self.variant);
-        let may_plan = variant == Variant::Policy
-            && t > self.ahead_until
-            && self.lookahead > 1
-            && !self.verify_exposure
-            && !self.links.dense;
-        let before_update = may_plan.then(|| (self.trust.clone(), self.unsettled.clone()));
+        let before_update = self
+            .block_end(t)
+            .map(|last| (last, self.trust.clone(), self.unsettled.clone()));
         let trust_before = self.verify_exposure.then(|| self.trust.clone());
         let (lambda, q0, verify) = (self.lambda, self.q0, self.verify_exposure);
         let (log_prod, view, regimes) = (&self.log_prod, &self.view, &self.regimes);
@@ -849,9 +846,13 @@ impl<'a> Simulation<'a> {
                 Variant::Counterfactual => (0, last),
                 Variant::Policy => {
                     plan = match before_update {
-                        Some(before) => {
-                            self.plan_block(t, last, before, (&a_cur, &chilled_cur), &rows_in)
-                        }
+                        Some((last, trust, unsettled)) => self.plan_block(
+                            t,
+                            last,
+                            (trust, unsettled),
+                            (&a_cur, &chilled_cur),
+                            &rows_in,
+                        ),
                         None => Vec::new(),
                     };
                     self.block_first = n_old;
@@ -1097,6 +1098,38 @@ impl<'a> Simulation<'a> {
         }
     }
 
+    /// The last step of the block the policy variant plans at step t
+    /// ([`Self::plan_block`]), or None where it plans none: inside a
+    /// block, without lookahead or with the self-checks on, on dense
+    /// networks, at the last step, or where a regime starts, ends or is
+    /// rescheduled next step. Read before the step's trust update, which
+    /// keeps T(t-1) for the block only where one is planned.
+    fn block_end(&self, t: u32) -> Option<u32> {
+        // Dense networks: each step's copy of the class terms has a value
+        // per pair of countries, and a block's copies crowd the rows out of
+        // the cache (medium.toml, policy variant alone, one thread: 220 ->
+        // 170 steps a second with blocks of 8; see results/BENCHMARKS.md).
+        if self.variant != Variant::Policy
+            || t <= self.ahead_until
+            || self.lookahead <= 1
+            || self.verify_exposure
+            || self.links.dense
+        {
+            return None;
+        }
+        let last = (t + self.lookahead - 1).min(self.sc.steps.max(t));
+        // A regime starting, ending or rescheduled next step ends the block
+        // before it starts. (Retaliations decided this step are applied
+        // at its end: the regimes read here are those of plan_block.)
+        let same = |r: &ExportControl| {
+            r.is_active(t) == r.is_active(t + 1)
+                && r.sectors.iter().all(|&(_, base)| {
+                    r.scheduled_scope(base, t).to_bits() == r.scheduled_scope(base, t + 1).to_bits()
+                })
+        };
+        (last > t && self.regimes.iter().all(same)).then_some(last)
+    }
+
     /// Plan a block of steps from t in the policy variant: the class terms
     /// of steps t + 1, t + 2, ... through `last`, and their changes, for the
     /// classes in use now, as long as nothing but trust moves (the same
@@ -1106,7 +1139,9 @@ impl<'a> Simulation<'a> {
     /// run ahead on copies (the steps compute them again: the same bits).
     /// `before`: trust and the unsettled rows before this step's update
     /// (T(t-1): the copies start from them); `now`: this step's weights
-    /// and chilled flags. Empty: no block.
+    /// and chilled flags. Called where [`Self::block_end`] gives `last`;
+    /// the block may still end sooner (a retaliation decided on the
+    /// copies), and empty: no step planned.
     fn plan_block(
         &self,
         t: u32,
@@ -1118,24 +1153,7 @@ impl<'a> Simulation<'a> {
         let (a_now, chilled) = now;
         let sc = self.sc;
         let mut plan = Vec::new();
-        // Dense networks: each step's copy of the class terms has a value
-        // per pair of countries, and a block's copies crowd the rows out of
-        // the cache (medium.toml, policy variant alone, one thread: 220 ->
-        // 170 steps a second with blocks of 8; see results/BENCHMARKS.md).
-        if last <= t || self.links.dense {
-            return plan;
-        }
-        // A regime starting, ending or rescheduled next step ends the block
-        // before it starts (checked here without copying anything).
-        let same = |r: &ExportControl| {
-            r.is_active(t) == r.is_active(t + 1)
-                && r.sectors.iter().all(|&(_, base)| {
-                    r.scheduled_scope(base, t).to_bits() == r.scheduled_scope(base, t + 1).to_bits()
-                })
-        };
-        if !self.regimes.iter().all(same) {
-            return plan;
-        }
+        debug_assert_eq!(self.block_end(t), Some(last), "a block is planned");
         let (mut trust, mut unsettled) = before;
         let mut touched = vec![false; self.n];
         let mut trust_used = self.trust_used.clone();
