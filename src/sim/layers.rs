@@ -274,17 +274,8 @@ impl Cover {
         moved_bits: &[u64],
         moved_at: &[u32],
         by_slot: &[(u32, u32)],
-        a_moved: &[f64],
-    ) -> Vec<Hit> {
-        let hit = |pos: u32, at: usize| {
-            let p = moved_at[at] as usize;
-            Hit {
-                a: a_moved[p],
-                at: at as u32,
-                pos,
-                q: by_slot[p].1,
-            }
-        };
+    ) -> Vec<(u32, u32)> {
+        let hit = |pos: u32, at: usize| (pos, by_slot[moved_at[at] as usize].1);
         let mut hits = Vec::new();
         if let Some(SlotWords { bits, rank }) = &self.words {
             // Word by word: the covered slots are ascending, so a slot's
@@ -299,7 +290,6 @@ impl Cover {
                     hits.push(hit(pos, at));
                 }
             }
-            debug_assert!(hits.iter().all(|h| self.at[h.pos as usize] == h.at));
             return hits;
         }
         for (pos, &at) in self.at.iter().enumerate() {
@@ -310,16 +300,6 @@ impl Cover {
         }
         hits
     }
-}
-
-/// A covered slot that moved (see [`Cover::moved`]): its weight now,
-/// the slot, its index in the cover and the moved pair's index.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Hit {
-    pub a: f64,
-    pub at: u32,
-    pub pos: u32,
-    pub q: u32,
 }
 
 /// A class's covered pairs and, at each, its term minus its family's.
@@ -383,16 +363,22 @@ impl Layer {
     /// from its family's, as (moved-pair index, own change), ascending by
     /// slot; None when no covered slot moved (the family's changes apply
     /// as they are).
-    pub fn patch(&mut self, fam: &Family, g: &Gates, hits: &[Hit]) -> Option<Vec<(u32, Fixed)>> {
+    pub fn patch(
+        &mut self,
+        fam: &Family,
+        g: &Gates,
+        a: &[f64],
+        hits: &[(u32, u32)],
+    ) -> Option<Vec<(u32, Fixed)>> {
         let f = g.factor.as_ref()?;
         if hits.is_empty() {
             return None;
         }
         let own = hits
             .iter()
-            .map(|&Hit { a, at, pos, q }| {
-                let at = at as usize;
-                let new = fix((a * fam.b) * f.at(at)).wrapping_sub(fam.base[at]);
+            .map(|&(pos, q)| {
+                let at = self.cover.at[pos as usize] as usize;
+                let new = fix((a[at] * fam.b) * f.at(at)).wrapping_sub(fam.base[at]);
                 let delta = &mut self.delta[pos as usize];
                 let d = new.wrapping_sub(*delta);
                 *delta = new;
@@ -479,7 +465,7 @@ mod tests {
     /// The moved covered slots found word by word (a cover with more
     /// slots than the bitset has words) and slot by slot (fewer) are the
     /// covered slots in the moved set, ascending, with their moved-pair
-    /// indices and weights; from a twin too.
+    /// indices; from a twin too.
     #[test]
     fn a_cover_finds_its_moved_slots_either_way() {
         let n = 23;
@@ -487,7 +473,7 @@ mod tests {
         let links = Links::new(&w);
         let slots = links.values();
         // Moved slots: about one in three, in a scrambled order of moved
-        // pairs (q), with weights that name them.
+        // pairs (q).
         let mut by_slot: Vec<(u32, u32)> = (0..slots)
             .filter(|at| at % 3 != 1)
             .map(|at| (at as u32, 0))
@@ -502,7 +488,6 @@ mod tests {
             moved_at[at as usize] = p as u32;
             moved_bits[at as usize / 64] |= 1 << (at % 64);
         }
-        let a_moved: Vec<f64> = by_slot.iter().map(|&(at, _)| at as f64 + 0.5).collect();
         let many = gates(
             (0..slots)
                 .map(|at| if at % 5 < 3 { 0.5 } else { f64::NAN })
@@ -530,19 +515,14 @@ mod tests {
         assert!(from_many.words.is_some() && twin.words.is_some());
         assert!(from_few.words.is_none() && !from_few.at.is_empty());
         for cover in [&from_many, &twin, &from_few] {
-            let got = cover.moved(&moved_bits, &moved_at, &by_slot, &a_moved);
-            let want: Vec<(u32, u32, u32, f64)> = cover
+            let got = cover.moved(&moved_bits, &moved_at, &by_slot);
+            let want: Vec<(u32, u32)> = cover
                 .at
                 .iter()
                 .enumerate()
                 .filter(|&(_, &at)| moved_at[at as usize] != NONE)
-                .map(|(pos, &at)| {
-                    let p = moved_at[at as usize] as usize;
-                    (pos as u32, at, by_slot[p].1, a_moved[p])
-                })
+                .map(|(pos, &at)| (pos as u32, by_slot[moved_at[at as usize] as usize].1))
                 .collect();
-            let got: Vec<(u32, u32, u32, f64)> =
-                got.iter().map(|h| (h.pos, h.at, h.q, h.a)).collect();
             assert!(!want.is_empty());
             assert_eq!(got, want);
         }

@@ -3450,9 +3450,9 @@ fn patch_terms(
             None => usize::MAX,
         })
         .collect();
-    let hits: Vec<Vec<layers::Hit>> = covers
+    let hits: Vec<Vec<(u32, u32)>> = covers
         .par_iter()
-        .map(|c| c.moved(&moved_bits, &moved_at, by_slot, &a_moved))
+        .map(|c| c.moved(&moved_bits, &moved_at, by_slot))
         .collect();
     let families = &*families;
     layers
@@ -3467,7 +3467,7 @@ fn patch_terms(
             let g = gates[c].as_deref().expect("gates built for classes in use");
             let fam = &families[l.family];
             *d_out = l
-                .patch(fam, g, &hits[x])
+                .patch(fam, g, a, &hits[x])
                 .map(|own| ClassChanges { own, whole: None });
         });
     (family_d, class_d)
