@@ -841,7 +841,7 @@ impl<'a> Simulation<'a> {
                 Variant::Policy => (self.block_first, t),
             }
         } else if self.lookahead > 1 && !self.verify_exposure {
-            let last = (t + self.lookahead - 1).min(self.sc.steps.max(t));
+            let last = self.lookahead_end(t);
             match self.variant {
                 Variant::Counterfactual => (0, last),
                 Variant::Policy => {
@@ -1098,6 +1098,12 @@ impl<'a> Simulation<'a> {
         }
     }
 
+    /// The last step a block starting at step t may reach: `lookahead`
+    /// steps on, or the run's last.
+    fn lookahead_end(&self, t: u32) -> u32 {
+        (t + self.lookahead - 1).min(self.sc.steps.max(t))
+    }
+
     /// The last step of the block the policy variant plans at step t
     /// ([`Self::plan_block`]), or None where it plans none: inside a
     /// block, without lookahead or with the self-checks on, on dense
@@ -1117,7 +1123,7 @@ impl<'a> Simulation<'a> {
         {
             return None;
         }
-        let last = (t + self.lookahead - 1).min(self.sc.steps.max(t));
+        let last = self.lookahead_end(t);
         // A regime starting, ending or rescheduled next step ends the block
         // before it starts. (Retaliations decided this step are applied
         // at its end: the regimes read here are those of plan_block.)
