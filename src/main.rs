@@ -186,18 +186,24 @@ fn load(args: &RunArgs) -> Result<LoadedScenario, InputError> {
     }
 }
 
+/// `--threads`, when given, is from 1 to [`MAX_THREADS`] (a huge count
+/// would spend minutes spawning threads before failing).
+fn check_threads(threads: Option<usize>) -> Result<(), Error> {
+    match threads {
+        Some(t) if t == 0 || t > MAX_THREADS => Err(InputError::new(
+            "command line",
+            format!("--threads must be from 1 to {MAX_THREADS}, got {t}"),
+        )
+        .into()),
+        _ => Ok(()),
+    }
+}
+
 /// A rayon pool of `threads` workers (default: one per core).
 fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool, Error> {
+    check_threads(threads)?;
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(t) = threads {
-        // A huge count would spend minutes spawning threads before failing.
-        if t == 0 || t > MAX_THREADS {
-            return Err(InputError::new(
-                "command line",
-                format!("--threads must be from 1 to {MAX_THREADS}, got {t}"),
-            )
-            .into());
-        }
         builder = builder.num_threads(t);
     }
     builder.build().map_err(|e| {
@@ -490,6 +496,9 @@ mod bench {
         if args.runs == 0 {
             return Err(InputError::new("command line", "--runs must be at least 1").into());
         }
+        // The workers take the count from RAYON_NUM_THREADS, where 0
+        // would mean every core: checked here as `run` checks it.
+        check_threads(args.threads)?;
         let scenarios = if args.scenarios.is_empty() {
             ["small", "medium", "medium_policy", "large"]
                 .iter()
@@ -570,8 +579,16 @@ mod bench {
             "country_innovation_steps",
             "peak_rss_mib",
             "threads",
+            "build",
         ])
         .expect("memory");
+        // Timings of an unoptimised build (e.g. under `cargo test`) are
+        // not comparable: the table and the CSV say which build ran.
+        let build = if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        };
         for (file, m) in &rows {
             let med = median(&m.seconds);
             let min = m.seconds.iter().copied().fold(f64::INFINITY, f64::min);
@@ -608,13 +625,19 @@ mod bench {
                 m.counts.country_innovation_steps.to_string(),
                 m.peak_rss_mib.to_string(),
                 m.threads.to_string(),
+                build.to_string(),
             ])
             .expect("memory");
         }
         println!("{table}");
         println!(
-            "Whole paired runs (policy + counterfactual), median of {} after a warm-up; release build.",
-            args.runs
+            "Whole paired runs (policy + counterfactual), median of {} after a warm-up; {build} build{}.",
+            args.runs,
+            if build == "release" {
+                ""
+            } else {
+                " (not for timing: use `cargo run --release -- bench`)"
+            }
         );
         let path = args.csv.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -1231,3 +1231,67 @@ fn bad_threads() {
     ));
     assert!(failures.is_empty(), "\n{}\n", failures.join("\n"));
 }
+
+/// `techdiff bench` checks its whole command line and every scenario
+/// before measuring anything: exit 2, one line, and no CSV written.
+#[test]
+fn bad_bench_args() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("scenario.toml");
+    fs::write(&scenario, BASE).unwrap();
+    let csv = dir.path().join("bench.csv");
+    let scenario = scenario.to_str().unwrap();
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        (
+            "--runs 0",
+            &[scenario, "--runs", "0"],
+            &["command line", "--runs", "at least 1"],
+        ),
+        // RAYON_NUM_THREADS=0 would mean every core: refused as `run`
+        // refuses it.
+        (
+            "--threads 0",
+            &[scenario, "--threads", "0"],
+            &["command line", "--threads", "from 1 to", "got 0"],
+        ),
+        (
+            "--threads 100000000",
+            &[scenario, "--threads", "100000000"],
+            &["command line", "--threads", "from 1 to"],
+        ),
+        (
+            "missing scenario",
+            &["no-such.toml"],
+            &["no-such.toml", "does not exist"],
+        ),
+        (
+            "unknown key in --set",
+            &[scenario, "--set", "trust.foo=1"],
+            &["scenario.toml", "key `trust.foo`", "command line"],
+        ),
+        // The second file is checked before the first is measured.
+        (
+            "a bad second scenario",
+            &[scenario, "no-such.toml"],
+            &["no-such.toml", "does not exist"],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (label, extra, needles) in cases {
+        let mut args = os(&["bench", "--csv", csv.to_str().unwrap()]);
+        args.extend(os(extra));
+        let out = techdiff(dir.path(), &args);
+        failures.extend(
+            problems(&out, needles, Loc::NoCheck, false)
+                .into_iter()
+                .map(|p| format!("[{label}] {p}")),
+        );
+        if !out.stdout.is_empty() {
+            failures.push(format!("[{label}] measured: {:?}", out.stdout));
+        }
+        if csv.exists() {
+            failures.push(format!("[{label}] wrote {}", csv.display()));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}\n", failures.join("\n"));
+}

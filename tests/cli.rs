@@ -118,3 +118,118 @@ fn no_arguments_runs_the_embedded_default_scenario_from_any_folder() {
     assert!(cost["mean"].as_f64().unwrap() > 0.0);
     assert!(cost["ci95_low"].as_f64().unwrap() <= cost["mean"].as_f64().unwrap());
 }
+
+/// `techdiff bench`: a table on stdout and one CSV row per scenario, in
+/// the order given, whose work figures and rates agree with each other
+/// and with the scenario, and which says which build measured.
+#[test]
+fn bench_measures_each_scenario_and_writes_one_csv_row_each() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv_path = tmp.path().join("bench.csv");
+    let small = repo().join("scenarios/bench/small.toml");
+    let policy = repo().join("scenarios/bench/medium_policy.toml");
+    let (small, policy) = (small.to_str().unwrap(), policy.to_str().unwrap());
+    let out = techdiff_ok(
+        &[
+            "bench",
+            small,
+            policy,
+            "--runs",
+            "2",
+            "--threads",
+            "1",
+            "--set",
+            "steps=3",
+            "--csv",
+            csv_path.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("small")
+            && stdout.contains("medium_policy")
+            && stdout.contains(&format!("{build} build")),
+        "{stdout}"
+    );
+    let mut reader = csv::Reader::from_path(&csv_path).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(
+        header,
+        [
+            "scenario",
+            "file",
+            "settings",
+            "countries",
+            "innovations",
+            "steps",
+            "runs",
+            "median_seconds",
+            "min_seconds",
+            "max_seconds",
+            "steps_per_second",
+            "adoptions_per_second",
+            "country_innovation_steps_per_second",
+            "adoptions",
+            "country_innovation_steps",
+            "peak_rss_mib",
+            "threads",
+            "build",
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2);
+    for (row, (name, file, countries)) in rows
+        .iter()
+        .zip([("small", small, 50.0), ("medium_policy", policy, 200.0)])
+    {
+        let get = |key: &str| &row[header.iter().position(|h| h == key).unwrap()];
+        let num = |key: &str| get(key).parse::<f64>().unwrap();
+        assert_eq!(
+            (get("scenario"), get("file"), get("settings"), get("build")),
+            (name, file, "steps=3", build)
+        );
+        assert_eq!(
+            (num("countries"), num("steps"), num("runs"), num("threads")),
+            (countries, 3.0, 2.0, 1.0)
+        );
+        let (med, min, max) = (
+            num("median_seconds"),
+            num("min_seconds"),
+            num("max_seconds"),
+        );
+        assert!(0.0 < min && min <= med && med <= max, "{row:?}");
+        // Rates are the whole pair's work (both variants' steps) over the
+        // median run.
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs();
+        assert!(close(num("steps_per_second") * med, 2.0 * 3.0), "{row:?}");
+        assert!(
+            close(num("adoptions_per_second") * med, num("adoptions")),
+            "{row:?}"
+        );
+        assert!(
+            close(
+                num("country_innovation_steps_per_second") * med,
+                num("country_innovation_steps")
+            ),
+            "{row:?}"
+        );
+        // Country-innovation-steps: countries x innovations in existence,
+        // summed over both variants' steps; innovations only accumulate,
+        // so the sum lies between one and three steps' worth of the two
+        // variants' final counts (`innovations` is their mean).
+        assert!(
+            num("adoptions") > 0.0 && num("innovations") > 0.0,
+            "{row:?}"
+        );
+        let last = countries * 2.0 * num("innovations");
+        let cis = num("country_innovation_steps");
+        assert!(last <= cis && cis <= 3.0 * last, "{row:?}");
+        assert!(num("peak_rss_mib") > 0.0, "{row:?}");
+    }
+}
