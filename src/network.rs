@@ -128,6 +128,8 @@ pub fn barabasi_albert(n: usize, m: usize, rng: &mut ChaCha8Rng) -> Array2<f64> 
 /// nearest neighbours on each side; each edge's far end is rewired with
 /// probability `rewire` to a uniformly drawn node that is neither the node
 /// itself nor already linked.
+// The loops write `adj[a][b]` and `adj[b][a]` together: by index.
+#[allow(clippy::needless_range_loop)]
 pub fn small_world(n: usize, k: usize, rewire: f64, rng: &mut ChaCha8Rng) -> Array2<f64> {
     let mut adj = vec![vec![false; n]; n];
     let half = k / 2;

@@ -8,6 +8,7 @@ use proptest::prelude::*;
 use techdiff::sim::metrics::Layout;
 use techdiff::sim::{Simulation, Variant};
 
+#[allow(clippy::too_many_arguments)]
 fn scenario(
     count: usize,
     scope: f64,

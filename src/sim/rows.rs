@@ -58,7 +58,7 @@ pub(crate) fn prefetch_lines<T>(v: &[T], max: usize) {
 }
 
 pub(crate) fn fixed_scale(max_exposure: f64) -> f64 {
-    if !(max_exposure > 0.0) || !max_exposure.is_finite() {
+    if !max_exposure.is_finite() || max_exposure <= 0.0 {
         return (1u64 << 30) as f64;
     }
     let mut f = (30.0 - max_exposure.log2()).floor() as i32;
@@ -838,10 +838,10 @@ mod tests {
         // Setting slots one by one, past 256 distinct values too.
         let mut h = Factor::new(few.clone());
         let mut expect = few.clone();
-        for at in 0..300 {
+        for (at, e) in expect.iter_mut().enumerate().take(300) {
             let x = 1.0 / (3.0 + at as f64);
             h.set(at, x);
-            expect[at] = x;
+            *e = x;
         }
         assert!(matches!(h, Factor::Plain(_)));
         for (factor, values) in [(f, few), (g, many), (h, expect)] {

@@ -186,6 +186,10 @@ fn internal_error(panic: &(dyn std::any::Any + Send)) -> String {
     )
 }
 
+/// One run's kept metrics, (policy, counterfactual), each None where
+/// undefined.
+type RunMetrics = (Vec<Option<f64>>, Vec<Option<f64>>);
+
 /// Compute the kept metrics of one run: (policy, counterfactual), the
 /// counterfactual's figures given (`cf`, shared by the points of its
 /// counterfactual form).
@@ -194,7 +198,7 @@ fn run_metrics(
     point: usize,
     replication: u32,
     cf: &VariantFinal,
-) -> Result<(Vec<Option<f64>>, Vec<Option<f64>>), String> {
+) -> Result<RunMetrics, String> {
     let loaded = sweep.scenario_at(point).map_err(|e| e.to_string())?;
     let sc = &loaded.scenario;
     let layout = Layout::new(sc);
