@@ -224,6 +224,7 @@ fn run(args: RunArgs) -> Result<(), Error> {
         .out
         .clone()
         .unwrap_or_else(|| output::default_run_dir(sc));
+    output::check_run_dir(&out_dir)?;
 
     let total_steps = u64::from(sc.replications) * 2 * (u64::from(sc.steps) + 1);
     let bar = if args.quiet {
@@ -511,6 +512,22 @@ mod bench {
             // Check every file before measuring anything.
             scenario::load(s, &args.set)?;
         }
+        let path = args.csv.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "unknown-host".into());
+            PathBuf::from("results/benchmarks").join(format!(
+                "{}-{host}.csv",
+                chrono::Utc::now().format("%Y-%m-%d")
+            ))
+        });
+        if path.is_dir() {
+            return Err(InputError::new(
+                "command line",
+                format!("--csv {} is a folder; name a file", path.display()),
+            )
+            .into());
+        }
         let exe = std::env::current_exe().map_err(|e| Error::output("techdiff executable", e))?;
         let mut rows = Vec::new();
         for s in &scenarios {
@@ -639,15 +656,6 @@ mod bench {
                 " (not for timing: use `cargo run --release -- bench`)"
             }
         );
-        let path = args.csv.clone().unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_else(|_| "unknown-host".into());
-            PathBuf::from("results/benchmarks").join(format!(
-                "{}-{host}.csv",
-                chrono::Utc::now().format("%Y-%m-%d")
-            ))
-        });
         output::write_atomic(&path, &w.into_inner().expect("memory"))?;
         println!("written to {}", path.display());
         Ok(())

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::error::Error;
+use crate::error::{Error, InputError};
 use crate::model::Scenario;
 use crate::run::RunResults;
 use crate::sim::Variant;
@@ -416,6 +416,25 @@ pub fn pretty(v: &Value) -> Vec<u8> {
     let mut s = serde_json::to_vec_pretty(v).expect("serialisable");
     s.push(b'\n');
     s
+}
+
+/// A run may write into a new folder or over an earlier run's, but not
+/// into a sweep's (its journal `runs.jsonl`, or a manifest naming a sweep):
+/// the run's files would replace the sweep's manifest.
+pub fn check_run_dir(dir: &Path) -> Result<(), InputError> {
+    let manifest = std::fs::read(dir.join("manifest.json")).unwrap_or_default();
+    let names_sweep =
+        serde_json::from_slice::<Value>(&manifest).is_ok_and(|m| m.get("sweep_name").is_some());
+    if names_sweep || dir.join("runs.jsonl").exists() {
+        return Err(InputError::new(
+            "command line",
+            format!(
+                "--out {} holds a sweep; a run writes into a new folder or an earlier run's",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `results/<scenario name>/<UTC time>-s<seed>`, made unique with a suffix.

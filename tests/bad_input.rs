@@ -1275,10 +1275,19 @@ fn bad_bench_args() {
             &[scenario, "no-such.toml"],
             &["no-such.toml", "does not exist"],
         ),
+        // Found out before measuring, not when the CSV is written.
+        (
+            "--csv names a folder",
+            &[scenario, "--csv", "."],
+            &["command line", "--csv", "is a folder"],
+        ),
     ];
     let mut failures = Vec::new();
     for (label, extra, needles) in cases {
-        let mut args = os(&["bench", "--csv", csv.to_str().unwrap()]);
+        let mut args = os(&["bench"]);
+        if !extra.contains(&"--csv") {
+            args.extend(os(&["--csv", csv.to_str().unwrap()]));
+        }
         args.extend(os(extra));
         let out = techdiff(dir.path(), &args);
         failures.extend(
@@ -1291,6 +1300,84 @@ fn bad_bench_args() {
         }
         if csv.exists() {
             failures.push(format!("[{label}] wrote {}", csv.display()));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}\n", failures.join("\n"));
+}
+
+/// `run --out` may replace an earlier run's files but not a sweep's: a
+/// folder with a sweep's journal or manifest is refused before anything
+/// runs, and left as it was.
+#[test]
+fn run_out_refuses_a_sweep_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("scenario.toml");
+    fs::write(&scenario, BASE).unwrap();
+    let run_into = |out: &Path| {
+        techdiff(
+            dir.path(),
+            &[
+                OsString::from("run"),
+                scenario.clone().into(),
+                "--out".into(),
+                out.into(),
+                "--quiet".into(),
+            ],
+        )
+    };
+    let mut failures = Vec::new();
+    let sweep_files: [&[(&str, &str)]; 2] = [
+        &[
+            (
+                "manifest.json",
+                r#"{"sweep_name": "s", "status": "running"}"#,
+            ),
+            ("runs.jsonl", ""),
+        ],
+        &[("runs.jsonl", "{}\n")],
+    ];
+    for (k, files) in sweep_files.iter().enumerate() {
+        let out = dir.path().join(format!("sweep{k}"));
+        fs::create_dir(&out).unwrap();
+        for (name, text) in *files {
+            fs::write(out.join(name), text).unwrap();
+        }
+        let o = run_into(&out);
+        failures.extend(
+            problems(
+                &o,
+                &["command line", "--out", "holds a sweep"],
+                Loc::NoCheck,
+                true,
+            )
+            .into_iter()
+            .map(|p| format!("[sweep folder {k}] {p}")),
+        );
+        let mut names: Vec<String> = fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let mut want: Vec<String> = files.iter().map(|(n, _)| n.to_string()).collect();
+        want.sort();
+        if names != want {
+            failures.push(format!("[sweep folder {k}] now holds {names:?}"));
+        }
+        for (name, text) in *files {
+            if fs::read_to_string(out.join(name)).unwrap() != *text {
+                failures.push(format!("[sweep folder {k}] {name} changed"));
+            }
+        }
+    }
+    // An earlier run's folder is not a sweep's: run twice into one.
+    let again = dir.path().join("again");
+    for round in 0..2 {
+        let o = run_into(&again);
+        if o.code != Some(0) {
+            failures.push(format!(
+                "[run folder, round {round}] {:?}: {}",
+                o.code, o.stderr
+            ));
         }
     }
     assert!(failures.is_empty(), "\n{}\n", failures.join("\n"));

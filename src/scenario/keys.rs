@@ -51,9 +51,23 @@ impl KeyPath {
                     if inner.is_empty() {
                         return Err("empty `[]` in key path".into());
                     }
-                    segments.push(match inner.parse::<usize>() {
-                        Ok(n) => Segment::Index(n),
-                        Err(_) => Segment::Name(inner.trim_matches('"').to_string()),
+                    // A name may be quoted whole (`["chips"]`); a quote at
+                    // one end only, or inside, is a typo, not part of a name.
+                    let quoted = inner.strip_prefix('"').map(|rest| rest.strip_suffix('"'));
+                    segments.push(match quoted {
+                        Some(Some(name)) if !name.is_empty() && !name.contains('"') => {
+                            Segment::Name(name.to_string())
+                        }
+                        None if !inner.contains('"') => match inner.parse::<usize>() {
+                            Ok(n) => Segment::Index(n),
+                            Err(_) => Segment::Name(inner.to_string()),
+                        },
+                        _ => {
+                            return Err(format!(
+                                "`[{inner}]` at character {}: quote a name whole (`[\"chips\"]`) or not at all",
+                                i + 1
+                            ));
+                        }
                     });
                     i += close + 1;
                     expect_key = false;
@@ -420,6 +434,25 @@ mod tests {
         assert!(KeyPath::parse("a.").is_err());
         assert!(KeyPath::parse("a[0").is_err());
         assert!(KeyPath::parse("a[0]b").is_err());
+        // Quoted names: whole, or an error naming the brackets.
+        assert_eq!(
+            KeyPath::parse("sector[\"chips\"].share").unwrap().segments[1],
+            Segment::Name("chips".into())
+        );
+        assert_eq!(
+            KeyPath::parse("sector[\"3\"].share").unwrap().segments[1],
+            Segment::Name("3".into())
+        );
+        for bad in [
+            "sector[\"chips].share",
+            "sector[chips\"].share",
+            "sector[\"ch\"ips\"].share",
+            "sector[\"\"].share",
+            "sector[\"].share",
+        ] {
+            let e = KeyPath::parse(bad).unwrap_err();
+            assert!(e.contains("quote a name whole"), "{bad}: {e}");
+        }
     }
 
     #[test]
