@@ -133,3 +133,120 @@ fn bad_folders_exit_2_with_one_message() {
         assert!(!tmp.path().join(dir).join("report.html").exists());
     }
 }
+
+/// A file cut short or edited is refused, not drawn from what is left:
+/// timeseries.csv must have rows at every step of every replication of
+/// both variants, and runs.csv one row per run, each `ok` or `failed`.
+#[test]
+fn cut_or_edited_files_exit_2_with_one_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_small_base(tmp.path());
+    techdiff_ok(
+        &["run", "base.toml", "--reps", "2", "--out", "run", "--quiet"],
+        tmp.path(),
+    );
+    std::fs::write(
+        tmp.path().join("sweep.toml"),
+        r#"scenario = "base.toml"
+replications = 2
+metrics = ["securitization_cost@all"]
+[[param]]
+name = "licence"
+path = "policy.export_control[0].licence_rate"
+values = [0.1, 0.9]
+"#,
+    )
+    .unwrap();
+    techdiff_ok(
+        &["sweep", "sweep.toml", "--out", "sweep", "--quiet"],
+        tmp.path(),
+    );
+    // The folders as written report fine.
+    for dir in ["run", "sweep"] {
+        techdiff_ok(&["report", dir], tmp.path());
+    }
+    let lines = |dir: &str, file: &str| -> Vec<String> {
+        std::fs::read_to_string(tmp.path().join(dir).join(file))
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    let ts = lines("run", "timeseries.csv");
+    let runs = lines("sweep", "runs.csv");
+    assert_eq!(runs.len(), 5, "a header and 2 x 2 runs");
+    let weird = {
+        let mut r = runs.clone();
+        r[2] = r[2].replacen(",ok,", ",weird,", 1);
+        r
+    };
+    let cases: Vec<(&str, &str, Vec<String>, &[&str])> = vec![
+        (
+            "run",
+            "timeseries.csv",
+            ts[..ts.len() / 2].to_vec(),
+            &[
+                "timeseries.csv",
+                "no rows for the counterfactual variant",
+                "incomplete",
+            ],
+        ),
+        // The last step of the last replication gone whole.
+        (
+            "run",
+            "timeseries.csv",
+            ts.iter()
+                .filter(|l| !l.starts_with("counterfactual,1,6,"))
+                .cloned()
+                .collect(),
+            &[
+                "timeseries.csv",
+                "no rows for the counterfactual variant, replication 1, step 6",
+            ],
+        ),
+        (
+            "sweep",
+            "runs.csv",
+            runs[..1].to_vec(),
+            &["runs.csv", "4 of the 4 runs", "incomplete"],
+        ),
+        (
+            "sweep",
+            "runs.csv",
+            runs[..4].to_vec(),
+            &["runs.csv", "1 of the 4 runs", "incomplete"],
+        ),
+        (
+            "sweep",
+            "runs.csv",
+            weird,
+            &["runs.csv", "line 3", "`weird` is not `ok` or `failed`"],
+        ),
+        (
+            "sweep",
+            "runs.csv",
+            [runs.clone(), runs[4..].to_vec()].concat(),
+            &["runs.csv", "line 6", "has a row already"],
+        ),
+    ];
+    for (k, (dir, file, text, parts)) in cases.into_iter().enumerate() {
+        let copy = tmp.path().join(format!("case{k}"));
+        std::fs::create_dir(&copy).unwrap();
+        for entry in std::fs::read_dir(tmp.path().join(dir)).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), copy.join(entry.file_name())).unwrap();
+            }
+        }
+        std::fs::write(copy.join(file), text.join("\n") + "\n").unwrap();
+        let _ = std::fs::remove_file(copy.join("report.html"));
+        let out = techdiff_in(&["report", copy.to_str().unwrap()], tmp.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "case {k}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "case {k}: {stderr}");
+        for p in parts {
+            assert!(stderr.contains(p), "case {k}: `{p}` not in {stderr}");
+        }
+        assert!(!copy.join("report.html").exists(), "case {k}");
+    }
+}

@@ -238,6 +238,10 @@ impl TimeSeries {
         let mut years: Vec<Option<i64>> = vec![None; steps];
         let mut groups = Vec::new();
         let mut cells: HashMap<(String, String), [Vec<Vec<f64>>; 2]> = HashMap::new();
+        // Every step of every replication of both variants has rows (a
+        // series may leave out steps where it is undefined, never all):
+        // a step without any means the file was cut or edited.
+        let mut seen = vec![false; 2 * reps * steps];
         let mut last_key: Option<(String, String)> = None;
         for row in &csv.rows {
             let variant = match csv.str(row, cv) {
@@ -298,6 +302,20 @@ impl TimeSeries {
             }
             let key = last_key.as_ref().expect("set above");
             cells.get_mut(key).expect("inserted above")[variant][step][rep] = value;
+            seen[(variant * reps + rep) * steps + step] = true;
+        }
+        if let Some(at) = seen.iter().position(|&s| !s).filter(|_| !cells.is_empty()) {
+            let (variant, rest) = (at / (reps * steps), at % (reps * steps));
+            return Err(InputError::new(
+                &csv.file,
+                format!(
+                    "no rows for the {} variant, replication {}, step {} (manifest.json: {reps} replications, {} steps): the file is incomplete",
+                    ["policy", "counterfactual"][variant],
+                    rest / steps,
+                    rest % steps,
+                    steps - 1
+                ),
+            ));
         }
         if cells.is_empty() {
             return Err(InputError::new(

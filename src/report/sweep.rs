@@ -219,6 +219,9 @@ impl Runs {
             .collect::<Result<Vec<_>, _>>()?;
         let reps = m.replications as usize;
         let mut values = vec![vec![vec![None; m.metrics.len()]; reps]; points.values.len()];
+        // Every run has one row: a missing one means the file was cut or
+        // edited (a failed run has its row too, with status `failed`).
+        let mut seen = vec![vec![false; reps]; points.values.len()];
         for row in &csv.rows {
             let p = csv.u64(row, cp)? as usize;
             let r = csv.u64(row, cr)? as usize;
@@ -228,12 +231,39 @@ impl Runs {
                     format!("(point {p}, replication {r}) is outside the design of {} points x {reps} replications", values.len()),
                 ));
             }
-            if csv.str(row, cs) != "ok" {
-                continue;
+            if std::mem::replace(&mut seen[p][r], true) {
+                return Err(csv.error(
+                    row.0,
+                    format!("(point {p}, replication {r}) has a row already"),
+                ));
+            }
+            match csv.str(row, cs) {
+                "ok" => {}
+                "failed" => continue,
+                other => {
+                    return Err(csv.error(
+                        row.0,
+                        format!(
+                            "column `status`: `{}` is not `ok` or `failed`",
+                            super::html::clip(other, 40)
+                        ),
+                    ));
+                }
             }
             for (k, &c) in metric_cols.iter().enumerate() {
                 values[p][r][k] = csv.opt_f64(row, c)?;
             }
+        }
+        let missing = seen.iter().flatten().filter(|&&s| !s).count();
+        if missing > 0 {
+            return Err(InputError::new(
+                &csv.file,
+                format!(
+                    "{missing} of the {} runs ({} points x {reps} replications) have no row: the file is incomplete",
+                    values.len() * reps,
+                    values.len()
+                ),
+            ));
         }
         Ok(Runs { values })
     }
