@@ -45,6 +45,24 @@ pub struct RunRecord {
     pub error: Option<String>,
 }
 
+impl RunRecord {
+    /// Whether this record can be a run of `sweep`: its point and
+    /// replication exist, and it has the shape `run_one` writes (a value
+    /// per metric in both variants and no error, or an error and no
+    /// values). A record from a hand-edited or another sweep's journal
+    /// is no run of this one.
+    fn fits(&self, sweep: &Sweep) -> bool {
+        let n = sweep.metrics.len();
+        self.point < sweep.points.len()
+            && self.replication < sweep.replications
+            && match (&self.policy, &self.counterfactual, &self.error) {
+                (Some(p), Some(c), None) => p.len() == n && c.len() == n,
+                (None, None, Some(_)) => true,
+                _ => false,
+            }
+    }
+}
+
 /// Which runs this invocation does: shard `index` (1-based) of `count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
@@ -322,6 +340,15 @@ pub fn read_journal(path: &Path) -> Result<Vec<RunRecord>, Error> {
     Ok(out)
 }
 
+/// Read a sweep's journal: the records that fit the sweep. The others are
+/// dropped like unparsable lines, so resume runs them again and merge
+/// counts them missing.
+fn read_sweep_journal(path: &Path, sweep: &Sweep) -> Result<Vec<RunRecord>, Error> {
+    let mut records = read_journal(path)?;
+    records.retain(|r| r.fits(sweep));
+    Ok(records)
+}
+
 fn manifest_json(sweep: &Sweep, shard: Option<Shard>, extra: Json) -> Json {
     json!({
         "techdiff_version": env!("CARGO_PKG_VERSION"),
@@ -406,8 +433,9 @@ pub fn execute(
             )
             .into());
         }
-        done = read_journal(&journal_path)?;
-        // Rewrite the journal with complete lines only, so appends start clean.
+        done = read_sweep_journal(&journal_path, sweep)?;
+        // Rewrite the journal with the kept records only, so appends start
+        // clean.
         write_atomic(&journal_path, &journal_bytes(&done))?;
     } else if dir.join(MANIFEST).exists() || journal_path.exists() {
         return Err(InputError::new(
@@ -467,7 +495,7 @@ pub fn execute(
         return Err(e);
     }
     let ran = todo.len();
-    let all = read_journal(&journal_path)?;
+    let all = read_sweep_journal(&journal_path, sweep)?;
     if shard.is_some() {
         let failed_total = all.iter().filter(|r| r.error.is_some()).count();
         write_atomic(
@@ -495,11 +523,38 @@ pub fn execute(
 }
 
 /// Combine shard folders of one sweep into `out`, writing the same files an
-/// unsharded sweep writes.
+/// unsharded sweep writes. Everything is read and checked before `out` is
+/// created or written.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<usize, Error> {
     let first = dirs
         .first()
         .ok_or_else(|| InputError::new("command line", "merge needs at least one folder"))?;
+    // Never overwrite results: an input shard, another sweep, a run.
+    let out_real = std::fs::canonicalize(out).ok();
+    if out_real.is_some()
+        && dirs
+            .iter()
+            .any(|d| std::fs::canonicalize(d).ok() == out_real)
+    {
+        return Err(InputError::new(
+            "command line",
+            format!(
+                "--out {} is one of the folders being merged: choose another --out",
+                out.display()
+            ),
+        )
+        .into());
+    }
+    if out.join(MANIFEST).exists() || out.join(JOURNAL).exists() {
+        return Err(InputError::new(
+            "command line",
+            format!(
+                "--out {} already holds results (a {MANIFEST} or {JOURNAL}): choose another --out",
+                out.display()
+            ),
+        )
+        .into());
+    }
     let manifest_path = first.join(MANIFEST);
     let shown = manifest_path.display().to_string();
     let text = std::fs::read_to_string(&manifest_path)
@@ -520,7 +575,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<usize, Error> {
     let mut records: BTreeMap<(usize, u32), RunRecord> = BTreeMap::new();
     for d in dirs {
         check_same_sweep(d, &sweep)?;
-        for r in read_journal(&d.join(JOURNAL))? {
+        for r in read_sweep_journal(&d.join(JOURNAL), &sweep)? {
             match records.get(&(r.point, r.replication)) {
                 Some(prev) if *prev != r => {
                     return Err(InputError::new(
@@ -537,6 +592,22 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<usize, Error> {
                 }
             }
         }
+    }
+    // Kept records fit the sweep and are one per run, so this cannot
+    // underflow. Checked here, before `out` exists: finalize's own check
+    // would name `out` and leave it half-made.
+    let missing = sweep.runs() - records.len();
+    if missing > 0 {
+        let given: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        return Err(InputError::new(
+            "command line",
+            format!(
+                "{missing} of {} runs are missing from {}: merge needs the folder of every shard of the sweep, each finished (resume an interrupted shard first)",
+                sweep.runs(),
+                given.join(", ")
+            ),
+        )
+        .into());
     }
     let all: Vec<RunRecord> = records.into_values().collect();
     std::fs::create_dir_all(out).map_err(|e| Error::output(out, e))?;
@@ -586,8 +657,10 @@ fn cell(v: Option<f64>) -> String {
 /// Write runs.csv, points.csv, failures.csv, sensitivity.csv (sobol,
 /// morris) and the final manifest. Returns the number of failed runs.
 fn finalize(sweep: &Sweep, dir: &Path, records: Vec<RunRecord>) -> Result<usize, Error> {
+    // Only records that fit: then every key is a run of the sweep, every
+    // row below has its full length and every metric index is in range.
     let mut by_key: BTreeMap<(usize, u32), RunRecord> = BTreeMap::new();
-    for r in records {
+    for r in records.into_iter().filter(|r| r.fits(sweep)) {
         by_key.insert((r.point, r.replication), r);
     }
     let missing = sweep.runs() - by_key.len();
@@ -825,6 +898,39 @@ mod tests {
     use crate::scenario::{FileSource, load_text};
     use crate::sim::run_variant;
     use crate::sim::tests::STRESS;
+
+    /// The journal gives back every value bit for bit (so runs.csv is the
+    /// same whether a sweep ran at once, was resumed, or merged; resume
+    /// rewrites the journal from what it read): needs serde_json's exact
+    /// float parsing (`float_roundtrip`), not its default fast one.
+    #[test]
+    fn journal_values_read_back_bit_for_bit() {
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut values: Vec<f64> = vec![0.0018787952595765462, -0.0, 1e-300, f64::MAX];
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Finite values of every size: random bits with the exponent
+            // kept in range.
+            let v = f64::from_bits(x & !(0x7ffu64 << 52) | ((x >> 52) % 2046 + 1) << 52);
+            values.push(v);
+        }
+        for chunk in values.chunks(100) {
+            let rec = RunRecord {
+                point: 0,
+                replication: 0,
+                policy: Some(chunk.iter().map(|&v| Some(v)).collect()),
+                counterfactual: Some(vec![None; chunk.len()]),
+                error: None,
+            };
+            let line = serde_json::to_vec(&rec).unwrap();
+            let back: RunRecord = serde_json::from_slice(&line).unwrap();
+            for (a, b) in chunk.iter().zip(back.policy.unwrap()) {
+                assert_eq!(a.to_bits(), b.unwrap().to_bits(), "{a:e}");
+            }
+        }
+    }
 
     /// Every step's series (bits) and the final per-country figures of one
     /// variant of the stress world (every policy mechanism on: schedules,
