@@ -216,7 +216,7 @@ pub fn load_with(
 }
 
 /// serde's messages are good but name Rust types; say it in TOML's words.
-fn clean_serde_message(msg: &str) -> String {
+pub(crate) fn clean_serde_message(msg: &str) -> String {
     msg.replace("i64", "an integer")
         .replace("f64", "a number")
         .replace("invalid type: floating point", "invalid type: number")

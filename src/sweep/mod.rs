@@ -8,13 +8,14 @@ pub mod design;
 pub mod execute;
 pub mod sensitivity;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Value;
 
 use crate::error::InputError;
+use crate::scenario::file::ScenarioFile;
 use crate::scenario::keys::{self, KeyPath, SpanIndex};
 use crate::scenario::{self, FileSource, LoadedScenario, Override};
 use crate::sim::metrics::{GroupKind, Layout};
@@ -22,6 +23,17 @@ use crate::sim::metrics::{GroupKind, Layout};
 /// Most design points and runs a sweep may have.
 pub const MAX_POINTS: usize = 1_000_000;
 pub const MAX_RUNS: usize = 10_000_000;
+
+/// The columns a sweep writes besides the parameters' and the metrics' (in
+/// runs.csv, failures.csv and points.csv: `execute::run_header` and
+/// `execute::finalize`): no parameter may be named after one of them.
+pub const RESERVED_COLUMNS: [&str; 6] =
+    ["point", "replication", "seed", "status", "error", "runs_ok"];
+
+/// Most distinct value shapes (types, array lengths, table keys) per
+/// parameter whose scenario key is type-checked before the sweep runs; the
+/// values of any further shapes are checked by their runs.
+const MAX_SHAPES_CHECKED: usize = 16;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -277,8 +289,9 @@ impl Sweep {
                 "a sweep needs at least one [[param]] with a scenario key `path`",
             ));
         }
-        let mut params = Vec::new();
+        let mut params: Vec<Param> = Vec::new();
         let mut names = BTreeSet::new();
+        let mut canonical: Vec<String> = Vec::new();
         for (i, p) in raw.params.iter().enumerate() {
             let key = |f: &str| format!("param[{i}].{f}");
             let path = KeyPath::parse(&p.path)
@@ -289,9 +302,55 @@ impl Sweep {
                 return Err(ctx.error(&key("path"), "`seed` and `replications` belong to the sweep (its own `seed` and `replications` keys), not to a parameter"));
             }
             let name = p.name.clone().unwrap_or_else(|| p.path.clone());
+            // Where the name stands: its own key, or the path it defaults to.
+            let name_key = key(if p.name.is_some() { "name" } else { "path" });
+            if name.is_empty() {
+                return Err(ctx.error(
+                    &name_key,
+                    "a parameter's name is its column in runs.csv and points.csv: give a non-empty name, or leave `name` out to use the path",
+                ));
+            }
+            if RESERVED_COLUMNS.contains(&name.as_str()) {
+                return Err(ctx.error(
+                    &name_key,
+                    format!(
+                        "`{name}` is a column the sweep writes itself; a parameter's name (its column in runs.csv and points.csv) may be any non-empty text but {}, or a metric's column (`metric@group`)",
+                        RESERVED_COLUMNS.join(", ")
+                    ),
+                ));
+            }
             if !names.insert(name.clone()) {
                 return Err(ctx.error(&key("name"), format!("duplicate parameter name `{name}`")));
             }
+            // One parameter per scenario key: compare the canonical paths
+            // (`[name]` resolved to `[index]`), and refuse a key inside
+            // another's (the later would silently replace or patch it).
+            let canon = keys::canonical(&base.table, &path);
+            if let Some(j) = canonical.iter().position(|c| overlaps(c, &canon)) {
+                let other = if params[j].name == raw.params[j].path {
+                    format!("param[{j}] (`{}`)", params[j].name)
+                } else {
+                    format!(
+                        "param[{j}] (`{}`, path `{}`)",
+                        params[j].name, raw.params[j].path
+                    )
+                };
+                let relation = if canonical[j] == canon {
+                    format!("the same scenario key as {other}")
+                } else if canon.len() > canonical[j].len() {
+                    format!("a key inside `{}`, which {other} sets", canonical[j])
+                } else {
+                    format!("a table holding `{}`, which {other} sets", canonical[j])
+                };
+                return Err(ctx.error(
+                    &key("path"),
+                    format!(
+                        "`{}` sets {relation}; each scenario key may be set by one parameter only",
+                        p.path
+                    ),
+                ));
+            }
+            canonical.push(canon);
             let has_values = p.values.is_some();
             let has_range = p.min.is_some() || p.max.is_some();
             let range = if has_range {
@@ -488,16 +547,9 @@ impl Sweep {
                 ),
             ));
         }
-        // Every path must be settable on the base scenario.
-        let mut probe = scenario::parse_table(&scenario_text, &scenario_file)?;
-        for (i, p) in params.iter().enumerate() {
-            keys::set_path(&mut probe, &p.path, points[0].values[i].clone()).map_err(|e| {
-                ctx.error(
-                    &format!("param[{i}].path"),
-                    format!("cannot set `{}` in {scenario_file}: {e}", p.path.text),
-                )
-            })?;
-        }
+        // Every path must be a key of the base scenario that takes the
+        // design's values (their ranges are the runs' to check).
+        check_settable(&ctx, &raw, &base, &scenario_file, &params, &points, design)?;
 
         let metrics = match &raw.metrics {
             Some(list) if list.is_empty() => {
@@ -510,6 +562,43 @@ impl Sweep {
                 .collect::<Result<Vec<_>, _>>()?,
             None => default_metrics(&base),
         };
+        // Every output column once: a metric's label is its column in
+        // runs.csv, and `label:mean` and the like in points.csv.
+        for (i, m) in metrics.iter().enumerate() {
+            if let Some(j) = metrics[..i].iter().position(|o| o.label == m.label) {
+                let (a, b) = (metric_text(&raw, j), metric_text(&raw, i));
+                return Err(ctx.error(
+                    &format!("metrics[{i}]"),
+                    format!(
+                        "`{b}` makes the column `{}`, as metrics[{j}] (`{a}`) does (the group defaults to `all`): list each metric once",
+                        m.label
+                    ),
+                ));
+            }
+        }
+        for (i, p) in params.iter().enumerate() {
+            let clash = metrics.iter().find(|m| {
+                p.name
+                    .strip_prefix(m.label.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
+            });
+            if let Some(m) = clash {
+                let field = if raw.params[i].name.is_some() {
+                    "name"
+                } else {
+                    "path"
+                };
+                return Err(ctx.error(
+                    &format!("param[{i}].{field}"),
+                    format!(
+                        "`{}` is a column of metric `{}` in the outputs; a parameter's name (its column in runs.csv and points.csv) may be any non-empty text but a metric's column (`metric@group`, and `metric@group:...` in points.csv) or {}",
+                        p.name,
+                        m.label,
+                        RESERVED_COLUMNS.join(", ")
+                    ),
+                ));
+            }
+        }
         let reference = match &raw.reference {
             None => Reference::Counterfactual,
             Some(Value::String(s)) if s == "counterfactual" => Reference::Counterfactual,
@@ -576,6 +665,188 @@ impl Sweep {
             &format!("sweep point {point}"),
         )
     }
+}
+
+/// Check, before anything runs, that every parameter's key is one the
+/// scenario has and takes the values the design gives it, as `--set` is
+/// checked: the first point's values are set on the base scenario's table,
+/// which must then read as a scenario file (no unknown key, no value of the
+/// wrong type). For grid, zip and table designs, one value of each further
+/// shape a parameter takes (type, array length, table keys; at most
+/// [`MAX_SHAPES_CHECKED`]) is checked the same way, set on that probe;
+/// sampled designs give each parameter numbers of one type. One check per
+/// parameter and shape, not per point. Ranges and cross-references are not
+/// checked here: a value out of range fails the runs of its point only.
+fn check_settable(
+    ctx: &Ctx,
+    raw: &SweepFile,
+    base: &LoadedScenario,
+    scenario_file: &str,
+    params: &[Param],
+    points: &[Point],
+    design: Design,
+) -> Result<(), InputError> {
+    let canonical: Vec<String> = params
+        .iter()
+        .map(|p| keys::canonical(&base.table, &p.path))
+        .collect();
+    let set = |table: &mut toml::Table, i: usize, value: &Value| {
+        let p = &params[i];
+        keys::set_path(table, &p.path, value.clone()).map_err(|e| {
+            ctx.error(
+                &format!("param[{i}].path"),
+                format!("cannot set `{}` in {scenario_file}: {e}", p.path.text),
+            )
+        })
+    };
+    // Parameter `i`'s value at `point` refused at scenario key `key`.
+    let refusal = |i: usize, point: usize, key: &str, message: &str| -> InputError {
+        let (rp, value) = (&raw.params[i], &points[point].values[i]);
+        let is_path = key.len() < canonical[i].len()
+            || (key == canonical[i] && message.starts_with("unknown field"));
+        let field = if is_path {
+            "path".to_string()
+        } else {
+            match (&rp.values, rp.min) {
+                (Some(list), _) => match list.iter().position(|v| v == value) {
+                    Some(k) => format!("values[{k}]"),
+                    None => "values".into(),
+                },
+                (None, Some(_)) => "min".into(),
+                _ => "path".into(),
+            }
+        };
+        let origin = match (design, &raw.table) {
+            (Design::Table, Some(t)) => {
+                format!(" (design point {point}, row {} of `{t}`)", point + 1)
+            }
+            _ if point > 0 => format!(" (design point {point})"),
+            _ => String::new(),
+        };
+        let at = if key == canonical[i] {
+            String::new()
+        } else {
+            format!("key `{key}`: ")
+        };
+        let hint = if design.sampled()
+            && matches!(value, Value::Float(_))
+            && message.contains("expected an integer")
+        {
+            " (set `integer = true` to round the sampled values)"
+        } else {
+            ""
+        };
+        ctx.error(
+            &format!("param[{i}].{field}"),
+            format!(
+                "cannot set `{}` = {value}{origin} in {scenario_file}: {at}{message}{hint}",
+                rp.path
+            ),
+        )
+    };
+    let mut probe = base.table.clone();
+    for i in 0..params.len() {
+        set(&mut probe, i, &points[0].values[i])?;
+    }
+    if let Err((key, message)) = reads_as_scenario(probe.clone()) {
+        // The parameter whose key holds, or is inside, the key refused
+        // (keys of two parameters never overlap).
+        return Err(
+            match (0..params.len()).rev().find(|&i| overlaps(&canonical[i], &key)) {
+                Some(i) => refusal(i, 0, &key, &message),
+                None => ctx.error(
+                    "param",
+                    format!(
+                        "the first design point does not make a scenario of {scenario_file}: key `{key}`: {message}"
+                    ),
+                ),
+            },
+        );
+    }
+    if design.sampled() {
+        return Ok(());
+    }
+    let mut buf = String::new();
+    for i in 0..params.len() {
+        let mut seen: HashSet<String> = HashSet::new();
+        shape(&points[0].values[i], &mut buf);
+        seen.insert(std::mem::take(&mut buf));
+        for (n, point) in points.iter().enumerate().skip(1) {
+            if seen.len() >= MAX_SHAPES_CHECKED {
+                break;
+            }
+            buf.clear();
+            shape(&point.values[i], &mut buf);
+            if seen.contains(buf.as_str()) {
+                continue;
+            }
+            seen.insert(buf.clone());
+            let mut table = probe.clone();
+            set(&mut table, i, &point.values[i])?;
+            if let Err((key, message)) = reads_as_scenario(table) {
+                return Err(refusal(i, n, &key, &message));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a scenario table reads as a scenario file (keys and types only,
+/// as serde sees them); else the key refused and why.
+fn reads_as_scenario(table: toml::Table) -> Result<(), (String, String)> {
+    serde_path_to_error::deserialize::<_, ScenarioFile>(Value::Table(table))
+        .map(drop)
+        .map_err(|e| {
+            let key = e.path().to_string();
+            (
+                if key == "." { String::new() } else { key },
+                scenario::clean_serde_message(e.inner().message()),
+            )
+        })
+}
+
+/// A value's shape, what serde's reading of it depends on: its type, and
+/// for arrays and tables their elements' shapes (so their lengths) and keys.
+fn shape(v: &Value, out: &mut String) {
+    match v {
+        Value::String(_) => out.push('s'),
+        Value::Integer(_) => out.push('i'),
+        Value::Float(_) => out.push('f'),
+        Value::Boolean(_) => out.push('b'),
+        Value::Datetime(_) => out.push('d'),
+        Value::Array(a) => {
+            out.push('[');
+            for x in a {
+                shape(x, out);
+            }
+            out.push(']');
+        }
+        Value::Table(t) => {
+            out.push('{');
+            for (k, x) in t {
+                out.push_str(&format!("{k:?}="));
+                shape(x, out);
+                out.push(';');
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Whether two canonical key paths set the same key, or one a key inside
+/// the other.
+fn overlaps(a: &str, b: &str) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    long.strip_prefix(short)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+}
+
+/// The `i`-th metric as written in the sweep file.
+fn metric_text(raw: &SweepFile, i: usize) -> &str {
+    raw.metrics
+        .as_ref()
+        .and_then(|l| l.get(i))
+        .map_or("", String::as_str)
 }
 
 /// A value list for grid and zip: `values`, or min..max in `steps` values
@@ -672,6 +943,19 @@ fn table_points(text: &str, shown: &str, params: &[Param]) -> Result<Vec<Point>,
         .headers()
         .map_err(|e| InputError::new(shown, format!("cannot read the header row: {e}")))?
         .clone();
+    for (k, h) in headers.iter().enumerate() {
+        if let Some(first) = headers.iter().take(k).position(|o| o == h) {
+            return Err(InputError::new(
+                shown,
+                format!(
+                    "column `{h}` appears twice in the header (columns {} and {}): give each parameter one column, named after it",
+                    first + 1,
+                    k + 1
+                ),
+            )
+            .at(Some((1, header_column(text, k)))));
+        }
+    }
     let mut columns = Vec::new();
     for p in params {
         let c = headers.iter().position(|h| h == p.name).ok_or_else(|| {
@@ -721,6 +1005,25 @@ fn table_points(text: &str, shown: &str, params: &[Param]) -> Result<Vec<Point>,
         ));
     }
     Ok(points)
+}
+
+/// The 1-based character column where field `k` of a CSV's header line
+/// starts (its first non-blank character); 1 when the line has quotes,
+/// whose fields cannot be found by splitting at commas.
+fn header_column(text: &str, k: usize) -> usize {
+    let line = text.lines().next().unwrap_or("");
+    if line.contains('"') {
+        return 1;
+    }
+    let mut col = 1;
+    for (i, field) in line.split(',').enumerate() {
+        if i == k {
+            let blank = field.len() - field.trim_start().len();
+            return col + field[..blank].chars().count();
+        }
+        col += field.chars().count() + 1;
+    }
+    1
 }
 
 /// `metric` or `metric@group`.
@@ -811,5 +1114,53 @@ pub fn display_value(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlapping_key_paths() {
+        assert!(overlaps("trust.erosion", "trust.erosion"));
+        assert!(overlaps("trust", "trust.erosion"));
+        assert!(overlaps(
+            "policy.export_control[0].sectors",
+            "policy.export_control[0]"
+        ));
+        assert!(overlaps(
+            "policy.export_control",
+            "policy.export_control[0].cost"
+        ));
+        assert!(!overlaps("trust.erosion", "trust.erosion_x"));
+        assert!(!overlaps(
+            "policy.export_control[1]",
+            "policy.export_control[10]"
+        ));
+        assert!(!overlaps("trust.erosion", "trust.recovery"));
+    }
+
+    #[test]
+    fn header_columns_point_at_the_field() {
+        assert_eq!(header_column("e,e,r\n0,1,2\n", 1), 3);
+        assert_eq!(header_column("e, r,  e\n", 2), 8);
+        assert_eq!(header_column("\"e\",\"e\"\n", 1), 1);
+    }
+
+    #[test]
+    fn shapes_tell_types_lengths_and_keys_apart() {
+        let s = |text: &str| {
+            let mut out = String::new();
+            shape(&keys::parse_override_value(text), &mut out);
+            out
+        };
+        assert_eq!(s("0.1"), s("0.7"));
+        assert_ne!(s("0.1"), s("1"));
+        assert_ne!(s("0.1"), s("high"));
+        assert_eq!(s("[[0, 0.5]]"), s("[[3, 0.9]]"));
+        assert_ne!(s("[[0, 0.5]]"), s("[[0]]"));
+        assert_eq!(s("{ a = 1 }"), s("{ a = 2 }"));
+        assert_ne!(s("{ a = 1 }"), s("{ b = 1 }"));
     }
 }
