@@ -280,3 +280,20 @@ fn both_shards_merge_into_the_unsharded_files() {
     techdiff_ok(&["merge", "sh1", "sh2", "--out", "merged"], cwd);
     assert_same_results(cwd, "whole", "merged");
 }
+
+/// Merge finds the base scenario from any working folder: the shards'
+/// manifests keep the sweep file's folder as an absolute path (the file
+/// was named relative to where the sweep ran).
+#[test]
+fn merge_works_from_another_folder() {
+    let tmp = setup();
+    let cwd = tmp.path();
+    whole_and_shards(cwd);
+    let elsewhere = cwd.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    techdiff_ok(
+        &["merge", "../sh1", "../sh2", "--out", "../merged"],
+        &elsewhere,
+    );
+    assert_same_results(cwd, "merged", "whole");
+}

@@ -356,6 +356,9 @@ fn manifest_json(sweep: &Sweep, shard: Option<Shard>, extra: Json) -> Json {
         "sweep_name": sweep.name,
         "description": sweep.description,
         "sweep_file": sweep.file,
+        // The folder of the sweep file as an absolute path, so that merge
+        // finds the base scenario (relative to it) from any folder.
+        "sweep_dir": sweep_dir(&sweep.file),
         "sweep_text": sweep.text,
         "scenario_file": sweep.scenario_file,
         "scenario_text": sweep.scenario_text,
@@ -372,6 +375,22 @@ fn manifest_json(sweep: &Sweep, shard: Option<Shard>, extra: Json) -> Json {
         "metrics": sweep.metrics.iter().map(|m| m.label.clone()).collect::<Vec<_>>(),
         "run": extra,
     })
+}
+
+/// The folder of `file` as given (`.` for a bare file name).
+fn file_dir(file: &str) -> PathBuf {
+    Path::new(file)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The folder of `file` as an absolute path, if it can be found.
+fn sweep_dir(file: &str) -> Option<String> {
+    std::fs::canonicalize(file_dir(file))
+        .ok()
+        .map(|d| d.display().to_string())
 }
 
 /// Does `dir` hold a run of this very sweep (same files, same texts)?
@@ -562,11 +581,14 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<usize, Error> {
     let m: Json = serde_json::from_str(&text)
         .map_err(|e| InputError::new(&shown, format!("not a sweep manifest: {e}")))?;
     let sweep_file = m["sweep_file"].as_str().unwrap_or_default().to_string();
-    let dir = Path::new(&sweep_file)
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
+    // The sweep file's folder where the sweep ran (absolute), if it is
+    // still there; else its path as given then, taken from here (shards
+    // made elsewhere and copied).
+    let dir = m["sweep_dir"]
+        .as_str()
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute() && d.is_dir())
+        .unwrap_or_else(|| file_dir(&sweep_file));
     let sweep = Sweep::from_text(
         m["sweep_text"].as_str().unwrap_or_default(),
         &sweep_file,
