@@ -468,3 +468,39 @@ fn a_value_out_of_range_fails_only_its_point() {
         "{failures}"
     );
 }
+
+/// serde's own words are put in TOML's, and a missing required key is
+/// named as the key (it was `missing field `scenario``, with no key).
+#[test]
+fn type_errors_and_missing_keys_name_the_key_in_toml_words() {
+    let err = assert_refused(
+        "replications = 1.5",
+        "scenario = \"../base.toml\"\nreplications = 1.5\n[[param]]\npath = \"trust.erosion\"\nvalues = [0.1]\n",
+        &[],
+        &["key `replications`", "expected an integer"],
+        ("sweep.toml", 2),
+    );
+    assert!(!err.contains("i64"), "{err}");
+    let err = assert_refused(
+        "no path",
+        "scenario = \"../base.toml\"\nreplications = 1\n[[param]]\nvalues = [0.1]\n",
+        &[],
+        &["key `param[0].path`", "required"],
+        ("sweep.toml", 3),
+    );
+    assert!(!err.contains("missing field"), "{err}");
+    // No position for a key that is not in the file: the message alone.
+    let (tmp, path) = setup(
+        "replications = 1\n[[param]]\npath = \"trust.erosion\"\nvalues = [0.1]\n",
+        &[],
+    );
+    let out = sweep_to(tmp.path(), &path, &tmp.path().join("out"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("sweep.toml") && err.contains("key `scenario`: required"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("out").exists());
+}

@@ -218,10 +218,23 @@ impl Sweep {
         let raw: SweepFile =
             serde_path_to_error::deserialize(Value::Table(table)).map_err(|e| {
                 let key = e.path().to_string();
-                ctx.error(
-                    if key == "." { "" } else { &key },
-                    e.inner().message().to_string(),
-                )
+                let key = if key == "." { String::new() } else { key };
+                let message = e.inner().message();
+                // serde names a missing key in its message: name it as the key.
+                match message
+                    .strip_prefix("missing field `")
+                    .and_then(|m| m.strip_suffix('`'))
+                {
+                    Some(field) => {
+                        let full = if key.is_empty() {
+                            field.to_string()
+                        } else {
+                            format!("{key}.{field}")
+                        };
+                        ctx.error(&full, "required, and missing")
+                    }
+                    None => ctx.error(&key, scenario::clean_serde_message(message)),
+                }
             })?;
         let int = |key: &str,
                    v: Option<i64>,
