@@ -346,6 +346,9 @@ fn sweep_bar(quiet: bool, name: &str) -> ProgressBar {
 fn sweep(args: SweepArgs) -> Result<(), Error> {
     let spec = Sweep::load(&args.file)?;
     let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
+    if let Some(out) = &args.out {
+        output::check_out_folder(out)?;
+    }
     let pool = thread_pool(args.threads)?;
     let resume = args.resume.is_some();
     let dir = match (&args.resume, &args.out) {
@@ -399,7 +402,10 @@ fn sweep(args: SweepArgs) -> Result<(), Error> {
 
 fn merge(dirs: &[PathBuf], out: Option<PathBuf>) -> Result<(), Error> {
     let out = match out {
-        Some(o) => o,
+        Some(o) => {
+            output::check_out_folder(&o)?;
+            o
+        }
         None => {
             let m = dirs[0].join("manifest.json");
             let text = std::fs::read_to_string(&m).map_err(|e| {

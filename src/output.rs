@@ -422,6 +422,7 @@ pub fn pretty(v: &Value) -> Vec<u8> {
 /// into a sweep's (its journal `runs.jsonl`, or a manifest naming a sweep):
 /// the run's files would replace the sweep's manifest.
 pub fn check_run_dir(dir: &Path) -> Result<(), InputError> {
+    check_out_folder(dir)?;
     let manifest = std::fs::read(dir.join("manifest.json")).unwrap_or_default();
     let names_sweep =
         serde_json::from_slice::<Value>(&manifest).is_ok_and(|m| m.get("sweep_name").is_some());
@@ -432,6 +433,18 @@ pub fn check_run_dir(dir: &Path) -> Result<(), InputError> {
                 "--out {} holds a sweep; a run writes into a new folder or an earlier run's",
                 dir.display()
             ),
+        ));
+    }
+    Ok(())
+}
+
+/// `--out` names a folder, new or not, never a file (which would fail only
+/// when the results are written, after the work).
+pub fn check_out_folder(dir: &Path) -> Result<(), InputError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(InputError::new(
+            "command line",
+            format!("--out {} is a file; name a folder", dir.display()),
         ));
     }
     Ok(())

@@ -1382,3 +1382,42 @@ fn run_out_refuses_a_sweep_folder() {
     }
     assert!(failures.is_empty(), "\n{}\n", failures.join("\n"));
 }
+
+/// `--out` naming a file is refused up front by run, sweep and merge
+/// (it failed with exit 1 when the results were written, after the work).
+#[test]
+fn out_naming_a_file_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("scenario.toml"), BASE).unwrap();
+    fs::write(
+        dir.path().join("sweep.toml"),
+        "scenario = \"scenario.toml\"\nreplications = 1\n[[param]]\npath = \"trust.erosion\"\nvalues = [0.1]\n",
+    )
+    .unwrap();
+    fs::write(dir.path().join("afile"), "keep me").unwrap();
+    let mut failures = Vec::new();
+    for (label, args) in [
+        ("run", &["run", "scenario.toml", "--quiet"][..]),
+        ("sweep", &["sweep", "sweep.toml", "--quiet"]),
+        // The shard is checked after --out: it need not exist.
+        ("merge", &["merge", "no-such-shard"]),
+    ] {
+        let mut a = os(args);
+        a.extend(os(&["--out", "afile"]));
+        let out = techdiff(dir.path(), &a);
+        failures.extend(
+            problems(
+                &out,
+                &["command line", "--out afile", "is a file"],
+                Loc::NoCheck,
+                true,
+            )
+            .into_iter()
+            .map(|p| format!("[{label}] {p}")),
+        );
+        if fs::read_to_string(dir.path().join("afile")).unwrap() != "keep me" {
+            failures.push(format!("[{label}] changed the file"));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}\n", failures.join("\n"));
+}
