@@ -297,3 +297,38 @@ fn merge_works_from_another_folder() {
     );
     assert_same_results(cwd, "merged", "whole");
 }
+
+/// A run's results folder is named as such, not as "a different sweep",
+/// by --resume, merge and sweep --out (merge read it as an empty sweep
+/// file and named no file at all).
+#[test]
+fn a_run_folder_is_not_taken_for_a_sweep() {
+    let tmp = setup();
+    let cwd = tmp.path();
+    techdiff_ok(&["run", "base.toml", "--out", "single", "--quiet"], cwd);
+    let cases: [(&str, &[&str], &[&str]); 3] = [
+        (
+            "resume",
+            &["sweep", "s/tiny.toml", "--resume", "single", "--quiet"],
+            &["single/manifest.json", "not a sweep's manifest"],
+        ),
+        (
+            "merge",
+            &["merge", "single", "--out", "merged"],
+            &["single/manifest.json", "not a sweep's manifest"],
+        ),
+        (
+            "sweep --out",
+            &["sweep", "s/tiny.toml", "--out", "single", "--quiet"],
+            &["command line", "single already holds results"],
+        ),
+    ];
+    for (label, args, parts) in cases {
+        let stderr = refused(&techdiff_in(args, cwd), label);
+        for p in parts {
+            assert!(stderr.contains(p), "{label}: `{p}` not in {stderr}");
+        }
+        assert!(!stderr.contains("different sweep"), "{label}: {stderr}");
+    }
+    assert!(!cwd.join("merged").exists());
+}

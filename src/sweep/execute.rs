@@ -393,6 +393,14 @@ fn sweep_dir(file: &str) -> Option<String> {
         .map(|d| d.display().to_string())
 }
 
+/// Whether the file is a sweep's manifest.
+fn sweep_manifest(path: &Path) -> bool {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Json>(&b).ok())
+        .is_some_and(|m| m.get("sweep_text").is_some())
+}
+
 /// Does `dir` hold a run of this very sweep (same files, same texts)?
 fn check_same_sweep(dir: &Path, sweep: &Sweep) -> Result<Option<Shard>, InputError> {
     let path = dir.join(MANIFEST);
@@ -401,6 +409,12 @@ fn check_same_sweep(dir: &Path, sweep: &Sweep) -> Result<Option<Shard>, InputErr
         .map_err(|e| InputError::new(&shown, format!("cannot read the sweep manifest: {e}")))?;
     let m: Json = serde_json::from_str(&text)
         .map_err(|e| InputError::new(&shown, format!("not a sweep manifest: {e}")))?;
+    if m.get("sweep_text").is_none() {
+        return Err(InputError::new(
+            &shown,
+            "not a sweep's manifest (a run's results, or another file): resume or merge only folders `techdiff sweep` wrote",
+        ));
+    }
     for (key, ours) in [
         ("sweep_text", &sweep.text),
         ("scenario_text", &sweep.scenario_text),
@@ -459,7 +473,11 @@ pub fn execute(
     } else if dir.join(MANIFEST).exists() || journal_path.exists() {
         return Err(InputError::new(
             "command line",
-            format!("{} already holds a sweep: pass `--resume {}` to finish it, or choose another --out", dir.display(), dir.display()),
+            if dir.join(JOURNAL).exists() || sweep_manifest(&dir.join(MANIFEST)) {
+                format!("{} already holds a sweep: pass `--resume {}` to finish it, or choose another --out", dir.display(), dir.display())
+            } else {
+                format!("{} already holds results (a manifest.json): choose another --out", dir.display())
+            },
         )
         .into());
     }
@@ -580,6 +598,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<usize, Error> {
         .map_err(|e| InputError::new(&shown, format!("cannot read the sweep manifest: {e}")))?;
     let m: Json = serde_json::from_str(&text)
         .map_err(|e| InputError::new(&shown, format!("not a sweep manifest: {e}")))?;
+    if !sweep_manifest(&manifest_path) {
+        return Err(InputError::new(
+            &shown,
+            "not a sweep's manifest (a run's results, or another file): merge only folders `techdiff sweep --shard` wrote",
+        )
+        .into());
+    }
     let sweep_file = m["sweep_file"].as_str().unwrap_or_default().to_string();
     // The sweep file's folder where the sweep ran (absolute), if it is
     // still there; else its path as given then, taken from here (shards
