@@ -504,3 +504,37 @@ fn type_errors_and_missing_keys_name_the_key_in_toml_words() {
     );
     assert!(!tmp.path().join("out").exists());
 }
+
+/// A zero effect is written 0 in sensitivity.csv, not -0 (a Morris step
+/// taken downwards over a metric that does not move gave -0 for mu).
+#[test]
+fn zero_effects_are_written_0() {
+    let (tmp, path) = setup(
+        r#"scenario = "../base.toml"
+replications = 1
+design = "morris"
+samples = 2
+levels = 2
+bootstrap = 10
+[[param]]
+path = "steps"
+min = 2
+max = 3
+integer = true
+"#,
+        &[],
+    );
+    let out_dir = tmp.path().join("out");
+    let out = sweep_to(tmp.path(), &path, &out_dir);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(out_dir.join("sensitivity.csv")).unwrap();
+    let cells: Vec<&str> = text.lines().skip(1).flat_map(|l| l.split(',')).collect();
+    // The regime starts after the 3 steps: every metric is 0, every effect 0.
+    assert!(cells.contains(&"0"), "{text}");
+    assert!(!cells.contains(&"-0"), "{text}");
+}

@@ -697,6 +697,12 @@ fn run_prefix(sweep: &Sweep, point: usize, replication: u32) -> Vec<String> {
     row
 }
 
+/// An index of sensitivity.csv. A zero effect can come out as -0 (no change
+/// over a step taken downwards): written 0.
+fn index_cell(x: f64) -> String {
+    (x + 0.0).to_string()
+}
+
 fn cell(v: Option<f64>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
 }
@@ -885,12 +891,12 @@ fn finalize(sweep: &Sweep, dir: &Path, records: Vec<RunRecord>) -> Result<usize,
                     w.write_record([
                         label.clone(),
                         sweep.params[j].name.clone(),
-                        s.first.to_string(),
-                        s.first_ci.0.to_string(),
-                        s.first_ci.1.to_string(),
-                        s.total.to_string(),
-                        s.total_ci.0.to_string(),
-                        s.total_ci.1.to_string(),
+                        index_cell(s.first),
+                        index_cell(s.first_ci.0),
+                        index_cell(s.first_ci.1),
+                        index_cell(s.total),
+                        index_cell(s.total_ci.0),
+                        index_cell(s.total_ci.1),
                     ])
                     .expect("memory");
                 }
@@ -911,13 +917,13 @@ fn finalize(sweep: &Sweep, dir: &Path, records: Vec<RunRecord>) -> Result<usize,
                     w.write_record([
                         label.clone(),
                         sweep.params[j].name.clone(),
-                        s.mu.to_string(),
-                        s.mu_star.to_string(),
-                        s.sigma.to_string(),
-                        c.mu_star_ci.0.to_string(),
-                        c.mu_star_ci.1.to_string(),
-                        c.sigma_ci.0.to_string(),
-                        c.sigma_ci.1.to_string(),
+                        index_cell(s.mu),
+                        index_cell(s.mu_star),
+                        index_cell(s.sigma),
+                        index_cell(c.mu_star_ci.0),
+                        index_cell(c.mu_star_ci.1),
+                        index_cell(c.sigma_ci.0),
+                        index_cell(c.sigma_ci.1),
                     ])
                     .expect("memory");
                 }
