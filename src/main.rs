@@ -389,6 +389,11 @@ fn sweep(args: SweepArgs) -> Result<(), Error> {
             "shard written to {}; combine all shards with `techdiff merge DIR...`",
             outcome.dir.display()
         );
+        if args.report {
+            println!(
+                "no report for a shard (--report): run `techdiff report DIR` on the merged folder"
+            );
+        }
     }
     if outcome.failed_total > 0 {
         eprintln!(

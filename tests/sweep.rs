@@ -229,9 +229,16 @@ metrics = ["securitization_cost@all"]
     let mut shards = Vec::new();
     for k in 1..=3 {
         let d = tmp.path().join(format!("shard{k}"));
-        ok(&sweep_to(&sweep, &d, &["--shard", &format!("{k}/3")]));
+        // --report on a shard says why there is none (it said nothing).
+        let out = sweep_to(&sweep, &d, &["--shard", &format!("{k}/3"), "--report"]);
+        ok(&out);
         assert!(
-            read(&d, "runs.csv").is_none(),
+            String::from_utf8_lossy(&out.stdout).contains("no report for a shard"),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            read(&d, "runs.csv").is_none() && read(&d, "report.html").is_none(),
             "a shard writes no final files"
         );
         shards.push(d.to_str().unwrap().to_string());
