@@ -175,6 +175,14 @@ fn main() -> ExitCode {
 fn load(args: &RunArgs) -> Result<LoadedScenario, InputError> {
     let mut overrides = args.set.clone();
     if let Some(seed) = args.seed {
+        // TOML's integers (and so a scenario's seed) stop at i64::MAX; a
+        // larger seed would reach the scenario as a string.
+        if i64::try_from(seed).is_err() {
+            return Err(InputError::new(
+                "command line",
+                format!("--seed must be from 0 to {}, got {seed}", i64::MAX),
+            ));
+        }
         overrides.push(format!("seed={seed}"));
     }
     if let Some(reps) = args.reps {

@@ -1183,6 +1183,12 @@ fn bad_set_overrides() {
                 "command line",
             ],
         ),
+        // Beyond TOML's integers: it read as a type error on a string.
+        (
+            "--seed 2^63",
+            &["--seed", "9223372036854775808"],
+            &["command line", "--seed", "from 0 to 9223372036854775807"],
+        ),
     ];
     let mut failures = Vec::new();
     for (label, extra, needles) in cases {
