@@ -145,7 +145,14 @@ static ALLOCATOR: techdiff::alloc::Allocator = techdiff::alloc::Allocator;
 
 fn main() -> ExitCode {
     techdiff::alloc::tune();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            eprintln!("{}", one_line(&e.render().to_string()));
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         None => run(RunArgs::default()),
         Some(Command::Run(args)) => run(args),
@@ -169,6 +176,34 @@ fn main() -> ExitCode {
             }
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// clap's message on one line, as every other input error: its `error:`
+/// line and the help to read (its tips and usage lines dropped).
+fn one_line(rendered: &str) -> String {
+    // The `error:` line, with the indented lines that some messages list
+    // under it (`the following required arguments were not provided:`).
+    let mut lines = rendered.lines().skip_while(|l| !l.starts_with("error:"));
+    let mut first = lines
+        .next()
+        .unwrap_or("error: the command line could not be read")
+        .to_string();
+    let listed: Vec<&str> = lines
+        .take_while(|l| l.starts_with(' ') && !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    if !listed.is_empty() {
+        first = format!("{} {}", first, listed.join(", "));
+    }
+    // The subcommand given, if it is one, has its own help.
+    let sub = std::env::args().nth(1).filter(|a| {
+        use clap::CommandFactory;
+        Cli::command().get_subcommands().any(|c| c.get_name() == a)
+    });
+    match sub {
+        Some(sub) => format!("{first} (see `techdiff {sub} --help`)"),
+        None => format!("{first} (see `techdiff --help`)"),
     }
 }
 

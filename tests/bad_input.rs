@@ -1227,13 +1227,13 @@ fn bad_threads() {
         &["command line", "--threads", "from 1 to"],
         true,
     ));
-    // Not a number: clap's own message (followed by a usage hint), still exit 2.
+    // Not a number: clap's message, on one line with the help to read.
     failures.extend(check_run_args(
         "--threads abc",
         Some(BASE),
         &["--threads", "abc"],
-        &["--threads", "abc"],
-        false,
+        &["--threads", "abc", "see `techdiff run --help`"],
+        true,
     ));
     assert!(failures.is_empty(), "\n{}\n", failures.join("\n"));
 }
@@ -1297,7 +1297,7 @@ fn bad_bench_args() {
         args.extend(os(extra));
         let out = techdiff(dir.path(), &args);
         failures.extend(
-            problems(&out, needles, Loc::NoCheck, false)
+            problems(&out, needles, Loc::NoCheck, true)
                 .into_iter()
                 .map(|p| format!("[{label}] {p}")),
         );
@@ -1423,6 +1423,66 @@ fn out_naming_a_file_is_refused_before_any_work() {
         );
         if fs::read_to_string(dir.path().join("afile")).unwrap() != "keep me" {
             failures.push(format!("[{label}] changed the file"));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}\n", failures.join("\n"));
+}
+
+/// Mistakes the argument parser finds are one line too, as every other
+/// input error (clap's own format adds tips and usage lines), naming the
+/// help to read; --help and --version still print and exit 0.
+#[test]
+fn command_line_mistakes_are_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["frobnicate"],
+            &["unrecognized subcommand", "see `techdiff --help`"],
+        ),
+        (
+            &["validate", "x.toml", "--set", "steps=2"],
+            &[
+                "unexpected argument '--set'",
+                "see `techdiff validate --help`",
+            ],
+        ),
+        (
+            &["merge"],
+            &[
+                "required arguments were not provided: <DIRS>",
+                "see `techdiff merge --help`",
+            ],
+        ),
+        (
+            &["sweep", "s.toml", "--shard", "-1/4"],
+            &["unexpected argument '-1'", "see `techdiff sweep --help`"],
+        ),
+        (
+            &["bench", "--runs", "many"],
+            &[
+                "invalid value 'many' for '--runs <N>'",
+                "see `techdiff bench --help`",
+            ],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (args, needles) in cases {
+        let out = techdiff(dir.path(), &os(args));
+        failures.extend(
+            problems(&out, needles, Loc::NoCheck, true)
+                .into_iter()
+                .map(|p| format!("[{}] {p}", args.join(" "))),
+        );
+    }
+    for args in [&["--help"][..], &["run", "--help"], &["--version"]] {
+        let out = techdiff(dir.path(), &os(args));
+        if out.code != Some(0) || out.stdout.is_empty() {
+            failures.push(format!(
+                "[{}] {:?}: {}",
+                args.join(" "),
+                out.code,
+                out.stderr
+            ));
         }
     }
     assert!(failures.is_empty(), "\n{}\n", failures.join("\n"));
