@@ -197,10 +197,13 @@ fn one_line(rendered: &str) -> String {
         first = format!("{} {}", first, listed.join(", "));
     }
     // The subcommand given, if it is one, has its own help.
-    let sub = std::env::args().nth(1).filter(|a| {
-        use clap::CommandFactory;
-        Cli::command().get_subcommands().any(|c| c.get_name() == a)
-    });
+    let sub = std::env::args_os()
+        .nth(1)
+        .and_then(|a| a.into_string().ok())
+        .filter(|a| {
+            use clap::CommandFactory;
+            Cli::command().get_subcommands().any(|c| c.get_name() == a)
+        });
     match sub {
         Some(sub) => format!("{first} (see `techdiff {sub} --help`)"),
         None => format!("{first} (see `techdiff --help`)"),

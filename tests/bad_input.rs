@@ -1474,6 +1474,23 @@ fn command_line_mistakes_are_one_line() {
                 .map(|p| format!("[{}] {p}", args.join(" "))),
         );
     }
+    // An argument that is not UTF-8 (the subcommand's help is looked up in
+    // the arguments, which must not panic on it).
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        let out = techdiff(dir.path(), &[OsString::from_vec(vec![0xff, b'x'])]);
+        failures.extend(
+            problems(
+                &out,
+                &["unrecognized subcommand", "see `techdiff --help`"],
+                Loc::NoCheck,
+                true,
+            )
+            .into_iter()
+            .map(|p| format!("[non-UTF-8] {p}")),
+        );
+    }
     for args in [&["--help"][..], &["run", "--help"], &["--version"]] {
         let out = techdiff(dir.path(), &os(args));
         if out.code != Some(0) || out.stdout.is_empty() {
