@@ -1504,3 +1504,77 @@ fn command_line_mistakes_are_one_line() {
     }
     assert!(failures.is_empty(), "\n{}\n", failures.join("\n"));
 }
+
+/// Numbers the model cannot hold are refused, not run into silently wrong
+/// results: gravity weights that overflow or underflow (a pair's link cut
+/// or swamping the rest), and GDPs whose total overflows (the GDP-weighted
+/// figures came out 0).
+#[test]
+fn numbers_beyond_a_double_are_refused() {
+    let mut failures = Vec::new();
+    let gravity = ["--set", "network.kind=gravity"];
+    for (label, extra, needles) in [
+        (
+            "gravity overflows",
+            &[
+                gravity[0],
+                gravity[1],
+                "--set",
+                "world.country[AAA].gdp=1e200",
+                "--set",
+                "world.country[BBB].gdp=1e200",
+            ][..],
+            &[
+                "key `network.kind`",
+                "gravity weight of",
+                "comes out as inf",
+                "another unit",
+            ][..],
+        ),
+        (
+            "gravity underflows",
+            &[
+                gravity[0],
+                gravity[1],
+                "--set",
+                "world.country[AAA].gdp=1e-200",
+                "--set",
+                "world.country[BBB].gdp=1e-200",
+                "--set",
+                "world.country[CCC].gdp=1e-200",
+            ],
+            &["key `network.kind`", "comes out as 0", "another unit"],
+        ),
+        (
+            "GDPs add up to infinity",
+            &[
+                "--set",
+                "world.country[AAA].gdp=1e308",
+                "--set",
+                "world.country[BBB].gdp=1e308",
+            ],
+            &["key `world`", "GDPs add up beyond", "larger unit"],
+        ),
+    ] {
+        failures.extend(check_run_args(label, Some(BASE), extra, needles, true));
+    }
+    // Large but representable GDPs in the gravity network still run.
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("scenario.toml");
+    fs::write(&scenario, BASE).unwrap();
+    let mut args = vec![OsString::from("run"), scenario.into_os_string()];
+    args.extend(os(&[
+        "--set",
+        "network.kind=gravity",
+        "--set",
+        "world.country[AAA].gdp=1e100",
+        "--out",
+        "out",
+        "--quiet",
+    ]));
+    let out = techdiff(dir.path(), &args);
+    if out.code != Some(0) {
+        failures.push(format!("[large GDP] {:?}: {}", out.code, out.stderr));
+    }
+    assert!(failures.is_empty(), "\n{}\n", failures.join("\n"));
+}

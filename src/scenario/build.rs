@@ -204,6 +204,19 @@ pub fn build(raw: ScenarioFile, ctx: &Context, files: &FileSource) -> Result<Sce
             })
             .unwrap_or(0.0);
     let world = build_world(&raw, &sectors, seed, expected_innovations, ctx, files)?;
+    // GDP-weighted figures divide by the total: it must be a number.
+    if !world
+        .countries
+        .iter()
+        .map(|c| c.gdp)
+        .sum::<f64>()
+        .is_finite()
+    {
+        return Err(ctx.error(
+            "world",
+            "the countries' GDPs add up beyond the largest number (about 1.8e308): give them in a larger unit (any unit works)",
+        ));
+    }
     let initial = build_initial(
         inno.as_ref().map(|i| i.initial.as_slice()).unwrap_or(&[]),
         &world,
@@ -1101,7 +1114,23 @@ fn build_network(
                 })
                 .collect();
             let gdp: Vec<f64> = countries.iter().map(|c| c.gdp).collect();
-            network::gravity(&gdp, &positions, p)
+            let w = network::gravity(&gdp, &positions, p);
+            // Every pair's weight is a positive number in exact arithmetic;
+            // one that overflows, or underflows to 0, would silently cut or
+            // swamp that link.
+            if let Some(((j, i), x)) = w
+                .indexed_iter()
+                .find(|&((j, i), &x)| j != i && !(x.is_finite() && x > 0.0))
+            {
+                return Err(ctx.error(
+                    "network.kind",
+                    format!(
+                        "the gravity weight of {} -> {} comes out as {x}: gdp^source_exponent x gdp^target_exponent / (distance + distance_offset_km)^distance_exponent overflows or underflows a number; give GDP in another unit (any unit works) or smaller exponents",
+                        countries[j].code, countries[i].code
+                    ),
+                ));
+            }
+            w
         }
         "edges" => {
             let rel = net.file.as_ref().ok_or_else(|| ctx.error("network.file", "network.kind = \"edges\" needs `file`, a CSV with columns source,target,weight"))?;
