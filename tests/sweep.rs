@@ -342,6 +342,12 @@ fn bad_sweep_files_exit_2_with_a_message() {
             "scenario = \"base.toml\"\ndesign = \"sobol\"\nsamples = 12\n[[param]]\npath = \"trust.erosion\"\nmin = 0.0\nmax = 1.0\n",
             &["key `samples`", "power of two", "8 or 16"],
         ),
+        // 1 = 2^0, but Saltelli's scheme needs two rows: one suggestion.
+        (
+            "sobol needs at least 2",
+            "scenario = \"base.toml\"\ndesign = \"sobol\"\nsamples = 1\n[[param]]\npath = \"trust.erosion\"\nmin = 0.0\nmax = 1.0\n",
+            &["key `samples`", "at least 2", "got 1; try 2"],
+        ),
         (
             "empty values",
             "scenario = \"base.toml\"\n[[param]]\npath = \"trust.erosion\"\nvalues = []\n",

@@ -505,8 +505,15 @@ impl Sweep {
             Design::Sobol => {
                 let n = samples.expect("checked");
                 if !n.is_power_of_two() || n < 2 {
-                    let lo = n.next_power_of_two() / 2;
-                    return Err(ctx.error("samples", format!("design `sobol` needs a power of two (Saltelli scheme), got {n}; try {} or {}", lo.max(2), n.next_power_of_two().max(2))));
+                    // The powers of two on either side of n, at least 2.
+                    let above = n.next_power_of_two().max(2);
+                    let below = (above / 2).max(2);
+                    let suggest = if below == above || n < 2 {
+                        format!("try {above}")
+                    } else {
+                        format!("try {below} or {above}")
+                    };
+                    return Err(ctx.error("samples", format!("design `sobol` needs a power of two of at least 2 (Saltelli scheme), got {n}; {suggest}")));
                 }
                 if n > design::SALTELLI_MAX_SAMPLES {
                     return Err(ctx.error(
