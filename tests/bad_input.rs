@@ -1507,8 +1507,10 @@ fn command_line_mistakes_are_one_line() {
 
 /// Numbers the model cannot hold are refused, not run into silently wrong
 /// results: gravity weights that overflow or underflow (a pair's link cut
-/// or swamping the rest), and GDPs whose total overflows (the GDP-weighted
-/// figures came out 0).
+/// or swamping the rest), GDPs or sector shares whose total overflows (the
+/// GDP-weighted figures, or log productivity, came out 0), and initial
+/// innovations worth more log productivity than the sums of the outputs
+/// can hold.
 #[test]
 fn numbers_beyond_a_double_are_refused() {
     let mut failures = Vec::new();
@@ -1554,6 +1556,29 @@ fn numbers_beyond_a_double_are_refused() {
                 "world.country[BBB].gdp=1e308",
             ],
             &["key `world`", "GDPs add up beyond", "larger unit"],
+        ),
+        // Log productivity came out inf, frontier gaps NaN, in the files.
+        (
+            "initial gains beyond 1e100",
+            &[
+                "--set",
+                "innovation.initial=[{ sector = \"chips\", holders = [\"AAA\"], quality = 1e99, count = 20 }]",
+            ],
+            &[
+                "key `innovation.initial`",
+                "add up to 2e100",
+                "at most 1e100",
+            ],
+        ),
+        (
+            "shares add up to infinity",
+            &[
+                "--set",
+                "sector[chips].share=1e308",
+                "--set",
+                "sector[food].share=1e308",
+            ],
+            &["key `sector`", "`share` values add up beyond", "ratios"],
         ),
     ] {
         failures.extend(check_run_args(label, Some(BASE), extra, needles, true));

@@ -323,6 +323,13 @@ fn build_sectors(
     if total <= 0.0 {
         return Err(ctx.error("sector", "the sectors' `share` values must not all be 0"));
     }
+    // Shares are normalised by their total: it must be a number.
+    if !total.is_finite() {
+        return Err(ctx.error(
+            "sector",
+            "the sectors' `share` values add up beyond the largest number (about 1.8e308): only their ratios matter, so give smaller ones",
+        ));
+    }
     for s in &mut out {
         s.share /= total;
     }
@@ -1261,6 +1268,10 @@ fn read_edges(
     Ok(out)
 }
 
+/// Most log productivity the initial innovations may add up to (see
+/// [`build_initial`]).
+const MAX_INITIAL_GAIN: f64 = 1e100;
+
 fn build_initial(
     raw: &[InitialFile],
     world: &World,
@@ -1324,6 +1335,22 @@ fn build_initial(
             quality,
             count,
         });
+    }
+    // Log productivity adds omega_s * q_k per innovation held, and the
+    // outputs sum it over countries and replications: far below where
+    // those sums would overflow (then productivity, frontier gaps and costs
+    // came out inf or NaN), far above any realistic log productivity.
+    let gain: f64 = out
+        .iter()
+        .map(|x| sectors[x.sector].weight * x.quality * x.count as f64)
+        .sum();
+    if !(gain <= MAX_INITIAL_GAIN) {
+        return Err(ctx.error(
+            "innovation.initial",
+            format!(
+                "the initial innovations' log-productivity gains (sector weight x quality x count) add up to {gain:e}; at most {MAX_INITIAL_GAIN:e} is allowed: give smaller qualities or sector weights"
+            ),
+        ));
     }
     Ok(out)
 }
