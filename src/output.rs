@@ -185,7 +185,7 @@ pub fn securitization_cost(
 #[derive(Serialize)]
 struct EstimateJson {
     mean: f64,
-    sd: f64,
+    sd: Option<f64>,
     n: usize,
     ci95_low: Option<f64>,
     ci95_high: Option<f64>,

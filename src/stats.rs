@@ -8,7 +8,9 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Estimate {
     pub mean: f64,
-    pub sd: f64,
+    /// The sample standard deviation; `None` below two values (one value
+    /// says nothing about the spread: it is not 0).
+    pub sd: Option<f64>,
     pub n: usize,
     /// Lower and upper bound of the 95% t-interval; `None` below two values.
     pub ci95: Option<(f64, f64)>,
@@ -26,7 +28,7 @@ impl Estimate {
         if n == 1 {
             return Some(Estimate {
                 mean,
-                sd: 0.0,
+                sd: None,
                 n,
                 ci95: None,
             });
@@ -36,7 +38,7 @@ impl Estimate {
         let half = t_quantile_975(n - 1) * sd / (n as f64).sqrt();
         Some(Estimate {
             mean,
-            sd,
+            sd: Some(sd),
             n,
             ci95: Some((mean - half, mean + half)),
         })
@@ -70,10 +72,11 @@ mod tests {
         let e = Estimate::of(&[1.0, 2.0, 3.0, f64::NAN]).unwrap();
         assert_eq!(e.n, 3);
         assert!((e.mean - 2.0).abs() < 1e-15);
-        assert!((e.sd - 1.0).abs() < 1e-15);
+        assert!((e.sd.unwrap() - 1.0).abs() < 1e-15);
         let half = e.half_width().unwrap();
         assert!((half - 4.3027 / 3f64.sqrt()).abs() < 1e-3);
         assert!(Estimate::of(&[f64::NAN]).is_none());
-        assert_eq!(Estimate::of(&[5.0]).unwrap().ci95, None);
+        let one = Estimate::of(&[5.0]).unwrap();
+        assert_eq!((one.mean, one.sd, one.ci95), (5.0, None, None));
     }
 }

@@ -830,7 +830,7 @@ fn finalize(sweep: &Sweep, dir: &Path, records: Vec<RunRecord>) -> Result<usize,
             let d = Estimate::of(&diffs(p, m));
             means[p] = e.map_or(f64::NAN, |e| e.mean);
             row.push(cell(e.map(|e| e.mean)));
-            row.push(cell(e.map(|e| e.sd)));
+            row.push(cell(e.and_then(|e| e.sd)));
             row.push(cell(e.and_then(|e| e.ci95).map(|c| c.0)));
             row.push(cell(e.and_then(|e| e.ci95).map(|c| c.1)));
             row.push(cell(d.map(|e| e.mean)));
