@@ -1344,7 +1344,7 @@ fn build_initial(
         .iter()
         .map(|x| sectors[x.sector].weight * x.quality * x.count as f64)
         .sum();
-    if !(gain <= MAX_INITIAL_GAIN) {
+    if !gain.is_finite() || gain > MAX_INITIAL_GAIN {
         return Err(ctx.error(
             "innovation.initial",
             format!(

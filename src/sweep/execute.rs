@@ -598,7 +598,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<usize, Error> {
         .map_err(|e| InputError::new(&shown, format!("cannot read the sweep manifest: {e}")))?;
     let m: Json = serde_json::from_str(&text)
         .map_err(|e| InputError::new(&shown, format!("not a sweep manifest: {e}")))?;
-    if !sweep_manifest(&manifest_path) {
+    if m.get("sweep_text").is_none() {
         return Err(InputError::new(
             &shown,
             "not a sweep's manifest (a run's results, or another file): merge only folders `techdiff sweep --shard` wrote",
