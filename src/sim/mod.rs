@@ -768,7 +768,6 @@ impl<'a> Simulation<'a> {
                 log_prod,
                 trust: &*trust,
                 view,
-                regimes,
                 partners,
                 sector_epoch,
                 verify,
@@ -1782,7 +1781,6 @@ struct Arrivals<'s> {
     log_prod: &'s [f64],
     trust: &'s Array2<f64>,
     view: &'s PolicyView,
-    regimes: &'s [ExportControl],
     partners: &'s [Vec<u32>],
     sector_epoch: &'s [u64],
     /// Compare every use of kept partner weights with weights computed
@@ -1975,7 +1973,7 @@ impl Arrivals<'_> {
                             let h = *known.entry(lists).or_insert_with(|| {
                                 let chills = (chill_of(i, j), chill_of(j, i));
                                 let view = &self.view;
-                                view.passable_with(self.regimes, (i, j, s), chills, &mut scratch)
+                                view.passable_with((i, j, s), chills, &mut scratch)
                             });
                             last = Some((lists, h));
                             h
@@ -3155,9 +3153,9 @@ fn trust_step(
                             let r = match kept.as_mut() {
                                 Some(kept) => {
                                     let at = &mut kept[j];
-                                    view.restrictiveness_kept(sc, regimes, (j, i), at, scratch)
+                                    view.restrictiveness_kept(sc, (j, i), at, scratch)
                                 }
-                                None => view.restrictiveness_with(sc, regimes, j, i, scratch),
+                                None => view.restrictiveness_with(sc, j, i, scratch),
                             };
                             last = Some((list, r));
                             r
@@ -3718,6 +3716,41 @@ pub(crate) mod tests {
         assert!(kept > 0 && counter > 0, "{kept} {counter}");
     }
 
+    /// Values of R are remembered by what they depend on: the same
+    /// regimes' lists under other sector weights give other values, and a
+    /// remembered value is the one a fresh computation gives.
+    #[test]
+    fn remembered_restrictiveness_depends_on_the_sector_weights() {
+        let weighted = ["sector[\"chips\"].weight=5".to_string()];
+        let plain = load_text(STRESS, "stress.toml", FileSource::Embedded, &[]).unwrap();
+        let heavy = load_text(STRESS, "stress.toml", FileSource::Embedded, &weighted).unwrap();
+        let (a, b) = (&plain.scenario, &heavy.scenario);
+        let layout = Layout::new(a);
+        let mut sim = Simulation::new(a, &layout, 0, Variant::Policy);
+        for _ in 0..8 {
+            sim.step();
+        }
+        let view = &sim.view;
+        let n = sim.n;
+        let pairs: Vec<(usize, usize)> = (0..n)
+            .flat_map(|i| (0..n).map(move |j| (j, i)))
+            .filter(|&(j, i)| j != i && view.chilled(j, i))
+            .collect();
+        assert!(!pairs.is_empty());
+        let mut differ = 0;
+        for &(j, i) in &pairs {
+            policy::forget_restrictiveness();
+            let cold = view.restrictiveness(b, j, i);
+            policy::forget_restrictiveness();
+            let first = view.restrictiveness(a, j, i);
+            let warm = view.restrictiveness(b, j, i);
+            assert_eq!(warm.to_bits(), cold.to_bits(), "R of {j} -> {i}");
+            assert_eq!(view.restrictiveness(a, j, i).to_bits(), first.to_bits());
+            differ += usize::from(first != warm);
+        }
+        assert!(differ > 0, "{} pairs", pairs.len());
+    }
+
     #[test]
     fn trust_follows_the_update_rule_in_every_row() {
         let over = ["policy.cooperation.transparency=1".to_string()];
@@ -3734,7 +3767,7 @@ pub(crate) mod tests {
             for i in 0..n {
                 for j in (0..n).filter(|&j| j != i) {
                     let r = if view.chilled(j, i) {
-                        view.restrictiveness(sc, &sim.regimes, j, i).min(1.0)
+                        view.restrictiveness(sc, j, i).min(1.0)
                     } else {
                         0.0
                     };

@@ -18,6 +18,10 @@ pub struct PolicyView {
     /// `eff[a * sectors + s]`: effective scope of active regime `active[a]`
     /// in sector s ([`Self::eff`]), one row per active regime.
     pub eff: Vec<f64>,
+    /// `gate[a]`: the gate of active regime `active[a]`
+    /// ([`ExportControl::gate`]), kept beside `eff` so that a pair's lists
+    /// read no regime.
+    pub gate: Vec<f64>,
     /// Number of sectors (the length of a row of `eff`).
     pub sectors: usize,
     /// `since[a]`: the first step of the run of steps through which
@@ -101,6 +105,7 @@ impl PolicyView {
             if eff.iter().any(|&x| x > 0.0) {
                 view.active.push(r as u32);
                 view.eff.extend_from_slice(&eff);
+                view.gate.push(reg.gate());
             }
         }
         // Both lists of active regimes ascend: a regime's place in `prev`
@@ -289,19 +294,12 @@ impl PolicyView {
 
     /// The (scope, gate) pairs of the regimes restricting j -> i in sector
     /// s, into `out` (cleared first).
-    fn direction_into(
-        &self,
-        regimes: &[ExportControl],
-        j: usize,
-        i: usize,
-        s: usize,
-        out: &mut Vec<(f64, f64)>,
-    ) {
+    fn direction_into(&self, j: usize, i: usize, s: usize, out: &mut Vec<(f64, f64)>) {
         out.clear();
         for &a in self.pair_regimes(j, i) {
             let e = self.eff(a as usize, s);
             if e > 0.0 {
-                out.push((e, regimes[self.active[a as usize] as usize].gate()));
+                out.push((e, self.gate[a as usize]));
             }
         }
     }
@@ -313,26 +311,19 @@ impl PolicyView {
     /// `scratch` has grown).
     pub fn passable_with(
         &self,
-        regimes: &[ExportControl],
         (i, j, s): (usize, usize, usize),
         (chill_ij, chill_ji): (f64, f64),
         scratch: &mut RestrictScratch,
     ) -> f64 {
-        self.direction_into(regimes, i, j, s, &mut scratch.direction);
-        self.direction_into(regimes, j, i, s, &mut scratch.back);
+        self.direction_into(i, j, s, &mut scratch.direction);
+        self.direction_into(j, i, s, &mut scratch.back);
         expected_product(&scratch.direction, chill_ij, &scratch.back, chill_ji)
     }
 
     /// R_ji: weighted mean over sectors (weights omega) of the expected share
     /// of items on j -> i held back by the regimes with j as controller.
-    pub fn restrictiveness(
-        &self,
-        sc: &Scenario,
-        regimes: &[ExportControl],
-        j: usize,
-        i: usize,
-    ) -> f64 {
-        self.restrictiveness_with(sc, regimes, j, i, &mut RestrictScratch::default())
+    pub fn restrictiveness(&self, sc: &Scenario, j: usize, i: usize) -> f64 {
+        self.restrictiveness_with(sc, j, i, &mut RestrictScratch::default())
     }
 
     /// [`Self::restrictiveness`] with its working lists in `scratch`
@@ -340,7 +331,6 @@ impl PolicyView {
     pub fn restrictiveness_with(
         &self,
         sc: &Scenario,
-        regimes: &[ExportControl],
         j: usize,
         i: usize,
         scratch: &mut RestrictScratch,
@@ -352,18 +342,54 @@ impl PolicyView {
         if total_w <= 0.0 {
             return 0.0;
         }
-        let mut acc = 0.0;
+        // What R depends on, as bits: the sector weights, then per weighted
+        // sector a separator (a NaN, which no scope or gate is) and its
+        // (scope, gate) list in list order.
+        let RestrictScratch {
+            direction, key, at, ..
+        } = scratch;
+        key.clear();
+        key.extend(sc.sectors.iter().map(|s| s.weight.to_bits()));
+        at.clear();
         for (s, sector) in sc.sectors.iter().enumerate() {
             if sector.weight == 0.0 {
                 continue;
             }
-            self.direction_into(regimes, j, i, s, &mut scratch.direction);
-            if !scratch.direction.is_empty() {
-                let e = expected_product(&scratch.direction, 1.0, &[], 1.0);
-                acc += sector.weight * (1.0 - e);
-            }
+            self.direction_into(j, i, s, direction);
+            key.push(SEPARATOR);
+            at.push(key.len());
+            key.extend(
+                direction
+                    .iter()
+                    .flat_map(|&(e, g)| [e.to_bits(), g.to_bits()]),
+            );
         }
-        acc / total_w
+        KNOWN_R.with_borrow_mut(|known| {
+            if let Some(&r) = known.get(key.as_slice()) {
+                return r;
+            }
+            let mut acc = 0.0;
+            let weighted = sc.sectors.iter().filter(|s| s.weight != 0.0);
+            for (q, sector) in weighted.enumerate() {
+                let end = at.get(q + 1).map_or(key.len(), |&next| next - 1);
+                direction.clear();
+                direction.extend(
+                    key[at[q]..end]
+                        .chunks_exact(2)
+                        .map(|eg| (f64::from_bits(eg[0]), f64::from_bits(eg[1]))),
+                );
+                if !direction.is_empty() {
+                    let e = expected_product(direction, 1.0, &[], 1.0);
+                    acc += sector.weight * (1.0 - e);
+                }
+            }
+            let r = acc / total_w;
+            if known.len() >= KNOWN_R_MAX {
+                known.clear();
+            }
+            known.insert(key.as_slice().into(), r);
+            r
+        })
     }
 }
 
@@ -405,7 +431,6 @@ impl PolicyView {
     pub fn restrictiveness_kept(
         &self,
         sc: &Scenario,
-        regimes: &[ExportControl],
         (j, i): (usize, usize),
         kept: &mut KeptRestrictiveness,
         scratch: &mut RestrictScratch,
@@ -420,13 +445,12 @@ impl PolicyView {
         {
             debug_assert_eq!(
                 kept.r.to_bits(),
-                self.restrictiveness_with(sc, regimes, j, i, scratch)
-                    .to_bits(),
+                self.restrictiveness_with(sc, j, i, scratch).to_bits(),
                 "R of {j} -> {i} kept from the same regimes and scopes"
             );
             return kept.r;
         }
-        let r = self.restrictiveness_with(sc, regimes, j, i, scratch);
+        let r = self.restrictiveness_with(sc, j, i, scratch);
         if keeps {
             kept.len = list.len() as u8;
             for (q, &a) in list.iter().enumerate() {
@@ -446,6 +470,38 @@ impl PolicyView {
 pub struct RestrictScratch {
     direction: Vec<(f64, f64)>,
     back: Vec<(f64, f64)>,
+    /// What an R depends on, as bits, and where each weighted sector's
+    /// list starts in it.
+    key: Vec<u64>,
+    at: Vec<usize>,
+}
+
+/// Separates the sectors' lists in an R's key: a NaN, which no scope or
+/// gate is.
+const SEPARATOR: u64 = u64::MAX;
+
+/// The most values of R a thread remembers (about 100 bytes each); all are
+/// forgotten when it is reached.
+const KNOWN_R_MAX: usize = 4096;
+
+thread_local! {
+    /// Values of R_ji this thread has computed, by what they depend on
+    /// (a [`RestrictScratch`] key): the sector weights and, per sector, the
+    /// (scope, gate) list of the regimes restricting j -> i, in list order.
+    /// R is a function of these bits alone, so a value found here is the
+    /// one a fresh computation gives, bit for bit, whatever scenario or
+    /// pair asked first. With retaliation, thousands of pairs each have a
+    /// counter-regime of their own, so their lists differ while what they
+    /// hold repeats: in medium_policy.toml some 1,200 pairs a step whose
+    /// scheduled regimes moved share some 70 keys.
+    static KNOWN_R: std::cell::RefCell<FxHashMap<Box<[u64]>, f64>> =
+        std::cell::RefCell::new(FxHashMap::default());
+}
+
+/// Forget every value of R this thread remembers (tests).
+#[cfg(test)]
+pub fn forget_restrictiveness() {
+    KNOWN_R.with_borrow_mut(|known| known.clear());
 }
 
 /// E_u[f_a(u) f_b(u)], u ~ U[0,1), where f(u) is the product of the gates of
