@@ -338,28 +338,17 @@ impl PolicyView {
         if !self.chilled(j, i) {
             return 0.0;
         }
-        let total_w: f64 = sc.sectors.iter().map(|s| s.weight).sum();
-        if total_w <= 0.0 {
-            return 0.0;
-        }
+        self.lists_into(sc, j, i, scratch);
         // What R depends on, as bits: the sector weights, then per weighted
         // sector a separator (a NaN, which no scope or gate is) and its
         // (scope, gate) list in list order.
-        let RestrictScratch {
-            direction, key, at, ..
-        } = scratch;
+        let RestrictScratch { lists, at, key, .. } = scratch;
         key.clear();
         key.extend(sc.sectors.iter().map(|s| s.weight.to_bits()));
-        at.clear();
-        for (s, sector) in sc.sectors.iter().enumerate() {
-            if sector.weight == 0.0 {
-                continue;
-            }
-            self.direction_into(j, i, s, direction);
+        for w in at.windows(2) {
             key.push(SEPARATOR);
-            at.push(key.len());
             key.extend(
-                direction
+                lists[w[0]..w[1]]
                     .iter()
                     .flat_map(|&(e, g)| [e.to_bits(), g.to_bits()]),
             );
@@ -368,22 +357,7 @@ impl PolicyView {
             if let Some(&r) = known.get(key.as_slice()) {
                 return r;
             }
-            let mut acc = 0.0;
-            let weighted = sc.sectors.iter().filter(|s| s.weight != 0.0);
-            for (q, sector) in weighted.enumerate() {
-                let end = at.get(q + 1).map_or(key.len(), |&next| next - 1);
-                direction.clear();
-                direction.extend(
-                    key[at[q]..end]
-                        .chunks_exact(2)
-                        .map(|eg| (f64::from_bits(eg[0]), f64::from_bits(eg[1]))),
-                );
-                if !direction.is_empty() {
-                    let e = expected_product(direction, 1.0, &[], 1.0);
-                    acc += sector.weight * (1.0 - e);
-                }
-            }
-            let r = acc / total_w;
+            let r = restrictiveness_of(sc, lists, at);
             if known.len() >= KNOWN_R_MAX {
                 known.clear();
             }
@@ -391,6 +365,63 @@ impl PolicyView {
             r
         })
     }
+
+    /// [`Self::restrictiveness_with`] computed afresh, never taken from
+    /// the values this thread remembers (for checks).
+    fn restrictiveness_fresh(
+        &self,
+        sc: &Scenario,
+        j: usize,
+        i: usize,
+        scratch: &mut RestrictScratch,
+    ) -> f64 {
+        if !self.chilled(j, i) {
+            return 0.0;
+        }
+        self.lists_into(sc, j, i, scratch);
+        restrictiveness_of(sc, &scratch.lists, &scratch.at)
+    }
+
+    /// The (scope, gate) lists of the regimes restricting j -> i in each
+    /// weighted sector, one after another in `scratch.lists`; the q-th
+    /// weighted sector's are `lists[at[q]..at[q + 1]]`.
+    fn lists_into(&self, sc: &Scenario, j: usize, i: usize, scratch: &mut RestrictScratch) {
+        let RestrictScratch {
+            direction,
+            lists,
+            at,
+            ..
+        } = scratch;
+        lists.clear();
+        at.clear();
+        at.push(0);
+        for (s, sector) in sc.sectors.iter().enumerate() {
+            if sector.weight != 0.0 {
+                self.direction_into(j, i, s, direction);
+                lists.extend_from_slice(direction);
+                at.push(lists.len());
+            }
+        }
+    }
+}
+
+/// R from the weighted sectors' lists of [`PolicyView::lists_into`]: the
+/// weighted mean over sectors of the expected share held back.
+fn restrictiveness_of(sc: &Scenario, lists: &[(f64, f64)], at: &[usize]) -> f64 {
+    let total_w: f64 = sc.sectors.iter().map(|s| s.weight).sum();
+    if total_w <= 0.0 {
+        return 0.0;
+    }
+    let mut acc = 0.0;
+    let weighted = sc.sectors.iter().filter(|s| s.weight != 0.0);
+    for (sector, w) in weighted.zip(at.windows(2)) {
+        let direction = &lists[w[0]..w[1]];
+        if !direction.is_empty() {
+            let e = expected_product(direction, 1.0, &[], 1.0);
+            acc += sector.weight * (1.0 - e);
+        }
+    }
+    acc / total_w
 }
 
 /// Regimes a [`KeptRestrictiveness`] remembers at most (longer lists are
@@ -445,7 +476,7 @@ impl PolicyView {
         {
             debug_assert_eq!(
                 kept.r.to_bits(),
-                self.restrictiveness_with(sc, j, i, scratch).to_bits(),
+                self.restrictiveness_fresh(sc, j, i, scratch).to_bits(),
                 "R of {j} -> {i} kept from the same regimes and scopes"
             );
             return kept.r;
@@ -470,10 +501,11 @@ impl PolicyView {
 pub struct RestrictScratch {
     direction: Vec<(f64, f64)>,
     back: Vec<(f64, f64)>,
-    /// What an R depends on, as bits, and where each weighted sector's
-    /// list starts in it.
-    key: Vec<u64>,
+    /// A pair's lists by weighted sector (see [`PolicyView::lists_into`]),
+    /// and what its R depends on, as bits (see [`KNOWN_R`]).
+    lists: Vec<(f64, f64)>,
     at: Vec<usize>,
+    key: Vec<u64>,
 }
 
 /// Separates the sectors' lists in an R's key: a NaN, which no scope or
