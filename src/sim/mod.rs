@@ -191,10 +191,6 @@ pub struct Simulation<'a> {
     /// retaliating[i * n + j]: the counter-regime i holds against j.
     retaliating: Vec<u32>,
     view: PolicyView,
-    /// The view of the step after this one, built beside this step's
-    /// rows (the retaliations of a step take effect only after it), and
-    /// the step it is for.
-    next_view: Option<(u32, PolicyView)>,
     interner: KeyInterner,
     key_prev: Vec<u32>,
     /// Last step's live innovations per class ([`class_rows`]).
@@ -337,7 +333,6 @@ impl<'a> Simulation<'a> {
             members: Vec::new(),
             retaliating: vec![NONE; n * n],
             view: PolicyView::empty(n, s_count),
-            next_view: None,
             interner: KeyInterner::default(),
             key_prev: Vec::new(),
             rows_prev: Vec::new(),
@@ -874,14 +869,6 @@ impl<'a> Simulation<'a> {
                 "lookahead with class terms that move"
             );
         }
-        // The retaliations decided this step take effect from the next (a
-        // counter-regime starts at t + 1; a lifted one is in force through
-        // t), so they are applied here, after the block planned above has
-        // read the regimes as they were, and the next step's view is built
-        // beside the rows, which read no regime.
-        self.opened_now.iter_mut().for_each(|x| *x = 0);
-        self.retaliate(decided, t);
-        self.sync_members();
         let inputs = DiffuseInputs {
             links: &self.links,
             new_from: self.new_from,
@@ -932,42 +919,27 @@ impl<'a> Simulation<'a> {
         // innovation's row at a time; each task also marks its
         // innovations' new holders (read by no other task). Per task, the
         // adopters of each step, in the order of the rows.
-        let (sc, regimes, members, view) = (self.sc, &self.regimes, &self.members, &self.view);
-        let next_view = || {
-            (self.variant == Variant::Policy && t < sc.steps)
-                .then(|| (t + 1, PolicyView::build(sc, regimes, members, t + 1, view)))
-        };
-        let rows = || -> Vec<Vec<Vec<(u32, u32)>>> {
-            self.rows[first..n_old]
-                .par_chunks_mut(ROWS_PER_TASK)
-                .zip(self.inn.holders[first..n_old].par_chunks_mut(ROWS_PER_TASK))
-                .enumerate()
-                .fold(
-                    || (vec![Vec::new(); span], Scratch::default()),
-                    |(mut outs, mut scratch), (c, (rows, holders))| {
-                        for q in 0..rows.len() {
-                            // The next row's arrays are elsewhere on the heap.
-                            if let Some(next) = rows.get(q + 1) {
-                                next.prefetch();
-                                rows::prefetch_lines(holders[q + 1].as_slice(), 256);
-                            }
-                            let k = first + c * ROWS_PER_TASK + q;
-                            inputs.advance(
-                                k,
-                                &mut rows[q],
-                                &mut holders[q],
-                                &mut outs,
-                                &mut scratch,
-                            );
+        let parts: Vec<Vec<Vec<(u32, u32)>>> = self.rows[first..n_old]
+            .par_chunks_mut(ROWS_PER_TASK)
+            .zip(self.inn.holders[first..n_old].par_chunks_mut(ROWS_PER_TASK))
+            .enumerate()
+            .fold(
+                || (vec![Vec::new(); span], Scratch::default()),
+                |(mut outs, mut scratch), (c, (rows, holders))| {
+                    for q in 0..rows.len() {
+                        // The next row's arrays are elsewhere on the heap.
+                        if let Some(next) = rows.get(q + 1) {
+                            next.prefetch();
+                            rows::prefetch_lines(holders[q + 1].as_slice(), 256);
                         }
-                        (outs, scratch)
-                    },
-                )
-                .map(|(outs, _)| outs)
-                .collect()
-        };
-        let (parts, next_view) = rayon::join(rows, next_view);
-        self.next_view = next_view;
+                        let k = first + c * ROWS_PER_TASK + q;
+                        inputs.advance(k, &mut rows[q], &mut holders[q], &mut outs, &mut scratch);
+                    }
+                    (outs, scratch)
+                },
+            )
+            .map(|(outs, _)| outs)
+            .collect();
         // Rows in ascending order within each step: the older rows' adopters
         // (already in `ahead`) come before those of last step's births.
         if self.ahead.len() < span {
@@ -1059,6 +1031,8 @@ impl<'a> Simulation<'a> {
         self.rows_prev = rows_in;
         self.chilled_prev = chilled_cur;
         self.a_prev = a_cur;
+        self.opened_now.iter_mut().for_each(|x| *x = 0);
+        self.retaliate(decided, t);
         self.step = t;
         self.count_controlled();
         self.record()
@@ -1073,18 +1047,7 @@ impl<'a> Simulation<'a> {
         let mut same_pairs = true;
         let mut moved_scopes = vec![Vec::new(); self.sc.sectors.len()];
         if self.variant == Variant::Policy {
-            let next_view = match self.next_view.take() {
-                Some((step, view)) if step == t => {
-                    if self.verify_exposure {
-                        assert!(
-                            view == self.policy_view(t),
-                            "next view built ahead at step {t}"
-                        );
-                    }
-                    view
-                }
-                _ => self.policy_view(t),
-            };
+            let next_view = self.policy_view(t);
             // The same restricted pairs (the index is shared only then).
             same_pairs = Arc::ptr_eq(&next_view.pair_start, &self.view.pair_start);
             moved_scopes = next_view.scope_changes(&self.view);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::model::{ExportControl, Scenario};
 
 /// The effective scopes of the active regimes at one step.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct PolicyView {
     /// Global indices of regimes active at this step that cover at least one
     /// sector after the prohibited zone and the positive list.
