@@ -125,8 +125,15 @@ pub fn exp1_f32(rng: &mut ChaCha8Rng) -> f32 {
 /// Fill `out` with consecutive [`exp1_f32`] draws (the same bits, and
 /// the stream left where they would leave it): the stream's words read
 /// in blocks, the uniforms made from them, then their logarithms in one
-/// loop the compiler vectorises (eight at a time where the CPU has AVX2).
+/// loop the compiler vectorises (eight at a time where the CPU has AVX2,
+/// sixteen where it has AVX-512).
 pub fn exp1_f32_fill(rng: &mut ChaCha8Rng, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: the CPU has the AVX-512 subsets (checked just above).
+        unsafe { exp1_f32_fill_v4(rng, out) };
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above).
@@ -145,6 +152,27 @@ pub fn exp1_f32_fill(rng: &mut ChaCha8Rng, out: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn exp1_f32_fill_v3(rng: &mut ChaCha8Rng, out: &mut [f32]) {
+    exp1_f32_fill_any(rng, out);
+}
+
+/// The AVX-512 subsets [`exp1_f32_fill_v4`] is compiled for (those of
+/// x86-64-v4): F for sixteen-lane arithmetic, DQ for the vector
+/// conversion of the 64-bit words to f64.
+#[cfg(target_arch = "x86_64")]
+fn has_avx512() -> bool {
+    use std::arch::is_x86_feature_detected as has;
+    has!("avx512f") && has!("avx512dq") && has!("avx512vl") && has!("avx512bw")
+}
+
+/// [`exp1_f32_fill`] compiled for CPUs with AVX-512 (F, DQ, VL, BW):
+/// sixteen logarithms per instruction, and the words' conversion to
+/// uniforms vectorised too. Basic IEEE operations only, so the same bits.
+///
+/// # Safety
+/// The CPU must have AVX-512F, DQ, VL and BW.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw")]
+unsafe fn exp1_f32_fill_v4(rng: &mut ChaCha8Rng, out: &mut [f32]) {
     exp1_f32_fill_any(rng, out);
 }
 
@@ -313,6 +341,26 @@ mod tests {
         assert_eq!(bits(&portable), bits(&one));
         assert_eq!(a.get_word_pos(), b.get_word_pos());
         assert_eq!(c.get_word_pos(), b.get_word_pos());
+        // Each compiled variant the CPU can run (the dispatch above takes
+        // only the widest).
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut variants: Vec<unsafe fn(&mut ChaCha8Rng, &mut [f32])> = Vec::new();
+            if std::arch::is_x86_feature_detected!("avx2") {
+                variants.push(exp1_f32_fill_v3);
+            }
+            if has_avx512() {
+                variants.push(exp1_f32_fill_v4);
+            }
+            for fill in variants {
+                let mut d = stream(6, 0, Purpose::Threshold, 1, 2);
+                let mut v = vec![0.0f32; 203];
+                // SAFETY: the CPU has the variant's features (checked above).
+                unsafe { fill(&mut d, &mut v) };
+                assert_eq!(bits(&v), bits(&one));
+                assert_eq!(d.get_word_pos(), b.get_word_pos());
+            }
+        }
         // A stream left mid-buffer: the next fill starts where the draws
         // would.
         let mut more = vec![0.0f32; 70];

@@ -2344,7 +2344,7 @@ impl DiffuseInputs<'_> {
             let new = &done[s - 1][from..];
             self.catch_up::<V3>(k, row, holders, new, scratch, self.terms(s));
             from = rest[0].len();
-            row.step::<V3>(k as u32, self.hazard(k), &mut rest[0]);
+            row.step::<V3>(k as u32, self.hazard(k), self.wide(), &mut rest[0]);
             row.tidy();
         }
     }
@@ -2383,6 +2383,15 @@ impl DiffuseInputs<'_> {
                 layer.add(&mut row.e, j);
             }
         }
+    }
+
+    /// The hazard sweep may take AVX-512 (read only with AVX2).
+    #[inline(always)]
+    fn wide(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return self.x86_avx512;
+        #[cfg(not(target_arch = "x86_64"))]
+        false
     }
 
     /// One step of hazard for innovation k.
@@ -2434,7 +2443,7 @@ impl DiffuseInputs<'_> {
             debug_assert!(k < self.new_from);
             self.catch_up::<V3>(k, row, holders, new_holders, scratch, terms);
         }
-        row.step::<V3>(k as u32, self.hazard(k), out);
+        row.step::<V3>(k as u32, self.hazard(k), self.wide(), out);
         row.tidy();
     }
 

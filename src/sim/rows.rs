@@ -469,9 +469,16 @@ impl Row {
     /// (their residual reached 0) to `out` as (k, i), ascending; their
     /// entries die. `AVX2`: the CPU has AVX2 (the dense sweep then runs
     /// eight countries at a time, with the same operations, so the same
-    /// bits).
+    /// bits); `avx512` (read only with `AVX2`): it has AVX-512F as well
+    /// (sixteen at a time).
     #[inline(always)]
-    pub fn step<const AVX2: bool>(&mut self, k: u32, h: Hazard<'_>, out: &mut Vec<(u32, u32)>) {
+    pub fn step<const AVX2: bool>(
+        &mut self,
+        k: u32,
+        h: Hazard<'_>,
+        avx512: bool,
+        out: &mut Vec<(u32, u32)>,
+    ) {
         let e = &self.e[..];
         let mut adopted = 0;
         if self.list {
@@ -491,9 +498,15 @@ impl Row {
             let (r, e) = (&mut self.r[..n], &e[..n]);
             #[cfg(target_arch = "x86_64")]
             if AVX2 {
-                // SAFETY: AVX2 is only true in code compiled for CPUs
-                // with AVX2 (`advance_v3`).
-                adopted = unsafe { sweep_avx2(r, e, h, k, out) };
+                adopted = if avx512 {
+                    // SAFETY: the caller sets `avx512` only on CPUs with
+                    // AVX-512F.
+                    unsafe { sweep_avx512(r, e, h, k, out) }
+                } else {
+                    // SAFETY: AVX2 is only true in code compiled for CPUs
+                    // with AVX2 (`advance_v3`).
+                    unsafe { sweep_avx2(r, e, h, k, out) }
+                };
                 self.alive -= adopted;
                 return;
             }
@@ -685,6 +698,80 @@ unsafe fn sweep_avx2(
         unsafe { *rp.add(i) = x };
         adopt(i, u64::from(x <= 0.0));
         i += 1;
+    }
+    adopted
+}
+
+/// [`sweep_avx2`] sixteen countries at a time: the same operations in
+/// the same order on each lane, so the same bits; the last fewer than
+/// sixteen under a lane mask rather than one at a time.
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn sweep_avx512(
+    r: &mut [f32],
+    e: &[Fixed],
+    h: Hazard<'_>,
+    k: u32,
+    out: &mut Vec<(u32, u32)>,
+) -> usize {
+    use std::arch::x86_64::*;
+    let n = r.len();
+    assert!(e.len() == n && h.ba.len() >= n && h.na.len() >= n);
+    let (rp, ep, bp, ap) = (r.as_mut_ptr(), e.as_ptr(), h.ba.as_ptr(), h.na.as_ptr());
+    let zero = _mm512_setzero_ps();
+    // The countries at `at` of lane mask `lanes` (their new residuals
+    // stored), and which of them reached 0.
+    let sixteen = |at: usize, lanes: __mmask16| -> u64 {
+        // SAFETY: callers keep every lane in `lanes` below n, the length
+        // of all four slices; lanes off the mask are neither read nor
+        // written; `r` is only reached through `rp`.
+        unsafe {
+            let ev = _mm512_max_ps(
+                _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(lanes, ep.add(at))),
+                zero,
+            );
+            let h = _mm512_add_ps(
+                _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, bp.add(at)), ev),
+                _mm512_maskz_loadu_ps(lanes, ap.add(at)),
+            );
+            let rv = _mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, rp.add(at)), h);
+            _mm512_mask_storeu_ps(rp.add(at), lanes, rv);
+            u64::from(_mm512_mask_cmp_ps_mask::<_CMP_LE_OQ>(lanes, rv, zero))
+        }
+    };
+    let mut adopted = 0;
+    let mut adopt = |from: usize, mut hits: u64| {
+        while hits != 0 {
+            let at = from + hits.trailing_zeros() as usize;
+            out.push((k, at as u32));
+            // SAFETY: at < n (a hit of a lane inside the slice).
+            unsafe { *rp.add(at) = f32::INFINITY };
+            adopted += 1;
+            hits &= hits - 1;
+        }
+    };
+    // 64 countries at a time with no call in the loop (adopters are rare).
+    let mut i = 0;
+    while i + 64 <= n {
+        let mut hits = 0u64;
+        for b in 0..4 {
+            hits |= sixteen(i + 16 * b, !0) << (16 * b);
+        }
+        adopt(i, hits);
+        i += 64;
+    }
+    while i < n {
+        let lanes = if n - i >= 16 {
+            !0
+        } else {
+            (1u16 << (n - i)) - 1
+        };
+        adopt(i, sixteen(i, lanes));
+        i += 16;
     }
     adopted
 }
@@ -913,9 +1000,9 @@ mod tests {
         let mut out = Vec::new();
         // Hazard 1 for country 1 only: its residual 1.5 -> 0.5, no adoption.
         a[1] = 1.0;
-        row.step::<false>(9, only(&a, &zeros), &mut out);
+        row.step::<false>(9, only(&a, &zeros), false, &mut out);
         assert!(out.is_empty());
-        row.step::<false>(9, only(&a, &zeros), &mut out);
+        row.step::<false>(9, only(&a, &zeros), false, &mut out);
         assert_eq!(out, vec![(9, 1)]);
         row.tidy();
         assert_eq!(row.len(), 7, "one dead entry in seven is kept");
@@ -925,13 +1012,13 @@ mod tests {
         out.clear();
         a[1] = 0.0;
         a[6] = 10.0;
-        row.step::<false>(9, only(&a, &zeros), &mut out);
+        row.step::<false>(9, only(&a, &zeros), false, &mut out);
         assert_eq!(out, vec![(9, 6)]);
         row.tidy();
         assert_eq!(row.idx, vec![0, 2, 4, 5, 7]);
         assert_eq!(row.r, vec![0.5, 2.5, 4.5, 5.5, 7.5]);
         out.clear();
-        row.step::<false>(9, only(&[100.0; 128], &zeros), &mut out);
+        row.step::<false>(9, only(&[100.0; 128], &zeros), false, &mut out);
         assert_eq!(out.len(), 5);
         assert!(row.is_retired());
         row.tidy();
@@ -951,9 +1038,11 @@ mod tests {
         // Hazard 1 + (1 for even countries): residuals 0.5, 1.5, ... fall
         // by 2 (even) or 1 (odd) a step.
         let h = Hazard { ba: &ba, na: &a };
-        for avx2 in [false, true] {
+        for (avx2, avx512) in [(false, false), (true, false), (true, true)] {
             #[cfg(target_arch = "x86_64")]
-            if avx2 && !std::arch::is_x86_feature_detected!("avx2") {
+            if avx2 && !std::arch::is_x86_feature_detected!("avx2")
+                || avx512 && !std::arch::is_x86_feature_detected!("avx512f")
+            {
                 continue;
             }
             #[cfg(not(target_arch = "x86_64"))]
@@ -963,22 +1052,28 @@ mod tests {
             let mut row = row.clone();
             let mut out = Vec::new();
             if avx2 {
-                row.step::<true>(3, h, &mut out);
+                row.step::<true>(3, h, avx512, &mut out);
             } else {
-                row.step::<false>(3, h, &mut out);
+                row.step::<false>(3, h, false, &mut out);
             }
             // Country 1: 1.5 - 1 > 0; country 2: 2.5 - 2 > 0.
             assert!(out.is_empty());
             if avx2 {
-                row.step::<true>(3, h, &mut out);
+                row.step::<true>(3, h, avx512, &mut out);
             } else {
-                row.step::<false>(3, h, &mut out);
+                row.step::<false>(3, h, false, &mut out);
             }
             // 1: 0.5 - 1 <= 0, 2: 0.5 - 2, 4: 4.5 - 4 > 0, 3: 3.5 - 2 > 0.
             assert_eq!(out, vec![(3, 1), (3, 2)]);
             assert_eq!(row.exposure_of(0), None);
             assert_eq!(row.exposure_of(1), None);
             assert_eq!(row.exposure_of(3), Some(1));
+            // Every lane stepped, the last (a part block) included: odd
+            // countries lose 1 a step, even ones 2.
+            for i in 3..n {
+                let fall = if i % 2 == 0 { 4.0 } else { 2.0 };
+                assert_eq!(row.r[i], i as f32 + 0.5 - fall, "country {i}");
+            }
             row.tidy();
             assert!(!row.list);
         }
@@ -989,7 +1084,7 @@ mod tests {
         let h = Hazard { ba: &ba, na: &big };
         row.r[5] = f32::MAX;
         row.r[11] = f32::MAX;
-        row.step::<false>(4, h, &mut out);
+        row.step::<false>(4, h, false, &mut out);
         assert_eq!(out.len(), 37);
         row.tidy();
         assert!(row.list);
