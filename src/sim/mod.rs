@@ -910,9 +910,15 @@ impl<'a> Simulation<'a> {
                     && has!("lzcnt")
             },
             #[cfg(target_arch = "x86_64")]
-            x86_avx512: !self.portable_only
-                && !self.avx2_only
-                && std::arch::is_x86_feature_detected!("avx512f"),
+            x86_avx512: {
+                use std::arch::is_x86_feature_detected as has;
+                !self.portable_only
+                    && !self.avx2_only
+                    && has!("avx512f")
+                    && has!("avx512bw")
+                    && has!("avx512dq")
+                    && has!("avx512vl")
+            },
         };
         let span = (until - t + 1) as usize;
         // Diffusion reads only last step's state and the rows' own, one
@@ -2194,7 +2200,8 @@ struct DiffuseInputs<'s> {
     /// The CPU can run [`DiffuseInputs::advance_v3`].
     #[cfg(target_arch = "x86_64")]
     x86_v3: bool,
-    /// ... and [`correction_avx512`].
+    /// ... and AVX-512 F, BW, DQ and VL: [`DiffuseInputs::advance_v4`],
+    /// the sixteen-lane hazard sweep and [`correction_avx512`].
     #[cfg(target_arch = "x86_64")]
     x86_avx512: bool,
 }
@@ -2299,12 +2306,35 @@ impl DiffuseInputs<'_> {
     ) {
         #[cfg(target_arch = "x86_64")]
         if self.x86_v3 {
+            if self.x86_avx512 {
+                // SAFETY: the CPU has every feature `advance_v4` is
+                // compiled for (checked when `x86_v3` and `x86_avx512`
+                // were set).
+                unsafe { self.advance_v4(k, row, holders, outs, scratch) };
+                return;
+            }
             // SAFETY: the CPU has every feature `advance_v3` is compiled
             // for (checked when `x86_v3` was set).
             unsafe { self.advance_v3(k, row, holders, outs, scratch) };
             return;
         }
         self.advance_any::<false>(k, row, holders, outs, scratch);
+    }
+
+    /// [`Self::advance_v3`] where the CPU also has AVX-512 (F, BW, DQ,
+    /// VL): the compiler's vector loops (the matrix rows' sums above all)
+    /// take sixteen lanes. The same operations, so the same bits.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,popcnt,lzcnt,avx512f,avx512bw,avx512dq,avx512vl")]
+    unsafe fn advance_v4(
+        &self,
+        k: usize,
+        row: &mut Row,
+        holders: &mut FixedBitSet,
+        outs: &mut [Vec<(u32, u32)>],
+        scratch: &mut Scratch,
+    ) {
+        self.advance_any::<true>(k, row, holders, outs, scratch);
     }
 
     #[cfg(target_arch = "x86_64")]
