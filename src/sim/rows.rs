@@ -666,16 +666,9 @@ unsafe fn sweep_avx2(
         }
     };
     let mut adopted = 0;
-    let mut adopt = |from: usize, mut hits: u64| {
-        while hits != 0 {
-            let at = from + hits.trailing_zeros() as usize;
-            out.push((k, at as u32));
-            // SAFETY: at < n (a hit of a block inside the slice).
-            unsafe { *rp.add(at) = f32::INFINITY };
-            adopted += 1;
-            hits &= hits - 1;
-        }
-    };
+    // SAFETY: every hit is of a block inside the slice.
+    let mut adopt =
+        |from: usize, hits: u64| unsafe { take_hits(rp, k, from, hits, out, &mut adopted) };
     // 64 countries at a time with no call in the loop (adopters are rare):
     // their hits in one word, then the adopters.
     let mut i = 0;
@@ -700,6 +693,31 @@ unsafe fn sweep_avx2(
         i += 1;
     }
     adopted
+}
+
+/// Append the adopters marked in `hits` (bit b: country `from + b`) to
+/// `out` as (k, i), ascending, make their residuals (at `rp`) infinite
+/// and count them in `adopted`.
+///
+/// # Safety
+/// Every marked country is below the length of the residuals at `rp`.
+#[inline(always)]
+unsafe fn take_hits(
+    rp: *mut f32,
+    k: u32,
+    from: usize,
+    mut hits: u64,
+    out: &mut Vec<(u32, u32)>,
+    adopted: &mut usize,
+) {
+    while hits != 0 {
+        let at = from + hits.trailing_zeros() as usize;
+        out.push((k, at as u32));
+        // SAFETY: at is below the residuals' length (the caller's word).
+        unsafe { *rp.add(at) = f32::INFINITY };
+        *adopted += 1;
+        hits &= hits - 1;
+    }
 }
 
 /// [`sweep_avx2`] sixteen countries at a time: the same operations in
@@ -744,16 +762,9 @@ unsafe fn sweep_avx512(
         }
     };
     let mut adopted = 0;
-    let mut adopt = |from: usize, mut hits: u64| {
-        while hits != 0 {
-            let at = from + hits.trailing_zeros() as usize;
-            out.push((k, at as u32));
-            // SAFETY: at < n (a hit of a lane inside the slice).
-            unsafe { *rp.add(at) = f32::INFINITY };
-            adopted += 1;
-            hits &= hits - 1;
-        }
-    };
+    // SAFETY: every hit is of a lane inside the slice.
+    let mut adopt =
+        |from: usize, hits: u64| unsafe { take_hits(rp, k, from, hits, out, &mut adopted) };
     // 64 countries at a time with no call in the loop (adopters are rare).
     let mut i = 0;
     while i + 64 <= n {
