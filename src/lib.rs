@@ -13,6 +13,7 @@
 //! parallel; [`output`] turns results into files.
 
 pub mod alloc;
+mod cpu;
 pub mod error;
 pub mod model;
 pub mod network;

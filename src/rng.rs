@@ -129,7 +129,7 @@ pub fn exp1_f32(rng: &mut ChaCha8Rng) -> f32 {
 /// sixteen where it has AVX-512).
 pub fn exp1_f32_fill(rng: &mut ChaCha8Rng, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if has_avx512() {
+    if crate::cpu::x86_avx512() {
         // SAFETY: the CPU has the AVX-512 subsets (checked just above).
         unsafe { exp1_f32_fill_v4(rng, out) };
         return;
@@ -155,18 +155,9 @@ unsafe fn exp1_f32_fill_v3(rng: &mut ChaCha8Rng, out: &mut [f32]) {
     exp1_f32_fill_any(rng, out);
 }
 
-/// The AVX-512 subsets [`exp1_f32_fill_v4`] is compiled for (those of
-/// x86-64-v4): F for sixteen-lane arithmetic, DQ for the vector
-/// conversion of the 64-bit words to f64.
-#[cfg(target_arch = "x86_64")]
-fn has_avx512() -> bool {
-    use std::arch::is_x86_feature_detected as has;
-    has!("avx512f") && has!("avx512dq") && has!("avx512vl") && has!("avx512bw")
-}
-
 /// [`exp1_f32_fill`] compiled for CPUs with AVX-512 (F, DQ, VL, BW):
 /// sixteen logarithms per instruction, and the words' conversion to
-/// uniforms vectorised too. Basic IEEE operations only, so the same bits.
+/// uniforms (DQ's vector conversion of 64-bit integers) vectorised too. Basic IEEE operations only, so the same bits.
 ///
 /// # Safety
 /// The CPU must have AVX-512F, DQ, VL and BW.
@@ -349,7 +340,7 @@ mod tests {
             if std::arch::is_x86_feature_detected!("avx2") {
                 variants.push(exp1_f32_fill_v3);
             }
-            if has_avx512() {
+            if crate::cpu::x86_avx512() {
                 variants.push(exp1_f32_fill_v4);
             }
             for fill in variants {

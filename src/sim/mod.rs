@@ -900,25 +900,9 @@ impl<'a> Simulation<'a> {
                 .flat_map(|s| absorptive.iter().map(move |&a| (s.reinvention * a) as f32))
                 .collect(),
             #[cfg(target_arch = "x86_64")]
-            x86_v3: {
-                use std::arch::is_x86_feature_detected as has;
-                !self.portable_only
-                    && has!("avx2")
-                    && has!("bmi1")
-                    && has!("bmi2")
-                    && has!("popcnt")
-                    && has!("lzcnt")
-            },
+            x86_v3: !self.portable_only && crate::cpu::x86_v3(),
             #[cfg(target_arch = "x86_64")]
-            x86_avx512: {
-                use std::arch::is_x86_feature_detected as has;
-                !self.portable_only
-                    && !self.avx2_only
-                    && has!("avx512f")
-                    && has!("avx512bw")
-                    && has!("avx512dq")
-                    && has!("avx512vl")
-            },
+            x86_avx512: !self.portable_only && !self.avx2_only && crate::cpu::x86_avx512(),
         };
         let span = (until - t + 1) as usize;
         // Diffusion reads only last step's state and the rows' own, one
