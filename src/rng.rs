@@ -157,7 +157,8 @@ unsafe fn exp1_f32_fill_v3(rng: &mut ChaCha8Rng, out: &mut [f32]) {
 
 /// [`exp1_f32_fill`] compiled for CPUs with AVX-512 (F, DQ, VL, BW):
 /// sixteen logarithms per instruction, and the words' conversion to
-/// uniforms (DQ's vector conversion of 64-bit integers) vectorised too. Basic IEEE operations only, so the same bits.
+/// uniforms (DQ's vector conversion of 64-bit integers) vectorised too.
+/// Basic IEEE operations only, so the same bits.
 ///
 /// # Safety
 /// The CPU must have AVX-512F, DQ, VL and BW.
