@@ -71,10 +71,10 @@ struct BenchArgs {
     /// Scenario files (default: scenarios/bench/{small,medium,medium_policy,large}.toml).
     scenarios: Vec<PathBuf>,
     /// Timed runs per scenario (each a policy + counterfactual pair), after one warm-up run.
-    #[arg(long, value_name = "N", default_value_t = 5)]
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = runs_arg)]
     runs: usize,
     /// Worker threads (default: all cores).
-    #[arg(long, value_name = "T")]
+    #[arg(long, value_name = "T", value_parser = threads_arg)]
     threads: Option<usize>,
     /// Override a key of every scenario measured (as for `run`), e.g. to
     /// measure how cost scales: `--set world.synthetic.count=500`.
@@ -99,7 +99,7 @@ struct SweepArgs {
     #[arg(long, value_name = "K/N")]
     shard: Option<String>,
     /// Worker threads (default: all cores). Results do not depend on it.
-    #[arg(long, value_name = "T")]
+    #[arg(long, value_name = "T", value_parser = threads_arg)]
     threads: Option<usize>,
     /// No progress bar.
     #[arg(long)]
@@ -117,10 +117,10 @@ struct RunArgs {
     #[arg(long, value_name = "N")]
     reps: Option<u32>,
     /// Master seed (overrides the scenario's `seed`).
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", value_parser = seed_arg)]
     seed: Option<u64>,
     /// Worker threads (default: all cores). Results do not depend on it.
-    #[arg(long, value_name = "T")]
+    #[arg(long, value_name = "T", value_parser = threads_arg)]
     threads: Option<usize>,
     /// Override any scenario key: `--set policy.export_control[chips].licence_rate=0.5`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -138,6 +138,33 @@ struct RunArgs {
 
 /// Most worker threads `--threads` accepts.
 const MAX_THREADS: usize = 1024;
+
+/// `--threads`: from 1 to [`MAX_THREADS`] (rayon would read 0 as one per
+/// core, and a huge count would spend minutes spawning threads before
+/// failing).
+fn threads_arg(s: &str) -> Result<usize, String> {
+    match s.parse() {
+        Ok(t) if (1..=MAX_THREADS).contains(&t) => Ok(t),
+        _ => Err(format!("must be a whole number from 1 to {MAX_THREADS}")),
+    }
+}
+
+/// `--runs`: at least 1.
+fn runs_arg(s: &str) -> Result<usize, String> {
+    match s.parse() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("must be a whole number, at least 1".into()),
+    }
+}
+
+/// `--seed`: TOML's integers, and so a scenario's seed, stop at i64::MAX
+/// (a larger seed would reach the scenario as a string).
+fn seed_arg(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(seed) if i64::try_from(seed).is_ok() => Ok(seed),
+        _ => Err(format!("must be a whole number from 0 to {}", i64::MAX)),
+    }
+}
 
 /// mimalloc; see `techdiff::alloc`.
 #[global_allocator]
@@ -213,14 +240,6 @@ fn one_line(rendered: &str) -> String {
 fn load(args: &RunArgs) -> Result<LoadedScenario, InputError> {
     let mut overrides = args.set.clone();
     if let Some(seed) = args.seed {
-        // TOML's integers (and so a scenario's seed) stop at i64::MAX; a
-        // larger seed would reach the scenario as a string.
-        if i64::try_from(seed).is_err() {
-            return Err(InputError::new(
-                "command line",
-                format!("--seed must be from 0 to {}, got {seed}", i64::MAX),
-            ));
-        }
         overrides.push(format!("seed={seed}"));
     }
     if let Some(reps) = args.reps {
@@ -232,22 +251,9 @@ fn load(args: &RunArgs) -> Result<LoadedScenario, InputError> {
     }
 }
 
-/// `--threads`, when given, is from 1 to [`MAX_THREADS`] (a huge count
-/// would spend minutes spawning threads before failing).
-fn check_threads(threads: Option<usize>) -> Result<(), Error> {
-    match threads {
-        Some(t) if t == 0 || t > MAX_THREADS => Err(InputError::new(
-            "command line",
-            format!("--threads must be from 1 to {MAX_THREADS}, got {t}"),
-        )
-        .into()),
-        _ => Ok(()),
-    }
-}
-
-/// A rayon pool of `threads` workers (default: one per core).
+/// A rayon pool of `threads` workers (default: one per core; a count
+/// given is checked by [`threads_arg`]).
 fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool, Error> {
-    check_threads(threads)?;
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(t) = threads {
         builder = builder.num_threads(t);
@@ -551,12 +557,9 @@ mod bench {
     }
 
     pub fn bench(args: BenchArgs) -> Result<(), Error> {
-        if args.runs == 0 {
-            return Err(InputError::new("command line", "--runs must be at least 1").into());
-        }
-        // The workers take the count from RAYON_NUM_THREADS, where 0
-        // would mean every core: checked here as `run` checks it.
-        check_threads(args.threads)?;
+        // `--runs` and `--threads` are checked as they are read (the
+        // workers take the thread count from RAYON_NUM_THREADS, where 0
+        // would mean every core).
         let scenarios = if args.scenarios.is_empty() {
             ["small", "medium", "medium_policy", "large"]
                 .iter()
