@@ -96,8 +96,8 @@ struct SweepArgs {
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
     /// Run only shard K of N (1-based), for a cluster's job array; combine with `techdiff merge`.
-    #[arg(long, value_name = "K/N")]
-    shard: Option<String>,
+    #[arg(long, value_name = "K/N", value_parser = Shard::parse)]
+    shard: Option<Shard>,
     /// Worker threads (default: all cores). Results do not depend on it.
     #[arg(long, value_name = "T", value_parser = threads_arg)]
     threads: Option<usize>,
@@ -397,7 +397,7 @@ fn sweep_bar(quiet: bool, name: &str) -> ProgressBar {
 
 fn sweep(args: SweepArgs) -> Result<(), Error> {
     let spec = Sweep::load(&args.file)?;
-    let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
+    let shard = args.shard;
     if let Some(out) = &args.out {
         output::check_out_folder(out)?;
     }

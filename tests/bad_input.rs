@@ -1458,6 +1458,22 @@ fn command_line_mistakes_are_one_line() {
             &["unexpected argument '-1'", "see `techdiff sweep --help`"],
         ),
         (
+            &["sweep", "s.toml", "--shard", "0/3"],
+            &[
+                "invalid value '0/3' for '--shard <K/N>'",
+                "1 <= K <= N",
+                "see `techdiff sweep --help`",
+            ],
+        ),
+        (
+            &["sweep", "s.toml", "--shard", "4/3"],
+            &["invalid value '4/3' for '--shard <K/N>'", "1 <= K <= N"],
+        ),
+        (
+            &["sweep", "s.toml", "--shard", "half"],
+            &["invalid value 'half' for '--shard <K/N>'", "1 <= K <= N"],
+        ),
+        (
             &["bench", "--runs", "many"],
             &[
                 "invalid value 'many' for '--runs <N>'",

@@ -332,3 +332,36 @@ fn a_run_folder_is_not_taken_for_a_sweep() {
     }
     assert!(!cwd.join("merged").exists());
 }
+
+/// A shard's manifest whose `shard` is not K/N with 1 <= K <= N is named,
+/// with the key and what is allowed, by resume and by merge (it was
+/// reported as a mistake on the command line).
+#[test]
+fn a_manifest_with_a_bad_shard_is_named() {
+    let tmp = setup();
+    let cwd = tmp.path();
+    sweep(cwd, &["--shard", "1/2", "--out", "sh1"]);
+    sweep(cwd, &["--shard", "2/2", "--out", "sh2"]);
+    let manifest = cwd.join("sh1/manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains(r#""shard": "1/2""#), "{text}");
+    std::fs::write(
+        &manifest,
+        text.replace(r#""shard": "1/2""#, r#""shard": "0/2""#),
+    )
+    .unwrap();
+    let cases: [(&str, &[&str]); 2] = [
+        (
+            "resume",
+            &["sweep", "s/tiny.toml", "--resume", "sh1", "--quiet"],
+        ),
+        ("merge", &["merge", "sh1", "sh2", "--out", "merged"]),
+    ];
+    for (label, args) in cases {
+        let stderr = refused(&techdiff_in(args, cwd), label);
+        for p in ["sh1/manifest.json", "key `shard`", "1 <= K <= N", "`0/2`"] {
+            assert!(stderr.contains(p), "{label}: `{p}` not in {stderr}");
+        }
+    }
+    assert!(!cwd.join("merged").exists(), "merge made its folder");
+}

@@ -71,13 +71,10 @@ pub struct Shard {
 }
 
 impl Shard {
-    pub fn parse(s: &str) -> Result<Shard, InputError> {
-        let bad = || {
-            InputError::new(
-                "command line",
-                format!("--shard takes K/N with 1 <= K <= N, got `{s}`"),
-            )
-        };
+    /// `K/N` (as `--shard` takes it and a shard's manifest keeps it); the
+    /// error says what is allowed.
+    pub fn parse(s: &str) -> Result<Shard, String> {
+        let bad = || "must be K/N, shard K of N, with 1 <= K <= N".to_string();
         let (k, n) = s.split_once('/').ok_or_else(bad)?;
         let (index, count) = (
             k.trim().parse::<usize>().map_err(|_| bad())?,
@@ -434,10 +431,13 @@ fn check_same_sweep(dir: &Path, sweep: &Sweep) -> Result<Option<Shard>, InputErr
             "this folder holds a sweep with a different table file",
         ));
     }
-    Ok(match m["shard"].as_str() {
-        Some(s) => Some(Shard::parse(s)?),
-        None => None,
-    })
+    m["shard"]
+        .as_str()
+        .map(|s| {
+            Shard::parse(s)
+                .map_err(|e| InputError::new(&shown, format!("key `shard`: {e}, got `{s}`")))
+        })
+        .transpose()
 }
 
 /// Run a sweep (or one shard of it, or what a previous invocation left
