@@ -397,7 +397,6 @@ fn sweep_bar(quiet: bool, name: &str) -> ProgressBar {
 
 fn sweep(args: SweepArgs) -> Result<(), Error> {
     let spec = Sweep::load(&args.file)?;
-    let shard = args.shard;
     if let Some(out) = &args.out {
         output::check_out_folder(out)?;
     }
@@ -408,13 +407,13 @@ fn sweep(args: SweepArgs) -> Result<(), Error> {
         (None, None) => output::default_dir(
             &spec.name,
             spec.seed,
-            shard.map(|s| format!("shard{}of{}", s.index, s.count)),
+            args.shard.map(|s| format!("shard{}of{}", s.index, s.count)),
         ),
     };
     let bar = sweep_bar(args.quiet, &spec.name);
     let clock = Instant::now();
     let outcome = pool.install(|| {
-        execute(&spec, &dir, shard, resume, &|| bar.inc(1), &|n| {
+        execute(&spec, &dir, args.shard, resume, &|| bar.inc(1), &|n| {
             bar.set_length(n as u64)
         })
     })?;
