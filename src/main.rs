@@ -31,9 +31,9 @@ struct Cli {
 enum Command {
     /// Run a scenario (default: the embedded tightening.toml) with its paired counterfactual.
     Run(RunArgs),
-    /// Check scenario files without running them.
+    /// Check scenario or sweep files without running them.
     Validate {
-        /// Scenario files to check.
+        /// Scenario or sweep files to check (a sweep's every design point is built).
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -356,15 +356,21 @@ fn report(dir: &std::path::Path) -> Result<(), Error> {
 fn validate(files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
     for f in files {
-        match scenario::load(f, &[]) {
-            Ok(s) => println!(
-                "{}: ok ({} countries, {} sectors, {} regimes, {} steps)",
-                f.display(),
-                s.scenario.world.len(),
-                s.scenario.sectors.len(),
-                s.scenario.regimes.len(),
-                s.scenario.steps
-            ),
+        let checked = if is_sweep_file(f) {
+            validate_sweep(f)
+        } else {
+            scenario::load(f, &[]).map(|s| {
+                format!(
+                    "{} countries, {} sectors, {} regimes, {} steps",
+                    s.scenario.world.len(),
+                    s.scenario.sectors.len(),
+                    s.scenario.regimes.len(),
+                    s.scenario.steps
+                )
+            })
+        };
+        match checked {
+            Ok(summary) => println!("{}: ok ({summary})", f.display()),
             Err(e) => {
                 eprintln!("error: {e}");
                 ok = false;
@@ -376,6 +382,46 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     } else {
         ExitCode::from(2)
     }
+}
+
+/// A sweep file names its base scenario with a top-level `scenario` key,
+/// which no scenario file has. A file that cannot be read or parsed is
+/// left to the scenario loader, whose message says why.
+fn is_sweep_file(f: &std::path::Path) -> bool {
+    std::fs::read_to_string(f)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|t| t.contains_key("scenario"))
+}
+
+/// Check a sweep file as `techdiff sweep` does before it runs, and build
+/// every design point's scenario: a point whose values the scenario
+/// refuses would run as a failed run, so it is reported here (the first
+/// one, and how many).
+fn validate_sweep(f: &std::path::Path) -> Result<String, InputError> {
+    let spec = Sweep::load(f)?;
+    let failing: Vec<(usize, InputError)> = (0..spec.points.len())
+        .filter_map(|p| spec.scenario_at(p).err().map(|e| (p, e)))
+        .collect();
+    if let Some((p, e)) = failing.first() {
+        return Err(InputError::new(
+            f.display().to_string(),
+            format!(
+                "{} of {} design points would fail (each run recorded as failed); the first, point {p}: {e}",
+                failing.len(),
+                spec.points.len()
+            ),
+        ));
+    }
+    Ok(format!(
+        "sweep: design `{}`, {} parameters, {} points x {} replications = {} runs, scenario {}",
+        spec.design.name(),
+        spec.params.len(),
+        spec.points.len(),
+        spec.replications,
+        spec.runs(),
+        spec.scenario_file
+    ))
 }
 
 fn sweep_bar(quiet: bool, name: &str) -> ProgressBar {

@@ -538,3 +538,93 @@ integer = true
     assert!(cells.contains(&"0"), "{text}");
     assert!(!cells.contains(&"-0"), "{text}");
 }
+
+/// A sampled parameter that cannot vary is refused: its indices would be 0,
+/// read as "no influence", when it was never tried.
+#[test]
+fn a_sampled_parameter_without_a_range_is_refused() {
+    let sweep = |design: &str, range: &str| {
+        format!(
+            "scenario = \"../base.toml\"\nreplications = 1\ndesign = \"{design}\"\nsamples = 2\nmetrics = [\"securitization_cost\"]\n\n[[param]]\npath = \"trust.erosion\"\nmin = 0.1\nmax = 0.5\n\n[[param]]\npath = \"steps\"\n{range}\n"
+        )
+    };
+    for design in ["lhs", "sobol", "morris"] {
+        let err = assert_refused(
+            design,
+            &sweep(design, "min = 3.0\nmax = 3.0"),
+            &[],
+            &[
+                "param[1].max",
+                &format!("design `{design}`"),
+                "min = max = 3",
+                "set it in the scenario",
+            ],
+            ("sweep.toml", 15),
+        );
+        assert!(!err.contains("integer"), "{err}");
+        assert_refused(
+            design,
+            &sweep(design, "min = 2.6\nmax = 3.4\ninteger = true"),
+            &[],
+            &["param[1].max", "round to the same integer (3)"],
+            ("sweep.toml", 15),
+        );
+    }
+    // One integer apart is a range.
+    let (tmp, path) = setup(&sweep("lhs", "min = 2.6\nmax = 3.6\ninteger = true"), &[]);
+    let out = sweep_to(tmp.path(), &path, &tmp.path().join("out"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `techdiff validate` reads a sweep file as `techdiff sweep` does, builds
+/// every design point's scenario, and names the points that would fail.
+#[test]
+fn validate_checks_a_sweep_and_builds_every_point() {
+    let sweep = |values: &str| {
+        format!(
+            "scenario = \"../base.toml\"\nreplications = 3\nmetrics = [\"securitization_cost\"]\n\n[[param]]\npath = \"trust.erosion\"\nvalues = {values}\n"
+        )
+    };
+    let (tmp, path) = setup(&sweep("[0.1, 0.2]"), &[]);
+    let out = techdiff_in(&["validate", path.to_str().unwrap()], tmp.path());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("ok (sweep: design `grid`, 1 parameters, 2 points x 3 replications = 6 runs"),
+        "{text}"
+    );
+    // The sweep's own checks run: an unknown key is refused as by `sweep`.
+    std::fs::write(&path, sweep("[0.1]") + "bogus = 1\n").unwrap();
+    let out = techdiff_in(&["validate", path.to_str().unwrap()], tmp.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("sweep.toml:8:1: key `param[0].bogus`: unknown field"),
+        "{err}"
+    );
+    // Values the scenario refuses: each such point would run as a failed
+    // run; validate counts them and names the first with its key.
+    std::fs::write(&path, sweep("[0.1, -1.0, 0.2, -2.0]")).unwrap();
+    let out = techdiff_in(&["validate", path.to_str().unwrap()], tmp.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    for needle in [
+        "sweep.toml: 2 of 4 design points would fail",
+        "point 1:",
+        "key `trust.erosion`: must be >= 0, got -1",
+    ] {
+        assert!(err.contains(needle), "`{needle}` not in: {err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -399,6 +399,28 @@ impl Sweep {
                     if range.is_none() || has_values || p.steps.is_some() {
                         return Err(ctx.error(&key("min"), format!("design `{}` samples each parameter from `min` to `max` (no `values` or `steps`)", design.name())));
                     }
+                    // A sampled parameter that cannot vary would get
+                    // indices (or effects) of 0 that read as "no
+                    // influence" when it was never tried.
+                    if let Some((min, max)) = range {
+                        let integer = p.integer.unwrap_or(false);
+                        let fixed = if integer {
+                            min.round() == max.round()
+                        } else {
+                            min == max
+                        };
+                        if fixed {
+                            let what = if integer {
+                                format!("min and max round to the same integer ({})", min.round())
+                            } else {
+                                format!("min = max = {min}")
+                            };
+                            return Err(ctx.error(
+                                &key("max"),
+                                format!("design `{}` needs a range to sample, got {what}: to hold the parameter fixed, set it in the scenario instead", design.name()),
+                            ));
+                        }
+                    }
                 }
             }
             if p.integer.is_some() && !design.sampled() {
