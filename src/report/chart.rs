@@ -893,6 +893,17 @@ fn draw_map(area: &Area, p: &MapPanel) -> DrawResult {
             ticks: ys,
         },
     )?;
+    // Land under everything else: outer rings, then the holes (the
+    // Caspian) in the background colour, cut to the latitudes shown.
+    for ring in land() {
+        let points = clip_latitudes(&ring.points, lat_lo, lat_hi);
+        if points.len() >= 3 {
+            let fill = if ring.hole { WHITE } else { LAND };
+            chart
+                .draw_series(std::iter::once(Polygon::new(points, fill.filled())))
+                .map_err(err)?;
+        }
+    }
     draw_mesh(
         &mut chart,
         Some("longitude (capital city)"),
@@ -932,6 +943,84 @@ fn draw_map(area: &Area, p: &MapPanel) -> DrawResult {
             .map_err(err)?;
     }
     Ok(())
+}
+
+/// The land's fill on the world map.
+const LAND: RGBColor = RGBColor(228, 228, 220);
+
+/// One ring of a land polygon: its (lon, lat) points, closing on the
+/// first, and whether it is a hole in the ring before it.
+struct Ring {
+    hole: bool,
+    points: Vec<(f64, f64)>,
+}
+
+/// Natural Earth's 1:110m land outlines (`land_110m.txt`, made by
+/// `build_land.py`, which gives its sources and licences).
+fn land() -> &'static [Ring] {
+    static LAND_RINGS: std::sync::LazyLock<Vec<Ring>> =
+        std::sync::LazyLock::new(|| parse_land(include_str!("land_110m.txt")));
+    &LAND_RINGS
+}
+
+/// Read `land_110m.txt`: `#` comment lines, then per line `o` or `h` and
+/// `lon,lat` pairs. The file is part of the program (a test reads it
+/// whole), so a malformed line is a build defect, not an input error.
+fn parse_land(text: &str) -> Vec<Ring> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let mut words = l.split(' ');
+            let hole = match words.next() {
+                Some("o") => false,
+                Some("h") => true,
+                other => panic!("land_110m.txt: a ring starts with {other:?}, not o or h"),
+            };
+            let points = words
+                .map(|w| {
+                    let (x, y) = w.split_once(',').expect("land_110m.txt: lon,lat");
+                    (
+                        x.parse().expect("land_110m.txt: a longitude"),
+                        y.parse().expect("land_110m.txt: a latitude"),
+                    )
+                })
+                .collect();
+            Ring { hole, points }
+        })
+        .collect()
+}
+
+/// A polygon cut to the band `lo <= lat <= hi` (Sutherland-Hodgman
+/// against its two edges), so that no fill spills over the axes.
+fn clip_latitudes(ring: &[(f64, f64)], lo: f64, hi: f64) -> Vec<(f64, f64)> {
+    let cut = |ring: Vec<(f64, f64)>, bound: f64, keep_above: bool| -> Vec<(f64, f64)> {
+        let inside = |p: &(f64, f64)| {
+            if keep_above {
+                p.1 >= bound
+            } else {
+                p.1 <= bound
+            }
+        };
+        let mut out = Vec::with_capacity(ring.len() + 4);
+        for (k, q) in ring.iter().enumerate() {
+            let p = &ring[(k + ring.len() - 1) % ring.len()];
+            let crossing = || {
+                let t = (bound - p.1) / (q.1 - p.1);
+                (p.0 + t * (q.0 - p.0), bound)
+            };
+            match (inside(p), inside(q)) {
+                (true, true) => out.push(*q),
+                (true, false) => out.push(crossing()),
+                (false, true) => {
+                    out.push(crossing());
+                    out.push(*q);
+                }
+                (false, false) => {}
+            }
+        }
+        out
+    };
+    cut(cut(ring.to_vec(), lo, true), hi, false)
 }
 
 fn draw_legend(area: &Area, entries: &[LegendEntry]) -> DrawResult {
@@ -1072,6 +1161,61 @@ fn draw_legend(area: &Area, entries: &[LegendEntry]) -> DrawResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Signed area (shoelace), in square degrees.
+    fn area(ring: &[(f64, f64)]) -> f64 {
+        let n = ring.len();
+        (0..n)
+            .map(|k| {
+                let (a, b) = (ring[k], ring[(k + 1) % n]);
+                a.0 * b.1 - b.0 * a.1
+            })
+            .sum::<f64>()
+            / 2.0
+    }
+
+    #[test]
+    fn the_land_file_reads_whole() {
+        let land = land();
+        // Natural Earth 1:110m land: 125 outer rings, one hole (the Caspian).
+        assert_eq!(land.iter().filter(|r| !r.hole).count(), 125);
+        let holes: Vec<_> = land.iter().filter(|r| r.hole).collect();
+        assert_eq!(holes.len(), 1);
+        let (lon, lat) = holes[0].points[0];
+        assert!((46.0..55.0).contains(&lon) && (36.0..48.0).contains(&lat));
+        let points: usize = land.iter().map(|r| r.points.len()).sum();
+        assert_eq!(points, 4997);
+        for ring in land {
+            assert!(ring.points.len() >= 3);
+            for &(x, y) in &ring.points {
+                assert!((-180.0..=180.0).contains(&x) && (-90.0..=90.0).contains(&y));
+            }
+        }
+        // Eurasia (the largest ring) is some 9,000 square degrees.
+        let largest = land
+            .iter()
+            .map(|r| area(&r.points).abs())
+            .fold(0.0, f64::max);
+        assert!((7000.0..12000.0).contains(&largest), "{largest}");
+    }
+
+    #[test]
+    fn clipping_keeps_the_band_only() {
+        let square = [(0.0, -10.0), (20.0, -10.0), (20.0, 10.0), (0.0, 10.0)];
+        let cut = clip_latitudes(&square, 0.0, 5.0);
+        assert!(
+            cut.iter().all(|&(_, y)| (0.0..=5.0).contains(&y)),
+            "{cut:?}"
+        );
+        assert!((area(&cut) - 100.0).abs() < 1e-9, "{cut:?}");
+        // A triangle with one corner outside: the corner is cut off.
+        let tri = [(0.0, 0.0), (10.0, 0.0), (5.0, 10.0)];
+        let cut = clip_latitudes(&tri, -1.0, 5.0);
+        assert!((area(&cut) - 37.5).abs() < 1e-9, "{cut:?}");
+        // Wholly outside, wholly inside.
+        assert!(clip_latitudes(&tri, 20.0, 30.0).is_empty());
+        assert_eq!(clip_latitudes(&tri, -1.0, 11.0), tri.to_vec());
+    }
 
     #[test]
     fn ticks_are_round_and_cover_the_range() {
