@@ -932,17 +932,62 @@ fn draw_map(area: &Area, p: &MapPanel) -> DrawResult {
             )))
             .map_err(err)?;
     }
+    // Labels, highest first, each right of its point unless that would
+    // overlap a label already placed, then left, above or below (in
+    // pixels, from the chart's own mapping of degrees).
     let style = TextStyle::from((FONT, 14).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    let (x0, y0) = chart.backend_coord(&(0.0, 0.0));
+    let (x1, y1) = chart.backend_coord(&(1.0, 1.0));
+    let (per_lon, per_lat) = (f64::from(x1 - x0), f64::from(y1 - y0));
+    let mut placed: Vec<LabelBox> = Vec::new();
     for c in order.iter().rev().take(p.labelled) {
+        let (px, py) = chart.backend_coord(&(c.lon, c.lat));
+        let (w, h) = (label_width(&c.code), 14);
+        let at = |x: i32, y: i32| LabelBox { x, y, w, h };
+        let candidates = [
+            at(px + 10, py - h / 2),
+            at(px - 10 - w, py - h / 2),
+            at(px - w / 2, py - 9 - h),
+            at(px - w / 2, py + 9),
+        ];
+        let chosen = candidates
+            .iter()
+            .find(|b| placed.iter().all(|q| !b.overlaps(q)))
+            .unwrap_or(&candidates[0])
+            .clone();
+        let lon = c.lon + f64::from(chosen.x - px) / per_lon;
+        let lat = c.lat + f64::from(chosen.y + h / 2 - py) / per_lat;
         chart
             .draw_series(std::iter::once(Text::new(
                 c.code.clone(),
-                (c.lon + 2.5, c.lat),
+                (lon, lat),
                 style.clone(),
             )))
             .map_err(err)?;
+        placed.push(chosen);
     }
     Ok(())
+}
+
+/// A map label's box in pixels: top-left corner, width and height.
+#[derive(Debug, Clone, PartialEq)]
+struct LabelBox {
+    x: i32,
+    y: i32,
+    w: i32,
+    h: i32,
+}
+
+impl LabelBox {
+    fn overlaps(&self, o: &LabelBox) -> bool {
+        self.x < o.x + o.w && o.x < self.x + self.w && self.y < o.y + o.h && o.y < self.y + self.h
+    }
+}
+
+/// A country code's width in pixels at 14 px sans-serif (capitals are
+/// about 0.65 em wide), with a pixel to spare.
+fn label_width(code: &str) -> i32 {
+    code.chars().count() as i32 * 10 + 1
 }
 
 /// The land's fill on the world map.
@@ -1197,6 +1242,67 @@ mod tests {
             .map(|r| area(&r.points).abs())
             .fold(0.0, f64::max);
         assert!((7000.0..12000.0).contains(&largest), "{largest}");
+    }
+
+    /// Labels of nearby points do not overlap: the second is moved to
+    /// another side of its point (Algiers and Tunis, two of the largest
+    /// costs in managed.toml, once printed as `DZTUN`).
+    #[test]
+    fn map_labels_of_nearby_points_do_not_overlap() {
+        let point = |code: &str, lat, lon, value| MapPoint {
+            code: code.into(),
+            lat,
+            lon,
+            value,
+        };
+        let fig = Figure {
+            id: "map".into(),
+            title: "t".into(),
+            caption: String::new(),
+            panels: vec![Panel::Map(MapPanel {
+                title: String::new(),
+                countries: vec![
+                    point("DZA", 36.75, 3.06, 2.0),
+                    point("TUN", 36.81, 10.18, 1.0),
+                    point("FAR", -30.0, 100.0, 0.0),
+                ],
+                labelled: 3,
+            })],
+            columns: 1,
+            row_height: 500,
+            legend: vec![],
+        };
+        let svg = fig.svg().unwrap();
+        // Each label's anchor: `<text x=".." y=".." ...>` CODE `</text>`,
+        // on lines of their own.
+        let anchor = |code: &str| -> (i32, i32) {
+            let end = svg.find(&format!(">\n{code}\n</text>")).unwrap();
+            let start = svg[..end].rfind("<text").unwrap();
+            let attr = |name: &str| -> i32 {
+                let tag = &svg[start..end];
+                let at = tag.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+                let v = &tag[at..];
+                v[..v.find('"').unwrap()].parse::<f64>().unwrap().round() as i32
+            };
+            (attr("x"), attr("y"))
+        };
+        let boxed = |code: &str| {
+            let (x, y) = anchor(code);
+            let w = label_width(code);
+            LabelBox {
+                x,
+                y: y - 7,
+                w,
+                h: 14,
+            }
+        };
+        let (dza, tun, far) = (boxed("DZA"), boxed("TUN"), boxed("FAR"));
+        assert!(!dza.overlaps(&tun), "{dza:?} {tun:?}");
+        // DZA (the larger cost) keeps the right of its point; TUN's right
+        // would overlap it, so TUN goes to the left of its own point,
+        // which here is left of DZA's label too.
+        assert!(tun.x < dza.x, "{dza:?} {tun:?}");
+        assert!(!far.overlaps(&dza) && !far.overlaps(&tun));
     }
 
     #[test]
