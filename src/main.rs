@@ -80,7 +80,7 @@ struct BenchArgs {
     /// measure how cost scales: `--set world.synthetic.count=500`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
-    /// CSV to write (default: results/benchmarks/<date>-<host>.csv).
+    /// CSV the rows are added to (default: results/benchmarks/<date>-<host>.csv).
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
 }
@@ -590,6 +590,82 @@ mod bench {
         Ok(())
     }
 
+    /// The bench CSV's columns.
+    const HEADER: [&str; 22] = [
+        "scenario",
+        "file",
+        "settings",
+        "countries",
+        "innovations",
+        "steps",
+        "runs",
+        "median_seconds",
+        "min_seconds",
+        "max_seconds",
+        "steps_per_second",
+        "adoptions_per_second",
+        "country_innovation_steps_per_second",
+        "adoptions",
+        "country_innovation_steps",
+        "peak_rss_mib",
+        "threads",
+        "build",
+        "measured_at",
+        "git_revision",
+        "cpu",
+        "run_seconds",
+    ];
+
+    /// The rows already in the bench CSV at `path` (none if there is no
+    /// file), which must have [`HEADER`]'s columns.
+    fn earlier_rows(path: &std::path::Path) -> Result<Vec<csv::StringRecord>, Error> {
+        let shown = path.display().to_string();
+        let mut reader = match csv::Reader::from_path(path) {
+            Ok(r) => r,
+            Err(e) if matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::NotFound) =>
+            {
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(InputError::new(&shown, format!("cannot read it: {e}")).into()),
+        };
+        let refuse = |what: String| -> Error {
+            InputError::new(
+                &shown,
+                format!("{what}; `techdiff bench` adds its rows to an earlier bench CSV with the same columns: name another file with --csv, or move this one away"),
+            )
+            .into()
+        };
+        let header = reader
+            .headers()
+            .map_err(|e| refuse(format!("not a bench CSV ({e})")))?;
+        if header.is_empty() {
+            return Ok(Vec::new()); // an empty file
+        }
+        if header.iter().ne(HEADER) {
+            return Err(refuse(
+                "its columns are not this version's bench CSV columns".into(),
+            ));
+        }
+        reader
+            .records()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| refuse(format!("not a bench CSV ({e})")))
+    }
+
+    /// The CPU's model name (Linux), for the log: the machine matters as
+    /// much as the code.
+    fn cpu_model() -> String {
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown".into())
+    }
+
     fn median(v: &[f64]) -> f64 {
         let mut s = v.to_vec();
         s.sort_by(f64::total_cmp);
@@ -633,6 +709,10 @@ mod bench {
             )
             .into());
         }
+        // The CSV is a log: each run of the command adds its rows to those
+        // already in the file (today's, on this host, by default). An
+        // existing file must have these columns; checked before measuring.
+        let earlier = earlier_rows(&path)?;
         let exe = std::env::current_exe().map_err(|e| Error::output("techdiff executable", e))?;
         let mut rows = Vec::new();
         for s in &scenarios {
@@ -683,27 +763,12 @@ mod bench {
             "threads",
         ]);
         let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record([
-            "scenario",
-            "file",
-            "settings",
-            "countries",
-            "innovations",
-            "steps",
-            "runs",
-            "median_seconds",
-            "min_seconds",
-            "max_seconds",
-            "steps_per_second",
-            "adoptions_per_second",
-            "country_innovation_steps_per_second",
-            "adoptions",
-            "country_innovation_steps",
-            "peak_rss_mib",
-            "threads",
-            "build",
-        ])
-        .expect("memory");
+        w.write_record(HEADER).expect("memory");
+        for row in &earlier {
+            w.write_record(row).expect("memory");
+        }
+        let measured_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let cpu = cpu_model();
         // Timings of an unoptimised build (e.g. under `cargo test`) are
         // not comparable: the table and the CSV say which build ran.
         let build = if cfg!(debug_assertions) {
@@ -748,6 +813,16 @@ mod bench {
                 m.peak_rss_mib.to_string(),
                 m.threads.to_string(),
                 build.to_string(),
+                measured_at.clone(),
+                option_env!("TECHDIFF_GIT_REVISION")
+                    .unwrap_or("")
+                    .to_string(),
+                cpu.clone(),
+                m.seconds
+                    .iter()
+                    .map(f64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
             ])
             .expect("memory");
         }
@@ -762,7 +837,13 @@ mod bench {
             }
         );
         output::write_atomic(&path, &w.into_inner().expect("memory"))?;
-        println!("written to {}", path.display());
+        println!(
+            "{} row{} added to {} ({} before)",
+            rows.len(),
+            if rows.len() == 1 { "" } else { "s" },
+            path.display(),
+            earlier.len()
+        );
         Ok(())
     }
 }

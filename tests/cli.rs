@@ -119,6 +119,76 @@ fn no_arguments_runs_the_embedded_default_scenario_from_any_folder() {
     assert!(cost["ci95_low"].as_f64().unwrap() <= cost["mean"].as_f64().unwrap());
 }
 
+/// The bench CSV is a log: a second `techdiff bench` adds its rows below
+/// the first one's, unchanged; a file with other columns is refused before
+/// anything is measured, and left as it was.
+#[test]
+fn bench_adds_rows_to_its_csv_and_refuses_a_foreign_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv_path = tmp.path().join("log.csv");
+    let small = repo().join("scenarios/bench/small.toml");
+    let args = |runs: &'static str| -> Vec<String> {
+        [
+            "bench",
+            small.to_str().unwrap(),
+            "--runs",
+            runs,
+            "--set",
+            "steps=2",
+            "--csv",
+            csv_path.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let run = |runs| {
+        let a = args(runs);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        techdiff_ok(&a, tmp.path())
+    };
+    run("1");
+    let first = std::fs::read_to_string(&csv_path).unwrap();
+    let out = run("2");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 row added to"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let both = std::fs::read_to_string(&csv_path).unwrap();
+    assert!(both.starts_with(&first), "{first}\n---\n{both}");
+    let mut reader = csv::Reader::from_path(&csv_path).unwrap();
+    let runs_col = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "runs")
+        .unwrap();
+    let runs: Vec<String> = reader
+        .records()
+        .map(|r| r.unwrap()[runs_col].to_string())
+        .collect();
+    assert_eq!(runs, ["1", "2"]);
+
+    let foreign = "a,b\n1,2\n";
+    std::fs::write(&csv_path, foreign).unwrap();
+    let a = args("1");
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = techdiff_in(&a, tmp.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}: its columns are not", csv_path.display()))
+            && err.contains("--csv"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("measuring"),
+        "measured before refusing: {err}"
+    );
+    assert_eq!(std::fs::read_to_string(&csv_path).unwrap(), foreign);
+}
+
 /// `techdiff bench`: a table on stdout and one CSV row per scenario, in
 /// the order given, whose work figures and rates agree with each other
 /// and with the scenario, and which says which build measured.
@@ -180,10 +250,21 @@ fn bench_measures_each_scenario_and_writes_one_csv_row_each() {
             "peak_rss_mib",
             "threads",
             "build",
+            "measured_at",
+            "git_revision",
+            "cpu",
+            "run_seconds",
         ]
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 2);
+    assert!(
+        stdout.contains(&format!(
+            "2 rows added to {} (0 before)",
+            csv_path.display()
+        )),
+        "{stdout}"
+    );
     for (row, (name, file, countries)) in rows
         .iter()
         .zip([("small", small, 50.0), ("medium_policy", policy, 200.0)])
@@ -204,6 +285,20 @@ fn bench_measures_each_scenario_and_writes_one_csv_row_each() {
             num("max_seconds"),
         );
         assert!(0.0 < min && min <= med && med <= max, "{row:?}");
+        // Every timed run is kept; the median and the extremes are theirs.
+        let mut runs: Vec<f64> = get("run_seconds")
+            .split(' ')
+            .map(|x| x.parse().unwrap())
+            .collect();
+        runs.sort_by(f64::total_cmp);
+        assert_eq!(runs.len(), 2, "{row:?}");
+        assert_eq!((runs[0], runs[1]), (min, max), "{row:?}");
+        assert_eq!(med, (runs[0] + runs[1]) / 2.0, "{row:?}");
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(get("measured_at")).is_ok(),
+            "{row:?}"
+        );
+        assert!(!get("cpu").is_empty(), "{row:?}");
         // Rates are the whole pair's work (both variants' steps) over the
         // median run.
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs();
