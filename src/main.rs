@@ -769,8 +769,9 @@ mod bench {
         }
         let measured_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let cpu = cpu_model();
-        // Timings of an unoptimised build (e.g. under `cargo test`) are
-        // not comparable: the table and the CSV say which build ran.
+        // Timings of a debug build (debug assertions and the self-checks on,
+        // e.g. under `cargo test`) are not comparable: the table and the CSV
+        // say which build ran.
         let build = if cfg!(debug_assertions) {
             "debug"
         } else {
