@@ -711,8 +711,10 @@ mod bench {
         }
         // The CSV is a log: each run of the command adds its rows to those
         // already in the file (today's, on this host, by default). An
-        // existing file must have these columns; checked before measuring.
-        let earlier = earlier_rows(&path)?;
+        // existing file must have these columns: checked before measuring,
+        // and read again when the rows are added.
+        earlier_rows(&path)?;
+        let measured_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let exe = std::env::current_exe().map_err(|e| Error::output("techdiff executable", e))?;
         let mut rows = Vec::new();
         for s in &scenarios {
@@ -764,10 +766,10 @@ mod bench {
         ]);
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record(HEADER).expect("memory");
+        let earlier = earlier_rows(&path)?;
         for row in &earlier {
             w.write_record(row).expect("memory");
         }
-        let measured_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let cpu = cpu_model();
         // Timings of a debug build (debug assertions and the self-checks on,
         // e.g. under `cargo test`) are not comparable: the table and the CSV
