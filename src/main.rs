@@ -552,15 +552,21 @@ mod bench {
         pub peak_rss_mib: f64,
     }
 
+    /// The value of the first `key: value` line of a /proc file (Linux),
+    /// trimmed.
+    fn proc_field(file: &str, key: &str) -> Option<String> {
+        let text = std::fs::read_to_string(file).ok()?;
+        let (_, value) = text
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim() == key)?;
+        Some(value.trim().to_string())
+    }
+
     /// Peak resident set size of this process (Linux), in MiB.
     fn peak_rss_mib() -> f64 {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            })
+        proc_field("/proc/self/status", "VmHWM") // "1234 kB"
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
             .map_or(f64::NAN, |kib| kib / 1024.0)
     }
 
@@ -655,15 +661,7 @@ mod bench {
     /// The CPU's model name (Linux), for the log: the machine matters as
     /// much as the code.
     fn cpu_model() -> String {
-        std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("model name"))
-                    .and_then(|l| l.split_once(':'))
-                    .map(|(_, v)| v.trim().to_string())
-            })
-            .unwrap_or_else(|| "unknown".into())
+        proc_field("/proc/cpuinfo", "model name").unwrap_or_else(|| "unknown".into())
     }
 
     fn median(v: &[f64]) -> f64 {
