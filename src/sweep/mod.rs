@@ -403,18 +403,14 @@ impl Sweep {
                     // indices (or effects) of 0 that read as "no
                     // influence" when it was never tried.
                     if let Some((min, max)) = range {
-                        let integer = p.integer.unwrap_or(false);
-                        let fixed = if integer {
-                            min.round() == max.round()
-                        } else {
-                            min == max
-                        };
-                        if fixed {
-                            let what = if integer {
+                        let fixed = if p.integer.unwrap_or(false) {
+                            (min.round() == max.round()).then(|| {
                                 format!("min and max round to the same integer ({})", min.round())
-                            } else {
-                                format!("min = max = {min}")
-                            };
+                            })
+                        } else {
+                            (min == max).then(|| format!("min = max = {min}"))
+                        };
+                        if let Some(what) = fixed {
                             return Err(ctx.error(
                                 &key("max"),
                                 format!("design `{}` needs a range to sample, got {what}: to hold the parameter fixed, set it in the scenario instead", design.name()),
