@@ -275,8 +275,9 @@ impl Sweep {
             )
         })?;
 
-        // The base scenario must load as it is.
-        let scenario_path = dir.join(&raw.scenario);
+        // The base scenario must load as it is. Named without `dir/..`
+        // where that names the same file (not so past a symbolic link).
+        let scenario_path = clean_if_same(dir.join(&raw.scenario));
         let scenario_file = scenario_path.display().to_string();
         let scenario_text = scenario::read_text(&scenario_path).map_err(|e| {
             ctx.error(
@@ -1155,6 +1156,18 @@ pub fn display_value(v: &Value) -> String {
     }
 }
 
+/// `path` without `.` and `dir/..` components where that is the same
+/// file (compared after resolving links); else `path` as it is (past a
+/// symbolic link to a directory, `link/..` is not the link's parent).
+fn clean_if_same(path: PathBuf) -> PathBuf {
+    use path_clean::PathClean;
+    let clean = path.clean();
+    match (std::fs::canonicalize(&path), std::fs::canonicalize(&clean)) {
+        (Ok(a), Ok(b)) if a == b => clean,
+        _ => path,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1177,6 +1190,29 @@ mod tests {
             "policy.export_control[10]"
         ));
         assert!(!overlaps("trust.erosion", "trust.recovery"));
+    }
+
+    /// `sweeps/../base.toml` is shown as `base.toml`, except past a
+    /// symbolic link, where `link/..` is elsewhere.
+    #[test]
+    fn the_base_scenario_path_is_cleaned_only_where_it_names_the_same_file() {
+        let tmp = tempfile::tempdir().expect("a temporary folder");
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("a/sweeps")).expect("folders");
+        std::fs::write(root.join("a/base.toml"), "").expect("a file");
+        let plain = root.join("a/sweeps/./../base.toml");
+        assert_eq!(clean_if_same(plain), root.join("a/base.toml"));
+        #[cfg(unix)]
+        {
+            // root/link -> root/a/sweeps: root/link/.. is root/a, where
+            // base.toml is, not root, where it is not.
+            std::os::unix::fs::symlink(root.join("a/sweeps"), root.join("link")).expect("a link");
+            let through = root.join("link/../base.toml");
+            assert_eq!(clean_if_same(through.clone()), through);
+            // Where both exist but differ, the path is kept too.
+            std::fs::write(root.join("base.toml"), "").expect("a file");
+            assert_eq!(clean_if_same(through.clone()), through);
+        }
     }
 
     #[test]
