@@ -547,9 +547,16 @@ mod bench {
         /// Innovations in existence at the end of one variant's run.
         pub innovations: u64,
         pub threads: usize,
+        /// Wall time of each timed run.
         pub seconds: Vec<f64>,
+        /// CPU time of each timed run, every thread's, user and system
+        /// together and system alone; None where the platform does not
+        /// report it.
+        pub cpu_seconds: Option<Vec<f64>>,
+        pub system_seconds: Option<Vec<f64>>,
         pub counts: WorkCounts,
-        pub peak_rss_mib: f64,
+        /// None where the platform does not report it.
+        pub peak_rss_mib: Option<f64>,
     }
 
     /// The value of the first `key: value` line of a /proc file (Linux),
@@ -563,11 +570,48 @@ mod bench {
         Some(value.trim().to_string())
     }
 
-    /// Peak resident set size of this process (Linux), in MiB.
-    fn peak_rss_mib() -> f64 {
-        proc_field("/proc/self/status", "VmHWM") // "1234 kB"
-            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-            .map_or(f64::NAN, |kib| kib / 1024.0)
+    /// What the kernel has counted for this process so far (`getrusage`;
+    /// None where there is no such call).
+    struct Usage {
+        /// CPU time of every thread, exited ones included, in
+        /// microseconds (the kernel's unit here).
+        user_us: i64,
+        system_us: i64,
+        /// Peak resident set size, in MiB.
+        peak_rss_mib: f64,
+    }
+
+    #[cfg(unix)]
+    fn usage() -> Option<Usage> {
+        let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: `getrusage` fills the whole `rusage` it is given, or
+        // returns -1 and leaves it (zeroed, a valid value) as it was.
+        let u = unsafe {
+            if libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr()) != 0 {
+                return None;
+            }
+            u.assume_init()
+        };
+        // `time_t` and `suseconds_t` are i64 here, narrower elsewhere
+        // (macOS's `suseconds_t` is i32).
+        #[allow(clippy::useless_conversion)]
+        let us = |t: libc::timeval| i64::from(t.tv_sec) * 1_000_000 + i64::from(t.tv_usec);
+        // `ru_maxrss` is in bytes on macOS, in KiB elsewhere.
+        let kib = if cfg!(target_os = "macos") {
+            u.ru_maxrss as f64 / 1024.0
+        } else {
+            u.ru_maxrss as f64
+        };
+        Some(Usage {
+            user_us: us(u.ru_utime),
+            system_us: us(u.ru_stime),
+            peak_rss_mib: kib / 1024.0,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn usage() -> Option<Usage> {
+        None
     }
 
     pub fn worker(path: &std::path::Path, runs: usize, set: &[String]) -> Result<(), Error> {
@@ -576,12 +620,22 @@ mod bench {
         let layout = Layout::new(sc);
         let counts = run_pair_counts(sc, &layout, 0); // warm-up, and the work figures
         let mut seconds = Vec::with_capacity(runs);
+        let mut cpu = Some((Vec::with_capacity(runs), Vec::with_capacity(runs)));
         for _ in 0..runs {
+            let before = usage();
             let clock = Instant::now();
             let again = run_pair_counts(sc, &layout, 0);
             seconds.push(clock.elapsed().as_secs_f64());
+            let after = usage();
+            cpu = cpu.zip(before.zip(after)).map(|((mut c, mut s), (b, a))| {
+                let system = a.system_us - b.system_us;
+                c.push((a.user_us - b.user_us + system) as f64 / 1e6);
+                s.push(system as f64 / 1e6);
+                (c, s)
+            });
             assert_eq!(again, counts, "a fixed seed does the same work every time");
         }
+        let (cpu_seconds, system_seconds) = cpu.unzip();
         let m = Measured {
             scenario: sc.name.clone(),
             countries: sc.world.len(),
@@ -589,15 +643,17 @@ mod bench {
             innovations: counts.innovations / 2,
             threads: rayon::current_num_threads(),
             seconds,
+            cpu_seconds,
+            system_seconds,
             counts,
-            peak_rss_mib: peak_rss_mib(),
+            peak_rss_mib: usage().map(|u| u.peak_rss_mib),
         };
         println!("{}", serde_json::to_string(&m).expect("serialisable"));
         Ok(())
     }
 
     /// The bench CSV's columns.
-    const HEADER: [&str; 22] = [
+    const HEADER: [&str; 26] = [
         "scenario",
         "file",
         "settings",
@@ -608,6 +664,9 @@ mod bench {
         "median_seconds",
         "min_seconds",
         "max_seconds",
+        "median_cpu_seconds",
+        "median_system_seconds",
+        "cores_busy",
         "steps_per_second",
         "adoptions_per_second",
         "country_innovation_steps_per_second",
@@ -620,6 +679,7 @@ mod bench {
         "git_revision",
         "cpu",
         "run_seconds",
+        "run_cpu_seconds",
     ];
 
     /// The rows already in the bench CSV at `path` (none if there is no
@@ -662,6 +722,11 @@ mod bench {
     /// much as the code.
     fn cpu_model() -> String {
         proc_field("/proc/cpuinfo", "model name").unwrap_or_else(|| "unknown".into())
+    }
+
+    /// Each run's figure, space-separated.
+    fn joined(v: &[f64]) -> String {
+        v.iter().map(f64::to_string).collect::<Vec<_>>().join(" ")
     }
 
     fn median(v: &[f64]) -> f64 {
@@ -756,6 +821,8 @@ mod bench {
             "median s",
             "min s",
             "max s",
+            "CPU s",
+            "cores busy",
             "steps/s",
             "adoptions/s",
             "country-innovation-steps/s",
@@ -782,6 +849,17 @@ mod bench {
             let min = m.seconds.iter().copied().fold(f64::INFINITY, f64::min);
             let max = m.seconds.iter().copied().fold(0.0, f64::max);
             let per = |x: u64| x as f64 / med;
+            // CPU time per run, and how many cores it kept busy (each
+            // run's CPU over its wall time): a run that takes longer with
+            // as much CPU waited, one that takes more CPU was slowed.
+            let cpu_med = m.cpu_seconds.as_deref().map(median);
+            let system_med = m.system_seconds.as_deref().map(median);
+            let busy = m.cpu_seconds.as_deref().map(|c| {
+                let ratios: Vec<f64> = c.iter().zip(&m.seconds).map(|(c, w)| c / w).collect();
+                median(&ratios)
+            });
+            let shown = |x: Option<f64>, f: fn(f64) -> String| x.map_or("n/a".into(), f);
+            let cell = |x: Option<f64>| x.map(|x| x.to_string()).unwrap_or_default();
             table.add_row(vec![
                 m.scenario.clone(),
                 m.countries.to_string(),
@@ -789,10 +867,12 @@ mod bench {
                 format!("{med:.3}"),
                 format!("{min:.3}"),
                 format!("{max:.3}"),
+                shown(cpu_med, |x| format!("{x:.3}")),
+                shown(busy, |x| format!("{x:.2}")),
                 format!("{:.0}", per(m.counts.steps)),
                 format!("{:.3e}", per(m.counts.adoptions)),
                 format!("{:.3e}", per(m.counts.country_innovation_steps)),
-                format!("{:.0}", m.peak_rss_mib),
+                shown(m.peak_rss_mib, |x| format!("{x:.0}")),
                 m.threads.to_string(),
             ]);
             w.write_record([
@@ -806,12 +886,15 @@ mod bench {
                 med.to_string(),
                 min.to_string(),
                 max.to_string(),
+                cell(cpu_med),
+                cell(system_med),
+                cell(busy),
                 per(m.counts.steps).to_string(),
                 per(m.counts.adoptions).to_string(),
                 per(m.counts.country_innovation_steps).to_string(),
                 m.counts.adoptions.to_string(),
                 m.counts.country_innovation_steps.to_string(),
-                m.peak_rss_mib.to_string(),
+                cell(m.peak_rss_mib),
                 m.threads.to_string(),
                 build.to_string(),
                 measured_at.clone(),
@@ -819,11 +902,8 @@ mod bench {
                     .unwrap_or("")
                     .to_string(),
                 cpu.clone(),
-                m.seconds
-                    .iter()
-                    .map(f64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                joined(&m.seconds),
+                m.cpu_seconds.as_deref().map(joined).unwrap_or_default(),
             ])
             .expect("memory");
         }

@@ -224,7 +224,9 @@ fn bench_measures_each_scenario_and_writes_one_csv_row_each() {
     assert!(
         stdout.contains("small")
             && stdout.contains("medium_policy")
-            && stdout.contains(&format!("{build} build")),
+            && stdout.contains(&format!("{build} build"))
+            && stdout.contains("CPU s")
+            && stdout.contains("cores busy"),
         "{stdout}"
     );
     let mut reader = csv::Reader::from_path(&csv_path).unwrap();
@@ -242,6 +244,9 @@ fn bench_measures_each_scenario_and_writes_one_csv_row_each() {
             "median_seconds",
             "min_seconds",
             "max_seconds",
+            "median_cpu_seconds",
+            "median_system_seconds",
+            "cores_busy",
             "steps_per_second",
             "adoptions_per_second",
             "country_innovation_steps_per_second",
@@ -254,6 +259,7 @@ fn bench_measures_each_scenario_and_writes_one_csv_row_each() {
             "git_revision",
             "cpu",
             "run_seconds",
+            "run_cpu_seconds",
         ]
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
@@ -290,10 +296,41 @@ fn bench_measures_each_scenario_and_writes_one_csv_row_each() {
             .split(' ')
             .map(|x| x.parse().unwrap())
             .collect();
+        let walls = runs.clone();
         runs.sort_by(f64::total_cmp);
         assert_eq!(runs.len(), 2, "{row:?}");
         assert_eq!((runs[0], runs[1]), (min, max), "{row:?}");
         assert_eq!(med, (runs[0] + runs[1]) / 2.0, "{row:?}");
+        // Each run's CPU time (every thread's; the kernel counts running
+        // threads to within a tick), the median of it and of each run's
+        // CPU over wall time. One worker thread: about one core busy,
+        // never the runs before counted again.
+        let cpus: Vec<f64> = get("run_cpu_seconds")
+            .split(' ')
+            .map(|x| x.parse().unwrap())
+            .collect();
+        assert_eq!(cpus.len(), 2, "{row:?}");
+        assert!(cpus.iter().all(|&c| c >= 0.0), "{row:?}");
+        assert!(
+            cpus.iter().sum::<f64>() <= 1.5 * walls.iter().sum::<f64>() + 0.02,
+            "{row:?}"
+        );
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs();
+        assert!(
+            close(num("median_cpu_seconds"), (cpus[0] + cpus[1]) / 2.0),
+            "{row:?}"
+        );
+        let busy = (cpus[0] / walls[0] + cpus[1] / walls[1]) / 2.0;
+        assert!(close(num("cores_busy"), busy), "{row:?}");
+        let system = num("median_system_seconds");
+        assert!(
+            0.0 <= system && system <= num("median_cpu_seconds"),
+            "{row:?}"
+        );
+        if name == "medium_policy" {
+            // Long enough that the kernel cannot miss it all.
+            assert!(cpus.iter().sum::<f64>() > 0.0, "{row:?}");
+        }
         assert!(
             chrono::DateTime::parse_from_rfc3339(get("measured_at")).is_ok(),
             "{row:?}"
@@ -301,7 +338,6 @@ fn bench_measures_each_scenario_and_writes_one_csv_row_each() {
         assert!(!get("cpu").is_empty(), "{row:?}");
         // Rates are the whole pair's work (both variants' steps) over the
         // median run.
-        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs();
         assert!(close(num("steps_per_second") * med, 2.0 * 3.0), "{row:?}");
         assert!(
             close(num("adoptions_per_second") * med, num("adoptions")),
