@@ -270,6 +270,35 @@ fn merge_refuses_an_out_folder_that_holds_results() {
     }
 }
 
+/// A merge that stops after writing its journal (here runs.csv cannot be
+/// written: a folder has its name) is named as such when merged into
+/// again, with the command that finishes it; that command then gives the
+/// unsharded sweep's files.
+#[test]
+fn a_merge_stopped_part_way_is_named_and_finished_by_resume() {
+    let tmp = setup();
+    let cwd = tmp.path();
+    whole_and_shards(cwd);
+    std::fs::create_dir_all(cwd.join("merged/runs.csv")).unwrap();
+    let out = techdiff_in(&["merge", "sh1", "sh2", "--out", "merged"], cwd);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("merged/runs.csv"), "{stderr}");
+    std::fs::remove_dir(cwd.join("merged/runs.csv")).unwrap();
+    let again = techdiff_in(&["merge", "sh1", "sh2", "--out", "merged"], cwd);
+    let stderr = refused(&again, "merge into a stopped merge");
+    assert!(
+        stderr.contains("merged holds a merge that stopped part-way")
+            && stderr.contains("`techdiff sweep s/tiny.toml --resume merged`"),
+        "{stderr}"
+    );
+    sweep(cwd, &["--resume", "merged"]);
+    assert_same_results(cwd, "whole", "merged");
+}
+
 #[test]
 fn both_shards_merge_into_the_unsharded_files() {
     let tmp = setup();

@@ -582,6 +582,17 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<usize, Error> {
         )
         .into());
     }
+    if let Some(file) = stopped_merge(out) {
+        return Err(InputError::new(
+            "command line",
+            format!(
+                "--out {} holds a merge that stopped part-way (its {MANIFEST} says \"merging\", and its {JOURNAL} has every run): finish it with `techdiff sweep {file} --resume {}`, or choose another --out",
+                out.display(),
+                out.display()
+            ),
+        )
+        .into());
+    }
     if out.join(MANIFEST).exists() || out.join(JOURNAL).exists() {
         return Err(InputError::new(
             "command line",
@@ -668,6 +679,19 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<usize, Error> {
     )?;
     write_atomic(&out.join(JOURNAL), &journal_bytes(&all))?;
     finalize(&sweep, out, all)
+}
+
+/// The sweep file of the merge into `dir` that stopped after writing its
+/// journal (a write error in [`finalize`]): its manifest still says
+/// "merging". `techdiff sweep FILE --resume DIR` finishes it, running
+/// nothing.
+fn stopped_merge(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(MANIFEST)).ok()?;
+    let m: Json = serde_json::from_str(&text).ok()?;
+    if m["run"]["status"] != "merging" || !dir.join(JOURNAL).is_file() {
+        return None;
+    }
+    Some(m["sweep_file"].as_str()?.to_string())
 }
 
 /// Journal lines for `records`.
