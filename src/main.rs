@@ -850,8 +850,10 @@ mod bench {
             let max = m.seconds.iter().copied().fold(0.0, f64::max);
             let per = |x: u64| x as f64 / med;
             // CPU time per run, and how many cores it kept busy (each
-            // run's CPU over its wall time): a run that takes longer with
-            // as much CPU waited, one that takes more CPU was slowed.
+            // run's CPU over its wall time): fewer cores busy means a core
+            // waited; more CPU for the same run means the work itself went
+            // slower (on a shared virtual machine, time the host gave to
+            // others included).
             let cpu_med = m.cpu_seconds.as_deref().map(median);
             let system_med = m.system_seconds.as_deref().map(median);
             let busy = m.cpu_seconds.as_deref().map(|c| {

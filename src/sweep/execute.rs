@@ -674,12 +674,15 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<usize, Error> {
         &pretty(&manifest_json(
             &sweep,
             None,
-            json!({"status": "merging", "merged_from": dirs}),
+            json!({"status": MERGING, "merged_from": dirs}),
         )),
     )?;
     write_atomic(&out.join(JOURNAL), &journal_bytes(&all))?;
     finalize(&sweep, out, all)
 }
+
+/// The manifest's status while a merge writes its final files.
+const MERGING: &str = "merging";
 
 /// The sweep file of the merge into `dir` that stopped after writing its
 /// journal (a write error in [`finalize`]): its manifest still says
@@ -688,7 +691,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<usize, Error> {
 fn stopped_merge(dir: &Path) -> Option<String> {
     let text = std::fs::read_to_string(dir.join(MANIFEST)).ok()?;
     let m: Json = serde_json::from_str(&text).ok()?;
-    if m["run"]["status"] != "merging" || !dir.join(JOURNAL).is_file() {
+    if m["run"]["status"] != MERGING || !dir.join(JOURNAL).is_file() {
         return None;
     }
     Some(m["sweep_file"].as_str()?.to_string())
