@@ -43,6 +43,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
+/// `x` as the CSV files write it: the shortest decimal that reads back as
+/// the same `f64`, in exponent form (`1.5e-20`, `2.5e21`) below 1e-5 and
+/// from 1e16 in magnitude, where the JSON files (serde_json) switch too.
+/// Plain `Display` never switches: 1e-300 would take 302 characters.
+pub fn number(x: f64) -> String {
+    let a = x.abs();
+    if a != 0.0 && a.is_finite() && !(1e-5..1e16).contains(&a) {
+        format!("{x:e}")
+    } else {
+        x.to_string()
+    }
+}
+
 /// The year label of a step.
 fn year(sc: &Scenario, step: u32) -> i64 {
     sc.start_year + i64::from(step)
@@ -78,7 +91,7 @@ pub fn timeseries_csv(sc: &Scenario, res: &RunResults) -> Vec<u8> {
                 if v.is_nan() {
                     continue;
                 }
-                w.write_record([variant, &rep, &step, &yr, group, metric, &v.to_string()])
+                w.write_record([variant, &rep, &step, &yr, group, metric, &number(*v)])
                     .expect("writing to memory");
             }
         }
@@ -87,11 +100,7 @@ pub fn timeseries_csv(sc: &Scenario, res: &RunResults) -> Vec<u8> {
 }
 
 fn opt(v: f64) -> String {
-    if v.is_nan() {
-        String::new()
-    } else {
-        v.to_string()
-    }
+    if v.is_nan() { String::new() } else { number(v) }
 }
 
 /// `countries.csv`: final per-country figures per replication and variant,
@@ -115,7 +124,7 @@ pub fn countries_csv(sc: &Scenario, res: &RunResults) -> Vec<u8> {
         "lon",
     ])
     .expect("writing to memory");
-    let coord = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+    let coord = |v: Option<f64>| v.map(number).unwrap_or_default();
     for run in &res.runs {
         for (c, o) in sc.world.countries.iter().zip(&run.countries) {
             w.write_record([
@@ -125,9 +134,9 @@ pub fn countries_csv(sc: &Scenario, res: &RunResults) -> Vec<u8> {
                 &c.name,
                 &sc.world.blocs[c.bloc],
                 c.income.as_str(),
-                &o.log_productivity.to_string(),
-                &o.growth.to_string(),
-                &o.frontier_gap.to_string(),
+                &number(o.log_productivity),
+                &number(o.growth),
+                &number(o.frontier_gap),
                 &opt(o.coinvention_share),
                 &opt(o.adoption_share),
                 &o.retaliations_opened.to_string(),
@@ -467,4 +476,32 @@ pub fn default_dir(name: &str, seed: u64, tag: Option<String>) -> PathBuf {
         k += 1;
     }
     dir
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number;
+
+    #[test]
+    fn numbers_switch_to_exponent_form_where_the_json_does() {
+        assert_eq!(number(1e-300), "1e-300");
+        assert_eq!(number(-1.5e-6), "-1.5e-6");
+        assert_eq!(number(2.5e21), "2.5e21");
+        assert_eq!(number(0.1), "0.1");
+        assert_eq!(number(0.00001), "0.00001");
+        assert_eq!(number(1234.5), "1234.5");
+        assert_eq!(number(0.0), "0");
+        assert_eq!(number(f64::INFINITY), "inf");
+        let mut x = 3.7e-12_f64;
+        while x < 1e22 {
+            for v in [x, -x, x.next_up(), x.next_down()] {
+                let text = number(v);
+                assert_eq!(text.parse::<f64>(), Ok(v), "{text} reads back");
+                let json = serde_json::to_string(&v).expect("finite");
+                assert_eq!(text.contains('e'), json.contains('e'), "{text} vs {json}");
+                assert!(text.len() <= 24, "{text}");
+            }
+            x *= 1.7;
+        }
+    }
 }

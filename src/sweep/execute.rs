@@ -727,11 +727,11 @@ fn run_prefix(sweep: &Sweep, point: usize, replication: u32) -> Vec<String> {
 /// An index of sensitivity.csv. A zero effect can come out as -0 (no change
 /// over a step taken downwards): written 0.
 fn index_cell(x: f64) -> String {
-    (x + 0.0).to_string()
+    crate::output::number(x + 0.0)
 }
 
 fn cell(v: Option<f64>) -> String {
-    v.map(|x| x.to_string()).unwrap_or_default()
+    v.map(crate::output::number).unwrap_or_default()
 }
 
 /// Write runs.csv, points.csv, failures.csv, sensitivity.csv (sobol,
