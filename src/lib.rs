@@ -14,6 +14,7 @@
 
 pub mod alloc;
 mod cpu;
+pub mod dist;
 pub mod error;
 pub mod model;
 pub mod network;

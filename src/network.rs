@@ -14,16 +14,19 @@ pub const EARTH_RADIUS_KM: f64 = 6371.0;
 pub fn great_circle_km(a: (f64, f64), b: (f64, f64)) -> f64 {
     let (lat1, lon1) = (a.0.to_radians(), a.1.to_radians());
     let (lat2, lon2) = (b.0.to_radians(), b.1.to_radians());
-    let h = ((lat2 - lat1) / 2.0).sin().powi(2)
-        + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
-    2.0 * EARTH_RADIUS_KM * h.sqrt().min(1.0).asin()
+    let (s_lat, s_lon) = (
+        libm::sin((lat2 - lat1) / 2.0),
+        libm::sin((lon2 - lon1) / 2.0),
+    );
+    let h = s_lat * s_lat + libm::cos(lat1) * libm::cos(lat2) * (s_lon * s_lon);
+    2.0 * EARTH_RADIUS_KM * libm::asin(h.sqrt().min(1.0))
 }
 
 /// A position drawn uniformly on the sphere: (lat, lon) in degrees.
 pub fn random_position(rng: &mut ChaCha8Rng) -> (f64, f64) {
     let z = 2.0 * rng::uniform(rng) - 1.0;
     let lon = 360.0 * rng::uniform(rng) - 180.0;
-    (z.asin().to_degrees(), lon)
+    (libm::asin(z).to_degrees(), lon)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -42,8 +45,8 @@ pub fn gravity(gdp: &[f64], positions: &[(f64, f64)], p: GravityParams) -> Array
             0.0
         } else {
             let d = great_circle_km(positions[j], positions[i]);
-            gdp[j].powf(p.source_exponent) * gdp[i].powf(p.target_exponent)
-                / (d + p.distance_offset_km).powf(p.distance_exponent)
+            libm::pow(gdp[j], p.source_exponent) * libm::pow(gdp[i], p.target_exponent)
+                / libm::pow(d + p.distance_offset_km, p.distance_exponent)
         }
     })
 }

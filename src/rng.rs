@@ -95,7 +95,7 @@ pub fn uniform(rng: &mut ChaCha8Rng) -> f64 {
 
 /// A uniform draw in (0, 1] from exactly one u64.
 #[inline]
-fn uniform_open0(rng: &mut ChaCha8Rng) -> f64 {
+pub(crate) fn uniform_open0(rng: &mut ChaCha8Rng) -> f64 {
     open0(rng.next_u64())
 }
 
@@ -105,10 +105,11 @@ fn open0(u: u64) -> f64 {
     ((u >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
-/// Exp(1) by inversion from exactly one u64 (two words), for random access.
+/// Exp(1) by inversion from exactly one u64 (two words), for random access
+/// (the logarithm from the `libm` crate: the same bits on every platform).
 #[inline]
 pub fn exp1(rng: &mut ChaCha8Rng) -> f64 {
-    -uniform_open0(rng).ln()
+    -libm::log(uniform_open0(rng))
 }
 
 /// Exp(1) by inversion in single precision from exactly one u64 (two
@@ -220,13 +221,15 @@ pub fn ln_f32(x: f32) -> f32 {
     s * (hfsq + r) + dk * LN2_LO - hfsq + f + dk * LN2_HI
 }
 
-/// N(0,1) by Box-Muller from exactly two u64 (four words), for random access.
-/// (rand_distr's ziggurat consumes a variable number of words.)
+/// N(0,1) by Box-Muller from exactly two u64 (four words), for random access
+/// (rand_distr's ziggurat consumes a variable number of words), with the
+/// `libm` crate's `log` and `cos`, whose bits do not depend on the platform
+/// (src/dist.rs).
 #[inline]
 pub fn normal(rng: &mut ChaCha8Rng) -> f64 {
     let u1 = uniform_open0(rng);
     let u2 = uniform(rng);
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    (-2.0 * libm::log(u1)).sqrt() * libm::cos(std::f64::consts::TAU * u2)
 }
 
 /// Pick an index with probability proportional to `weights` (non-negative,
@@ -291,7 +294,7 @@ mod tests {
     fn ln_f32_is_within_one_ulp() {
         let mut worst = 0.0f64;
         let mut check = |x: f32| {
-            let exact = f64::from(x).ln();
+            let exact = libm::log(f64::from(x));
             let ulp = {
                 let r = exact as f32;
                 (f64::from(f32::from_bits(r.abs().to_bits() + 1)) - f64::from(r.abs())).abs()
@@ -301,14 +304,14 @@ mod tests {
             assert!(err <= 1.0, "ln({x:e}): {} vs {exact}", ln_f32(x));
         };
         // Every 97th f32 from 2^-53 to 1, then both ends and powers of 2.
-        let (lo, hi) = ((2f32).powi(-53).to_bits(), 1f32.to_bits());
+        let (lo, hi) = (libm::scalbnf(1.0, -53).to_bits(), 1f32.to_bits());
         let mut b = lo;
         while b <= hi {
             check(f32::from_bits(b));
             b += 97;
         }
         for e in 0..=53 {
-            check((2f32).powi(-e));
+            check(libm::scalbnf(1.0, -e));
         }
         check(f32::from_bits(hi - 1));
         assert_eq!(ln_f32(1.0), 0.0);

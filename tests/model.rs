@@ -25,9 +25,9 @@ fn binomial_pmf(n: usize, p: f64) -> Vec<f64> {
     let mut log_c = 0.0f64;
     for (k, slot) in pmf.iter_mut().enumerate() {
         if k > 0 {
-            log_c += ((n - k + 1) as f64).ln() - (k as f64).ln();
+            log_c += libm::log((n - k + 1) as f64) - libm::log(k as f64);
         }
-        *slot = (log_c + k as f64 * p.ln() + (n - k) as f64 * (1.0 - p).ln()).exp();
+        *slot = libm::exp(log_c + k as f64 * libm::log(p) + (n - k) as f64 * libm::log(1.0 - p));
     }
     pmf
 }
@@ -100,8 +100,8 @@ same_bloc = {trust}"#
             if p == 0.0 {
                 continue;
             }
-            let hazard = beta * h as f64 * trust.powf(mu) + nu;
-            let q = 1.0 - (-hazard).exp();
+            let hazard = beta * h as f64 * libm::pow(trust, mu) + nu;
+            let q = 1.0 - libm::exp(-hazard);
             for (m, b) in binomial_pmf(n - h, q).into_iter().enumerate() {
                 next[h + m] += p * b;
             }

@@ -205,7 +205,7 @@ pub struct Figure {
 pub fn nice_ticks(lo: f64, hi: f64, target: usize) -> (Vec<f64>, f64) {
     let span = (hi - lo).abs().max(f64::EPSILON * lo.abs().max(1.0));
     let raw = span / target.max(1) as f64;
-    let mag = 10f64.powf(raw.log10().floor());
+    let mag = libm::pow(10.0, libm::log10(raw).floor());
     let step = [1.0, 2.0, 2.5, 5.0, 10.0]
         .iter()
         .map(|m| m * mag)
@@ -221,7 +221,7 @@ pub fn nice_ticks(lo: f64, hi: f64, target: usize) -> (Vec<f64>, f64) {
 pub fn tick_label(v: f64, step: f64) -> String {
     let mut decimals = 0;
     while decimals < 12 {
-        let scaled = step * 10f64.powi(decimals);
+        let scaled = step * libm::pow(10.0, f64::from(decimals));
         if (scaled - scaled.round()).abs() <= 1e-6 * scaled.abs() {
             break;
         }
@@ -242,7 +242,7 @@ pub fn short_number(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
         return format!("{v}");
     }
-    let mag = v.abs().log10().floor() as i32;
+    let mag = libm::log10(v.abs()).floor() as i32;
     if !(-4..6).contains(&mag) {
         return format!("{v:.2e}");
     }

@@ -152,7 +152,7 @@ fn decimals_for(v: f64) -> usize {
     if v == 0.0 || !v.is_finite() {
         return 2;
     }
-    (2 - v.abs().log10().floor() as i32).clamp(0, 6) as usize
+    (2 - libm::log10(v.abs()).floor() as i32).clamp(0, 6) as usize
 }
 
 /// `2.97 [2.94, 3.00]`.

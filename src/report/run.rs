@@ -1005,7 +1005,7 @@ mod tests {
     fn mean_ci(v: &[f64]) -> (f64, f64, f64) {
         let n = v.len() as f64;
         let mean = v.iter().sum::<f64>() / n;
-        let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        let sd = (v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0)).sqrt();
         let half = t_quantile_975(v.len() - 1) * sd / n.sqrt();
         (mean, mean - half, mean + half)
     }

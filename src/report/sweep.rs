@@ -903,7 +903,7 @@ mod tests {
                 })
                 .collect();
             let mean = per_rep.iter().sum::<f64>() / 3.0;
-            let sd = (per_rep.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
+            let sd = (per_rep.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / 2.0).sqrt();
             let half = t_quantile_975(2) * sd / 3f64.sqrt();
             assert!((pt.x - level).abs() < 1e-12);
             assert!(close(pt.y, mean), "{} vs {mean}", pt.y);

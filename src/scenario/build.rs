@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use ndarray::Array2;
-use rand_distr::{Beta, Distribution, LogNormal};
 use serde::Deserialize;
 
 use super::FileSource;
@@ -828,15 +827,15 @@ fn draw(
         }
         "lognormal" => {
             let (mu, sigma) = (need(d.mu, "mu")?, need(d.sigma, "sigma")?);
-            let ln = LogNormal::new(mu, sigma).map_err(|_| {
-                ctx.error(
+            if sigma < 0.0 {
+                return Err(ctx.error(
                     &format!("{key}.sigma"),
                     format!("must be >= 0, got {sigma}"),
-                )
-            })?;
+                ));
+            }
             let clamp = range;
             Box::new(move |r| {
-                let x = ln.sample(r);
+                let x = crate::dist::lognormal(r, mu, sigma);
                 match clamp {
                     Range::Closed(a, b) => x.clamp(a, b),
                     _ => x.max(f64::MIN_POSITIVE),
@@ -845,15 +844,15 @@ fn draw(
         }
         "beta" => {
             let (a, b) = (need(d.alpha, "alpha")?, need(d.beta, "beta")?);
-            let be = Beta::new(a, b).map_err(|_| {
-                ctx.error(
+            if a <= 0.0 || b <= 0.0 {
+                return Err(ctx.error(
                     &format!("{key}.alpha"),
                     format!("alpha and beta must be > 0, got {a} and {b}"),
-                )
-            })?;
+                ));
+            }
             let clamp = range;
             Box::new(move |r| {
-                let x = be.sample(r);
+                let x = crate::dist::beta(r, a, b);
                 match clamp {
                     Range::Closed(..) => x,
                     _ => x.max(f64::MIN_POSITIVE),
@@ -958,7 +957,7 @@ fn synthetic_countries(
         field_stream(2),
         field_stream(3),
     );
-    let width = (n.max(2) as f64).log10().floor() as usize + 1;
+    let width = libm::log10(n.max(2) as f64).floor() as usize + 1;
     let mut out: Vec<CountryFile> = (0..n)
         .map(|i| CountryFile {
             code: format!("C{:0width$}", i + 1),

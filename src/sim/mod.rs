@@ -27,9 +27,9 @@ use std::sync::Arc;
 
 use fixedbitset::FixedBitSet;
 use ndarray::Array2;
-use rand_distr::{Distribution, Poisson};
 use rayon::prelude::*;
 
+use crate::dist;
 use crate::model::{ExportControl, Scenario};
 use crate::rng::{self, Purpose};
 use layers::{Cover, Family, Layer};
@@ -1680,7 +1680,7 @@ impl Simulation<'_> {
                     .filter(|&j| !adopted_now(k, j))
                     .map(|j| {
                         sc.world.weights[[j, i]]
-                            * trust[[i, j]].powf(mu)
+                            * libm::pow(trust[[i, j]], mu)
                             * self.direct_gate(j, i, k, t)
                             * boost
                     })
@@ -1733,7 +1733,7 @@ fn arrival_intensities(sc: &Scenario, log_prod: &[f64]) -> Vec<f64> {
             let tilt = if phi == 0.0 {
                 1.0
             } else {
-                (phi * (l - best)).exp()
+                libm::exp(phi * (l - best))
             };
             c.gdp * c.rd * tilt
         })
@@ -1835,9 +1835,7 @@ impl Arrivals<'_> {
             return out;
         }
         let mut stream = rng::stream(sc.seed, self.replication, Purpose::Arrival, t, i as u32);
-        let count = Poisson::new(rate)
-            .map(|p| p.sample(&mut stream) as u64)
-            .unwrap_or(0);
+        let count = dist::poisson(&mut stream, rate);
         let country = &sc.world.countries[i];
         let shares = country.specialization.as_deref().unwrap_or(sector_shares);
         if count > 0 {
@@ -3189,7 +3187,7 @@ fn trust_step(
                     } else {
                         rng::seek(&mut stream, 4 * j as u128);
                         let z = rng::normal(&mut stream);
-                        (r * (sd * z - sd * sd / 2.0).exp()).min(1.0)
+                        (r * libm::exp(sd * z - sd * sd / 2.0)).min(1.0)
                     };
                 }
             },
@@ -3325,7 +3323,11 @@ fn counter_regime(
 /// changed (results/BENCHMARKS.md, twenty-second round).
 #[inline]
 fn trust_power(t: f64, mu: f64) -> f64 {
-    if mu == 0.5 { t.sqrt() } else { t.powf(mu) }
+    if mu == 0.5 {
+        t.sqrt()
+    } else {
+        libm::pow(t, mu)
+    }
 }
 
 /// a_ji = w_ji * T_ij^mu from `trust`, at the slots of [`Links`] (0 where

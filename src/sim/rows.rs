@@ -61,15 +61,15 @@ pub(crate) fn fixed_scale(max_exposure: f64) -> f64 {
     if !max_exposure.is_finite() || max_exposure <= 0.0 {
         return (1u64 << 30) as f64;
     }
-    let mut f = (30.0 - max_exposure.log2()).floor() as i32;
+    let mut f = (30.0 - libm::log2(max_exposure)).floor() as i32;
     // Guard the rounding of log2 at exact powers of two.
-    while max_exposure * 2f64.powi(f) > (1u64 << 30) as f64 {
+    while max_exposure * libm::scalbn(1.0, f) > (1u64 << 30) as f64 {
         f -= 1;
     }
-    while max_exposure * 2f64.powi(f + 1) <= (1u64 << 30) as f64 {
+    while max_exposure * libm::scalbn(1.0, f + 1) <= (1u64 << 30) as f64 {
         f += 1;
     }
-    2f64.powi(f)
+    libm::scalbn(1.0, f)
 }
 
 /// The network's links j -> i (w_ji != 0), and how per-pair terms are
@@ -986,7 +986,7 @@ mod tests {
         let half = (1u64 << 30) as f64;
         for m in [1.0, 1.5, 2.0, 101.0, 1e-3, 7e12] {
             let s = fixed_scale(m);
-            assert_eq!(s.log2().fract(), 0.0, "a power of two");
+            assert_eq!(libm::log2(s).fract(), 0.0, "a power of two");
             assert!(m * s <= half && m * s * 2.0 > half, "{m}: {s}");
         }
         assert_eq!(fixed_scale(1.0), half);
