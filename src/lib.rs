@@ -27,5 +27,15 @@ pub mod sim;
 pub mod stats;
 pub mod sweep;
 
+/// The generation of this build's numbers. Builds of one generation give
+/// the same bytes for the same scenario and seed; a change that moves any
+/// output of a fixed scenario and seed (a new sampler, a kernel rounding
+/// differently) raises it. Run and sweep manifests record it (key
+/// `results_generation`; manifests without it are generation 1), and a
+/// sweep refuses to resume or merge folders of another generation, whose
+/// replications drew different numbers. Generation 2: the portable
+/// samplers and elementary functions of 6d74df9.
+pub const RESULTS_GENERATION: u64 = 2;
+
 pub use error::{Error, InputError};
 pub use model::Scenario;

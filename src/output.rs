@@ -375,6 +375,7 @@ pub fn manifest(sc: &Scenario, table: &toml::Table, facts: &RunFacts) -> Value {
     json!({
         "techdiff_version": env!("CARGO_PKG_VERSION"),
         "git_revision": option_env!("TECHDIFF_GIT_REVISION"),
+        "results_generation": crate::RESULTS_GENERATION,
         "scenario_name": sc.name,
         "description": sc.description,
         "scenario_origin": facts.origin,

@@ -394,3 +394,64 @@ fn a_manifest_with_a_bad_shard_is_named() {
     }
     assert!(!cwd.join("merged").exists(), "merge made its folder");
 }
+
+/// A folder run by a build whose draws differ (another results
+/// generation, or a manifest from before the key existed, which is
+/// generation 1) is refused by resume and merge, naming the file, the key
+/// and the generations: its replications cannot be mixed with this
+/// build's.
+#[test]
+fn a_folder_of_another_results_generation_is_refused() {
+    let tmp = setup();
+    let cwd = tmp.path();
+    sweep(cwd, &["--shard", "1/2", "--out", "sh1"]);
+    sweep(cwd, &["--shard", "2/2", "--out", "sh2"]);
+    let manifest = cwd.join("sh1/manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let ours = format!(r#""results_generation": {}"#, techdiff::RESULTS_GENERATION);
+    assert!(text.contains(&ours), "{text}");
+    // Without the key (a manifest from before it existed), and from a
+    // later build.
+    for (edit, theirs) in [
+        (text.replace(&format!("{ours},"), ""), 1),
+        (text.replace(&ours, r#""results_generation": 99"#), 99),
+    ] {
+        std::fs::write(&manifest, &edit).unwrap();
+        let cases: [(&str, &[&str]); 2] = [
+            (
+                "resume",
+                &["sweep", "s/tiny.toml", "--resume", "sh1", "--quiet"],
+            ),
+            ("merge", &["merge", "sh1", "sh2", "--out", "merged"]),
+        ];
+        for (label, args) in cases {
+            let stderr = refused(&techdiff_in(args, cwd), label);
+            let this = format!("this build's (generation {})", techdiff::RESULTS_GENERATION);
+            let theirs = format!("results generation {theirs} ");
+            for p in [
+                "sh1/manifest.json",
+                "key `results_generation`",
+                &this,
+                &theirs,
+            ] {
+                assert!(stderr.contains(p), "{label}: `{p}` not in {stderr}");
+            }
+        }
+        assert!(!cwd.join("merged").exists(), "merge made its folder");
+    }
+    // The manifest as written resumes (nothing left to run) and merges.
+    std::fs::write(&manifest, &text).unwrap();
+    techdiff_ok(
+        &[
+            "sweep",
+            "s/tiny.toml",
+            "--shard",
+            "1/2",
+            "--resume",
+            "sh1",
+            "--quiet",
+        ],
+        cwd,
+    );
+    techdiff_ok(&["merge", "sh1", "sh2", "--out", "merged"], cwd);
+}

@@ -350,6 +350,7 @@ fn manifest_json(sweep: &Sweep, shard: Option<Shard>, extra: Json) -> Json {
     json!({
         "techdiff_version": env!("CARGO_PKG_VERSION"),
         "git_revision": option_env!("TECHDIFF_GIT_REVISION"),
+        "results_generation": crate::RESULTS_GENERATION,
         "sweep_name": sweep.name,
         "description": sweep.description,
         "sweep_file": sweep.file,
@@ -410,6 +411,21 @@ fn check_same_sweep(dir: &Path, sweep: &Sweep) -> Result<Option<Shard>, InputErr
         return Err(InputError::new(
             &shown,
             "not a sweep's manifest (a run's results, or another file): resume or merge only folders `techdiff sweep` wrote",
+        ));
+    }
+    // Runs of another generation drew other numbers for the same
+    // replication: mixed with this build's they would break the common
+    // random numbers across points and the byte-for-byte reproducibility.
+    let generation = m.get("results_generation").map_or(Some(1), Json::as_u64);
+    if generation != Some(crate::RESULTS_GENERATION) {
+        return Err(InputError::new(
+            &shown,
+            format!(
+                "key `results_generation`: this folder was run by a build of results generation {} (git revision {}), whose random draws differ from this build's (generation {}); resume or merge it only with a build of its generation, or run the sweep again into another --out",
+                generation.map_or_else(|| m["results_generation"].to_string(), |g| g.to_string()),
+                m["git_revision"].as_str().unwrap_or("unknown"),
+                crate::RESULTS_GENERATION
+            ),
         ));
     }
     for (key, ours) in [
