@@ -973,6 +973,30 @@ fn absurd_sizes() {
             Loc::Any("scenario.toml"),
         ),
         case(
+            "a beta distribution's negative second shape",
+            format!(
+                "{HEAD}\n[world.synthetic]\ncount = 4\nabsorptive = {{ distribution = \"beta\", alpha = 2.0, beta = -1.0 }}\n"
+            ),
+            &[
+                "scenario.toml",
+                "key `world.synthetic.absorptive.beta`",
+                "must be > 0, got 2 and -1",
+            ],
+            Loc::Any("scenario.toml"),
+        ),
+        case(
+            "a log-normal distribution's negative sigma",
+            format!(
+                "{HEAD}\n[world.synthetic]\ncount = 4\ngdp = {{ distribution = \"lognormal\", mu = 1.0, sigma = -0.5 }}\n"
+            ),
+            &[
+                "scenario.toml",
+                "key `world.synthetic.gdp.sigma`",
+                "must be >= 0, got -0.5",
+            ],
+            Loc::Any("scenario.toml"),
+        ),
+        case(
             "steps = 1000000",
             edit(&[("steps = 2", "steps = 1000000")]),
             &["scenario.toml", "key `steps`", "from 1 to 10000"],

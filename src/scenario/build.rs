@@ -846,7 +846,7 @@ fn draw(
             let (a, b) = (need(d.alpha, "alpha")?, need(d.beta, "beta")?);
             if a <= 0.0 || b <= 0.0 {
                 return Err(ctx.error(
-                    &format!("{key}.alpha"),
+                    &format!("{key}.{}", if a <= 0.0 { "alpha" } else { "beta" }),
                     format!("alpha and beta must be > 0, got {a} and {b}"),
                 ));
             }
