@@ -28,8 +28,10 @@ use crate::rng::{normal, uniform, uniform_open0};
 /// inversion (Hörmann's algorithm holds from 10).
 const PTRS_FROM: f64 = 10.0;
 
-/// A Poisson(`rate`) count. `rate` must be finite and non-negative
-/// (a rate of 0 gives 0 and draws nothing).
+/// A Poisson(`rate`) count. `rate` must be finite and non-negative: a
+/// rate of 0 gives 0 and draws nothing, and so, in release builds, does a
+/// NaN or infinite one (which validated scenarios cannot make: the build
+/// refuses GDP x R&D that overflows), rather than loop for ever.
 ///
 /// Below a rate of 10, inversion by sequential search from 0 with one
 /// uniform; from there, W. Hörmann, "The transformed rejection method for
@@ -38,7 +40,7 @@ const PTRS_FROM: f64 = 10.0;
 /// tries a draw).
 pub fn poisson(rng: &mut ChaCha8Rng, rate: f64) -> u64 {
     debug_assert!(rate.is_finite() && rate >= 0.0, "Poisson rate {rate}");
-    if rate <= 0.0 {
+    if !(rate > 0.0 && rate.is_finite()) {
         return 0;
     }
     if rate < PTRS_FROM {

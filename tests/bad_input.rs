@@ -973,6 +973,17 @@ fn absurd_sizes() {
             Loc::Any("scenario.toml"),
         ),
         case(
+            "gdp x rd overflows (births are proportional to it)",
+            edit(&[("gdp = 2.0", "gdp = 1e300\nrd = 1e10")]),
+            &[
+                "scenario.toml",
+                "key `world.country[0].rd`",
+                "overflows",
+                "1.000e300 x 1.000e10 for `AAA`",
+            ],
+            Loc::Any("scenario.toml"),
+        ),
+        case(
             "a beta distribution's negative second shape",
             format!(
                 "{HEAD}\n[world.synthetic]\ncount = 4\nabsorptive = {{ distribution = \"beta\", alpha = 2.0, beta = -1.0 }}\n"

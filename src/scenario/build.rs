@@ -681,6 +681,26 @@ fn build_world(
             "every country has rd = 0, so no country can innovate; give some country rd > 0 or set innovation.per_step = 0",
         ));
     }
+    // Births are proportional to gdp x rd (MODEL.md section 2), normalised
+    // by their sum over countries, so only their ratios matter; the sum
+    // must be a number. (GDPs that add up beyond a number are named by the
+    // caller's check.)
+    if out.iter().map(|c| c.gdp).sum::<f64>().is_finite()
+        && !out.iter().map(|c| c.gdp * c.rd).sum::<f64>().is_finite()
+    {
+        let msg = "gdp x rd, summed over countries for the arrival rates, overflows a number; give GDP or R&D in another unit (only their ratios matter)";
+        return Err(match out.iter().position(|c| !(c.gdp * c.rd).is_finite()) {
+            Some(i) => row_err(
+                i,
+                "rd",
+                format!(
+                    "{msg}: {:.3e} x {:.3e} for `{}`",
+                    out[i].gdp, out[i].rd, out[i].code
+                ),
+            ),
+            None => InputError::new(&origin, msg),
+        });
+    }
 
     // Retaliation thresholds: the country's own, else the scenario's.
     let default_theta = ctx.num(
