@@ -125,9 +125,16 @@ pub fn ln_gamma(rng: &mut ChaCha8Rng, shape: f64) -> f64 {
 /// for X ~ Gamma(a), Y ~ Gamma(b), computed as 1 / (1 + e^(ln Y - ln X))
 /// so that shapes far below 1, whose gamma draws underflow, still give a
 /// value in [0, 1] (near 0 or 1, as the distribution puts them).
+///
+/// Shapes below about 1e-308 can make both logarithms -inf; the draw is
+/// then 1 with probability a / (a + b), else 0 (the law's limit there:
+/// all its mass within far less than the smallest double of 0 or 1).
 pub fn beta(rng: &mut ChaCha8Rng, a: f64, b: f64) -> f64 {
     let ln_x = ln_gamma(rng, a);
     let ln_y = ln_gamma(rng, b);
+    if ln_x == f64::NEG_INFINITY && ln_y == f64::NEG_INFINITY {
+        return if uniform(rng) < a / (a + b) { 1.0 } else { 0.0 };
+    }
     1.0 / (1.0 + libm::exp(ln_y - ln_x))
 }
 
@@ -260,6 +267,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Shapes so small that both gammas' logarithms are -inf: 0 or 1,
+    /// 1 with probability a / (a + b) (here 1/3, within 5 standard errors
+    /// over 30,000 draws), never NaN.
+    #[test]
+    fn beta_draws_at_subnormal_shapes_are_0_or_1() {
+        let mut r = rng(150);
+        let (a, b) = (5e-324, 1e-323);
+        let n = 30_000;
+        let ones = (0..n)
+            .map(|_| beta(&mut r, a, b))
+            .inspect(|x| assert!(*x == 0.0 || *x == 1.0, "Beta({a}, {b}) gave {x}"))
+            .filter(|&x| x == 1.0)
+            .count();
+        let share = ones as f64 / n as f64;
+        let se = (2.0f64 / 9.0 / n as f64).sqrt();
+        assert!((share - 1.0 / 3.0).abs() < 5.0 * se, "{share} ones");
     }
 
     /// Log-normal draws: the log's mean and standard deviation are mu and
