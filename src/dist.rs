@@ -36,8 +36,8 @@ const PTRS_FROM: f64 = 10.0;
 /// Below a rate of 10, inversion by sequential search from 0 with one
 /// uniform; from there, W. Hörmann, "The transformed rejection method for
 /// generating Poisson random variables", Insurance: Mathematics and
-/// Economics 12 (1993), algorithm PTRS (two uniforms a try, about 1.1
-/// tries a draw).
+/// Economics 12 (1993), algorithm PTRS (two uniforms a try; most draws
+/// take one).
 pub fn poisson(rng: &mut ChaCha8Rng, rate: f64) -> u64 {
     debug_assert!(rate.is_finite() && rate >= 0.0, "Poisson rate {rate}");
     if !(rate > 0.0 && rate.is_finite()) {
@@ -97,7 +97,7 @@ pub fn lognormal(rng: &mut ChaCha8Rng, mu: f64, sigma: f64) -> f64 {
 /// finite. G. Marsaglia and W. W. Tsang, "A simple method for generating
 /// gamma variables", ACM TOMS 26 (2000): for shape >= 1 directly; below,
 /// G(a) = G(a + 1) * U^(1/a), which in logarithms cannot underflow however
-/// small a is (a draw of G(1e-3) is below 1e-300 about one time in 1.5).
+/// small a is (a draw of G(1e-3) is below 1e-300 about half the time).
 pub fn ln_gamma(rng: &mut ChaCha8Rng, shape: f64) -> f64 {
     debug_assert!(shape > 0.0 && shape.is_finite(), "gamma shape {shape}");
     if shape < 1.0 {
