@@ -34,7 +34,9 @@ pub mod sweep;
 /// `results_generation`; manifests without it are generation 1), and a
 /// sweep refuses to resume or merge folders of another generation, whose
 /// replications drew different numbers. Generation 2: the portable
-/// samplers and elementary functions of 6d74df9.
+/// samplers and elementary functions of 6d74df9 (e1498e1 then gave beta
+/// draws at subnormal shapes, which had been NaN and refused, a value).
+/// The `libm` crate is pinned (Cargo.toml) for the same reason.
 pub const RESULTS_GENERATION: u64 = 2;
 
 pub use error::{Error, InputError};

@@ -399,6 +399,27 @@ fn sweep_manifest(path: &Path) -> bool {
         .is_some_and(|m| m.get("sweep_text").is_some())
 }
 
+/// Refuse a sweep manifest (`m`, read from the file `shown`) written by a
+/// build of another results generation ([`crate::RESULTS_GENERATION`];
+/// none recorded: generation 1). Its runs drew other numbers for the same
+/// replication: mixed with this build's they would break the common random
+/// numbers across points and the byte-for-byte reproducibility.
+fn check_generation(m: &Json, shown: &str) -> Result<(), InputError> {
+    let generation = m.get("results_generation").map_or(Some(1), Json::as_u64);
+    if generation == Some(crate::RESULTS_GENERATION) {
+        return Ok(());
+    }
+    Err(InputError::new(
+        shown,
+        format!(
+            "key `results_generation`: this folder was run by a build of results generation {} (git revision {}), whose random draws differ from this build's (generation {}); resume or merge it only with a build of its generation, or run the sweep again into another --out",
+            generation.map_or_else(|| m["results_generation"].to_string(), |g| g.to_string()),
+            m["git_revision"].as_str().unwrap_or("unknown"),
+            crate::RESULTS_GENERATION
+        ),
+    ))
+}
+
 /// Does `dir` hold a run of this very sweep (same files, same texts)?
 fn check_same_sweep(dir: &Path, sweep: &Sweep) -> Result<Option<Shard>, InputError> {
     let path = dir.join(MANIFEST);
@@ -413,21 +434,7 @@ fn check_same_sweep(dir: &Path, sweep: &Sweep) -> Result<Option<Shard>, InputErr
             "not a sweep's manifest (a run's results, or another file): resume or merge only folders `techdiff sweep` wrote",
         ));
     }
-    // Runs of another generation drew other numbers for the same
-    // replication: mixed with this build's they would break the common
-    // random numbers across points and the byte-for-byte reproducibility.
-    let generation = m.get("results_generation").map_or(Some(1), Json::as_u64);
-    if generation != Some(crate::RESULTS_GENERATION) {
-        return Err(InputError::new(
-            &shown,
-            format!(
-                "key `results_generation`: this folder was run by a build of results generation {} (git revision {}), whose random draws differ from this build's (generation {}); resume or merge it only with a build of its generation, or run the sweep again into another --out",
-                generation.map_or_else(|| m["results_generation"].to_string(), |g| g.to_string()),
-                m["git_revision"].as_str().unwrap_or("unknown"),
-                crate::RESULTS_GENERATION
-            ),
-        ));
-    }
+    check_generation(&m, &shown)?;
     for (key, ours) in [
         ("sweep_text", &sweep.text),
         ("scenario_text", &sweep.scenario_text),
@@ -632,6 +639,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<usize, Error> {
         )
         .into());
     }
+    // Before its sweep file is read: an older build's may no longer parse.
+    check_generation(&m, &shown)?;
     let sweep_file = m["sweep_file"].as_str().unwrap_or_default().to_string();
     // The sweep file's folder where the sweep ran (absolute), if it is
     // still there; else its path as given then, taken from here (shards
