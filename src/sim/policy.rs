@@ -458,7 +458,7 @@ impl Default for KeptRestrictiveness {
 impl PolicyView {
     /// [`PolicyView::restrictiveness_with`], taken from `kept` when it
     /// was computed from the same regimes with the same scopes, else
-    /// computed and kept (lists of up to [`KEPT`] regimes).
+    /// computed and kept (lists of up to `KEPT` regimes).
     pub fn restrictiveness_kept(
         &self,
         sc: &Scenario,
