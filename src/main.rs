@@ -15,10 +15,16 @@ use techdiff::scenario::{self, LoadedScenario};
 use techdiff::sweep::Sweep;
 use techdiff::sweep::execute::{Shard, execute};
 
+/// `techdiff --version`: the crate version and the results generation
+/// (`techdiff::RESULTS_GENERATION`, which a test keeps this text equal to):
+/// builds of one generation give the same bytes.
+const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), ", results generation 2");
+
 #[derive(Parser)]
 #[command(
     name = "techdiff",
     version,
+    long_version = LONG_VERSION,
     about = "Agent-based simulator of international technology diffusion under export controls",
     long_about = "Agent-based simulator of international technology diffusion under export controls.\n\nWith no subcommand, runs the default scenario (tightening.toml, embedded) and writes its results under results/."
 )]
@@ -928,5 +934,18 @@ mod bench {
             earlier.len()
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_long_version_names_this_results_generation() {
+        let generation = format!(", results generation {}", techdiff::RESULTS_GENERATION);
+        assert!(
+            super::LONG_VERSION.ends_with(&generation),
+            "{}",
+            super::LONG_VERSION
+        );
     }
 }
