@@ -379,6 +379,15 @@ fn a_manifest_with_a_bad_shard_is_named() {
         text.replace(r#""shard": "1/2""#, r#""shard": "0/2""#),
     )
     .unwrap();
+    resume_and_merge_refused(
+        cwd,
+        &["sh1/manifest.json", "key `shard`", "1 <= K <= N", "`0/2`"],
+    );
+}
+
+/// `sweep --resume sh1` and `merge sh1 sh2` are both refused, each naming
+/// every one of `expect`, and merge makes no folder.
+fn resume_and_merge_refused(cwd: &Path, expect: &[&str]) {
     let cases: [(&str, &[&str]); 2] = [
         (
             "resume",
@@ -388,7 +397,7 @@ fn a_manifest_with_a_bad_shard_is_named() {
     ];
     for (label, args) in cases {
         let stderr = refused(&techdiff_in(args, cwd), label);
-        for p in ["sh1/manifest.json", "key `shard`", "1 <= K <= N", "`0/2`"] {
+        for p in expect {
             assert!(stderr.contains(p), "{label}: `{p}` not in {stderr}");
         }
     }
@@ -417,27 +426,17 @@ fn a_folder_of_another_results_generation_is_refused() {
         (text.replace(&ours, r#""results_generation": 99"#), 99),
     ] {
         std::fs::write(&manifest, &edit).unwrap();
-        let cases: [(&str, &[&str]); 2] = [
-            (
-                "resume",
-                &["sweep", "s/tiny.toml", "--resume", "sh1", "--quiet"],
-            ),
-            ("merge", &["merge", "sh1", "sh2", "--out", "merged"]),
-        ];
-        for (label, args) in cases {
-            let stderr = refused(&techdiff_in(args, cwd), label);
-            let this = format!("this build's (generation {})", techdiff::RESULTS_GENERATION);
-            let theirs = format!("results generation {theirs} ");
-            for p in [
+        let this = format!("this build's (generation {})", techdiff::RESULTS_GENERATION);
+        let theirs = format!("results generation {theirs} ");
+        resume_and_merge_refused(
+            cwd,
+            &[
                 "sh1/manifest.json",
                 "key `results_generation`",
                 &this,
                 &theirs,
-            ] {
-                assert!(stderr.contains(p), "{label}: `{p}` not in {stderr}");
-            }
-        }
-        assert!(!cwd.join("merged").exists(), "merge made its folder");
+            ],
+        );
     }
     // The manifest as written resumes (nothing left to run) and merges.
     std::fs::write(&manifest, &text).unwrap();
