@@ -369,10 +369,7 @@ fn a_run_folder_is_not_taken_for_a_sweep() {
 fn a_manifest_with_a_bad_shard_is_named() {
     let tmp = setup();
     let cwd = tmp.path();
-    sweep(cwd, &["--shard", "1/2", "--out", "sh1"]);
-    sweep(cwd, &["--shard", "2/2", "--out", "sh2"]);
-    let manifest = cwd.join("sh1/manifest.json");
-    let text = std::fs::read_to_string(&manifest).unwrap();
+    let (manifest, text) = shards_and_first_manifest(cwd);
     assert!(text.contains(r#""shard": "1/2""#), "{text}");
     std::fs::write(
         &manifest,
@@ -383,6 +380,16 @@ fn a_manifest_with_a_bad_shard_is_named() {
         cwd,
         &["sh1/manifest.json", "key `shard`", "1 <= K <= N", "`0/2`"],
     );
+}
+
+/// The sweep's two shards in `sh1` and `sh2`; the path and text of
+/// `sh1/manifest.json`.
+fn shards_and_first_manifest(cwd: &Path) -> (PathBuf, String) {
+    sweep(cwd, &["--shard", "1/2", "--out", "sh1"]);
+    sweep(cwd, &["--shard", "2/2", "--out", "sh2"]);
+    let manifest = cwd.join("sh1/manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    (manifest, text)
 }
 
 /// `sweep --resume sh1` and `merge sh1 sh2` are both refused, each naming
@@ -413,10 +420,7 @@ fn resume_and_merge_refused(cwd: &Path, expect: &[&str]) {
 fn a_folder_of_another_results_generation_is_refused() {
     let tmp = setup();
     let cwd = tmp.path();
-    sweep(cwd, &["--shard", "1/2", "--out", "sh1"]);
-    sweep(cwd, &["--shard", "2/2", "--out", "sh2"]);
-    let manifest = cwd.join("sh1/manifest.json");
-    let text = std::fs::read_to_string(&manifest).unwrap();
+    let (manifest, text) = shards_and_first_manifest(cwd);
     let ours = format!(r#""results_generation": {}"#, techdiff::RESULTS_GENERATION);
     assert!(text.contains(&ours), "{text}");
     // Without the key (a manifest from before it existed), and from a
