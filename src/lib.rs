@@ -26,6 +26,7 @@ pub mod scenario;
 pub mod sim;
 pub mod stats;
 pub mod sweep;
+mod vmath;
 
 /// The generation of this build's numbers. Builds of one generation give
 /// the same bytes for the same scenario and seed; a change that moves any

@@ -227,9 +227,17 @@ pub fn ln_f32(x: f32) -> f32 {
 /// (src/dist.rs).
 #[inline]
 pub fn normal(rng: &mut ChaCha8Rng) -> f64 {
-    let u1 = uniform_open0(rng);
-    let u2 = uniform(rng);
+    let (u1, u2) = normal_uniforms(rng);
     (-2.0 * libm::log(u1)).sqrt() * libm::cos(std::f64::consts::TAU * u2)
+}
+
+/// The two uniforms [`normal`] reads, u1 in (0, 1] and u2 in [0, 1), for
+/// code that computes its normal elsewhere (in vector lanes: the same
+/// bits, `crate::vmath`).
+#[inline]
+pub(crate) fn normal_uniforms(rng: &mut ChaCha8Rng) -> (f64, f64) {
+    let u1 = uniform_open0(rng);
+    (u1, uniform(rng))
 }
 
 /// Pick an index with probability proportional to `weights` (non-negative,
