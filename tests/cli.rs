@@ -67,6 +67,58 @@ fn same_seed_same_bytes_at_any_thread_count_and_other_seed_differs() {
     assert_eq!(manifest["scenario"]["steps"], 6);
 }
 
+/// The manifest names the revision the binary was built from, marked
+/// `-modified` when what is compiled in had uncommitted changes (build.rs),
+/// so that no result is credited to a commit it did not come from.
+/// Checked where the crate is a git checkout.
+#[test]
+fn the_manifest_names_the_revision_built_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_small_base(tmp.path());
+    let out = tmp.path().join("out");
+    techdiff_ok(
+        &[
+            "run",
+            "base.toml",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ],
+        tmp.path(),
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&read(&out, "manifest.json")).unwrap();
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    if let Some(head) = git(&["rev-parse", "--short=12", "HEAD"]) {
+        let status = git(&[
+            "status",
+            "--porcelain",
+            "--untracked-files=all",
+            "--",
+            "src",
+            "scenarios/tightening.toml",
+            "scenarios/data/countries.csv",
+            "Cargo.toml",
+            "Cargo.lock",
+            "build.rs",
+        ])
+        .expect("git status runs where git rev-parse does");
+        let want = if status.is_empty() {
+            head
+        } else {
+            format!("{head}-modified")
+        };
+        assert_eq!(manifest["git_revision"], want.as_str());
+    }
+}
+
 /// The outputs do not go through the C library's maths (README,
 /// "Reproducibility"). glibc picks its `exp`, `log`, `cos` and `pow` by CPU,
 /// and `GLIBC_TUNABLES` switching off its AVX2 and FMA paths changes the
