@@ -30,6 +30,11 @@ fn main() {
     for path in SOURCES {
         println!("cargo:rerun-if-changed={path}");
     }
+    // For the test that checks the mark (tests/cli.rs).
+    println!(
+        "cargo:rustc-env=TECHDIFF_BUILD_SOURCES={}",
+        SOURCES.join(":")
+    );
     let Some(rev) = git(&["rev-parse", "--short=12", "HEAD"]).filter(|r| !r.is_empty()) else {
         return;
     };

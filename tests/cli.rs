@@ -97,19 +97,9 @@ fn the_manifest_names_the_revision_built_from() {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     if let Some(head) = git(&["rev-parse", "--short=12", "HEAD"]) {
-        let status = git(&[
-            "status",
-            "--porcelain",
-            "--untracked-files=all",
-            "--",
-            "src",
-            "scenarios/tightening.toml",
-            "scenarios/data/countries.csv",
-            "Cargo.toml",
-            "Cargo.lock",
-            "build.rs",
-        ])
-        .expect("git status runs where git rev-parse does");
+        let mut args = vec!["status", "--porcelain", "--untracked-files=all", "--"];
+        args.extend(env!("TECHDIFF_BUILD_SOURCES").split(':'));
+        let status = git(&args).expect("git status runs where git rev-parse does");
         let want = if status.is_empty() {
             head
         } else {
