@@ -3158,7 +3158,7 @@ fn trust_step(
         .for_each_init(
             || (policy::RestrictScratch::default(), NoiseScratch::default()),
             |(scratch, noise), ((row, i), kept)| {
-                noise.clear();
+                noise.partners.clear();
                 let mut last: Option<(&[u32], f64)> = None;
                 if let Some(kept) = kept.as_mut() {
                     kept.resize(n, KeptRestrictiveness::default());
@@ -3277,10 +3277,6 @@ struct NoiseScratch {
 }
 
 impl NoiseScratch {
-    fn clear(&mut self) {
-        self.partners.clear();
-    }
-
     /// Multiply `row`'s R_ji at [`Self::partners`] by their factors,
     /// capped at 1: R^_ji. `at`: (step, perceiving country).
     fn perceive(&mut self, seed: u64, replication: u32, at: (u32, u32), sd: f64, row: &mut [f64]) {
