@@ -3229,22 +3229,24 @@ fn trust_step(
     if !tp.retaliation {
         return decided;
     }
-    for i in 0..n {
+    for (i, &perceiving_row) in row_of.iter().enumerate() {
         // Opening needs R^_ji > theta >= 0, so a perceiving row; lifting
         // needs a counter-regime.
         let slots = i * n..(i + 1) * n;
-        if row_of[i] == NONE && retaliating[slots].iter().all(|&r| r == NONE) {
+        if perceiving_row == NONE && retaliating[slots.clone()].iter().all(|&r| r == NONE) {
             continue;
         }
         let theta = sc.world.countries[i].retaliation_threshold;
-        for j in 0..n {
+        // Row i of R^, of trust and of the counter-regimes, by j.
+        let row = perceived_by(i)
+            .iter()
+            .zip(trust.row(i))
+            .zip(&retaliating[slots]);
+        for (j, ((&r_hat, &trust), &counter)) in row.enumerate() {
             if i == j {
                 continue;
             }
-            let r_hat = perceived_by(i)[j];
-            let trust = trust[[i, j]];
-            let slot = i * n + j;
-            if retaliating[slot] == NONE {
+            if counter == NONE {
                 if r_hat > theta
                     && trust < tp.min_trust
                     && let Some(regime) = counter_regime(sc, view, regimes, i, j, t)
@@ -3252,7 +3254,7 @@ fn trust_step(
                     decided.push(Retaliation::Open { i, j, regime });
                 }
             } else if r_hat < theta / 2.0 && trust >= tp.min_trust {
-                let regime = retaliating[slot] as usize;
+                let regime = counter as usize;
                 decided.push(Retaliation::Lift { i, j, regime });
             }
         }
