@@ -228,12 +228,18 @@ pub fn ln_f32(x: f32) -> f32 {
 #[inline]
 pub fn normal(rng: &mut ChaCha8Rng) -> f64 {
     let (u1, u2) = normal_uniforms(rng);
+    box_muller(u1, u2)
+}
+
+/// The Box-Muller normal of [`normal`] from its two uniforms.
+#[inline]
+pub(crate) fn box_muller(u1: f64, u2: f64) -> f64 {
     (-2.0 * libm::log(u1)).sqrt() * libm::cos(std::f64::consts::TAU * u2)
 }
 
 /// The two uniforms [`normal`] reads, u1 in (0, 1] and u2 in [0, 1), for
 /// code that computes its normal elsewhere (in vector lanes: the same
-/// bits, `crate::vmath`).
+/// bits as [`box_muller`], `crate::vmath`).
 #[inline]
 pub(crate) fn normal_uniforms(rng: &mut ChaCha8Rng) -> (f64, f64) {
     let u1 = uniform_open0(rng);

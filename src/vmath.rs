@@ -15,7 +15,7 @@
 //! millions of arguments and at each range boundary.
 //!
 //! Used for the perception noise (MODEL.md section 4: one log-normal factor
-//! per perceived pair and step), where the three calls were some 2.5% of
+//! per perceived pair and step), where the three calls were 3.2% of
 //! `medium_policy.toml`'s samples.
 
 use std::f64::consts::TAU;
@@ -83,8 +83,7 @@ fn lognormal_noise_any(u1: &[f64], u2: &[f64], sd: f64, out: &mut [f64]) {
             let z = (-2.0 * log_main(a)).sqrt() * cos_main(x);
             let e = sd * z - half_var;
             if !(log_on_path(a) & cos_on_path(x) & exp_on_path(e)) {
-                let z = (-2.0 * libm::log(a)).sqrt() * libm::cos(x);
-                *o = libm::exp(sd * z - half_var);
+                *o = libm::exp(sd * crate::rng::box_muller(a, b) - half_var);
             }
         }
     }

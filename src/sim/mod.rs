@@ -3268,7 +3268,7 @@ fn trust_step(
 /// [`rng::normal`] reads them), then the log-normal factors are computed
 /// over the lanes of a vector ([`vmath::lognormal_noise`]: the same bits
 /// as `libm::exp(sd * rng::normal(..) - sd * sd / 2.0)` one partner at a
-/// time, which took some 2.5% of medium_policy.toml's samples).
+/// time, which took 3.2% of medium_policy.toml's samples).
 #[derive(Default)]
 struct NoiseScratch {
     /// The partners j whose R_ji is positive, ascending.
