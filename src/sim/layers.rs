@@ -310,12 +310,6 @@ pub(crate) struct Layer {
     pub cover: Arc<Cover>,
     /// The class's term minus the family's, per covered slot.
     delta: Vec<Fixed>,
-    /// The class's gate product per covered slot: a copy of its
-    /// [`Gates`]' at the covered slots, in the order of the cover, so
-    /// that the patches read it alongside `delta` (rather than a byte of
-    /// the class's codes per moved slot, scattered over a vector of
-    /// every slot: a cache miss each).
-    gate: Vec<f64>,
     /// Per recipient, the sum of `delta` over its covered slots (wrapping
     /// integer sums, kept up to date by [`Self::patch`]; empty when
     /// nothing is covered), so that a row whose holders are the sources
@@ -330,20 +324,18 @@ impl Layer {
     /// class's with the same covering regimes), this step's weights `a`
     /// and its family, already at this step.
     pub fn new(family: usize, fam: &Family, g: &Gates, a: &[f64], cover: Arc<Cover>) -> Self {
-        let gate: Vec<f64> = match &g.factor {
-            Some(f) => cover.at.iter().map(|&at| f.at(at as usize)).collect(),
+        let delta = match &g.factor {
+            Some(f) => cover
+                .at
+                .iter()
+                .map(|&at| {
+                    let at = at as usize;
+                    fix((a[at] * fam.b) * f.at(at)).wrapping_sub(fam.base[at])
+                })
+                .collect(),
             None => Vec::new(),
         };
-        let delta: Vec<Fixed> = cover
-            .at
-            .iter()
-            .zip(&gate)
-            .map(|(&at, &f)| {
-                let at = at as usize;
-                fix((a[at] * fam.b) * f).wrapping_sub(fam.base[at])
-            })
-            .collect();
-        debug_assert_eq!(delta.len(), cover.at.len(), "a cover without gates");
+        debug_assert_eq!(delta.len(), cover.at.len());
         let mut total = Vec::new();
         if !cover.at.is_empty() {
             total = vec![0 as Fixed; cover.start.len() - 1];
@@ -356,7 +348,6 @@ impl Layer {
             family,
             cover,
             delta,
-            gate,
             total,
         }
     }
@@ -375,18 +366,19 @@ impl Layer {
     pub fn patch(
         &mut self,
         fam: &Family,
+        g: &Gates,
         a: &[f64],
         hits: &[(u32, u32)],
     ) -> Option<Vec<(u32, Fixed)>> {
-        if self.gate.is_empty() || hits.is_empty() {
+        let f = g.factor.as_ref()?;
+        if hits.is_empty() {
             return None;
         }
         let own = hits
             .iter()
             .map(|&(pos, q)| {
                 let at = self.cover.at[pos as usize] as usize;
-                let f = self.gate[pos as usize];
-                let new = fix((a[at] * fam.b) * f).wrapping_sub(fam.base[at]);
+                let new = fix((a[at] * fam.b) * f.at(at)).wrapping_sub(fam.base[at]);
                 let delta = &mut self.delta[pos as usize];
                 let d = new.wrapping_sub(*delta);
                 *delta = new;

@@ -1184,8 +1184,13 @@ impl<'a> Simulation<'a> {
                 &mut trust_used,
             );
             let moved = Moved::new(&changed, &self.links.slot, self.n, None);
-            let (family_d, mut class_d) =
-                patch_terms(&mut families, &mut layers, (&a, chilled), &moved);
+            let (family_d, mut class_d) = patch_terms(
+                &mut families,
+                &mut layers,
+                &self.gates,
+                (&a, chilled),
+                &moved,
+            );
             whole_changes(&mut class_d, &layers, &family_d, rows);
             plan.push(AheadTerms {
                 families: families.clone(),
@@ -2043,8 +2048,13 @@ impl ClassTerms<'_> {
             }
         }
         let scale = self.scale;
-        let (mut family_d, class_d) =
-            patch_terms(&mut *self.families, &mut *self.layers, (a, chilled), moved);
+        let (mut family_d, class_d) = patch_terms(
+            &mut *self.families,
+            &mut *self.layers,
+            self.gates,
+            (a, chilled),
+            moved,
+        );
         let gates = self.gates;
         let gates_of =
             |c: usize| -> &Gates { gates[c].as_deref().expect("gates built for classes in use") };
@@ -3473,6 +3483,7 @@ fn contact_weights(
 fn patch_terms(
     families: &mut [Family],
     layers: &mut [Option<Layer>],
+    gates: &[Option<Arc<Gates>>],
     now: (&[f64], &[bool]),
     moved: &Moved,
 ) -> (Vec<Vec<Fixed>>, Vec<Option<ClassChanges>>) {
@@ -3521,13 +3532,15 @@ fn patch_terms(
         .par_iter_mut()
         .zip(class_d.par_iter_mut())
         .zip(cover_of)
-        .for_each(|((l, d_out), x)| {
+        .enumerate()
+        .for_each(|(c, ((l, d_out), x))| {
             let Some(l) = l.as_mut().filter(|_| x != usize::MAX) else {
                 return;
             };
+            let g = gates[c].as_deref().expect("gates built for classes in use");
             let fam = &families[l.family];
             *d_out = l
-                .patch(fam, a, &hits[x])
+                .patch(fam, g, a, &hits[x])
                 .map(|own| ClassChanges { own, whole: None });
         });
     (family_d, class_d)
