@@ -65,7 +65,7 @@ pub(super) struct Arrivals<'s> {
 /// A country's co-invention partner weights per sector (see
 /// [`Arrivals::partner_weights`]), computed when first needed and kept
 /// while what they read stays the same: the passable shares H while the
-/// sector's part of the policy view does ([`Simulation::sector_epoch`]),
+/// sector's part of the policy view does ([`super::Simulation::sector_epoch`]),
 /// the weights while those shares and the country's row of trust (bits)
 /// do. In the counterfactual nothing moves, so they are computed once a
 /// run.
