@@ -13,11 +13,16 @@ use crate::dist;
 use crate::model::Scenario;
 use crate::rng::{self, Purpose};
 
+/// One innovation born at a step, before it is given its index and row.
 pub(super) struct Birth {
     pub(super) sector: usize,
+    /// The inventing country.
     pub(super) origin: usize,
+    /// The foreign co-inventor, or `NONE`.
     pub(super) coinventor: u32,
+    /// Its productivity value: the sector's weight times the draw q.
     pub(super) value: f64,
+    /// Its scope draw: regimes with scope above it cover it.
     pub(super) u: f64,
 }
 
