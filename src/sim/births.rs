@@ -20,7 +20,8 @@ pub(super) struct Birth {
     pub(super) origin: usize,
     /// The foreign co-inventor, or `NONE`.
     pub(super) coinventor: u32,
-    /// Its productivity value: the sector's weight times the draw q.
+    /// Its value: the sector's weight times q_k, its exponential quality
+    /// draw (MODEL.md section 2).
     pub(super) value: f64,
     /// Its scope draw: regimes with scope above it cover it.
     pub(super) u: f64,
