@@ -85,14 +85,11 @@ fn loading(c: &mut Criterion) {
     });
 }
 
-/// The sweep engine on 64 small runs (16 points x 4 replications).
+/// The sweep engine on 64 small runs (16 points x 4 replications):
+/// `scenarios/sweeps/bench_64_small.toml`, which users can time with
+/// `techdiff sweep` as well.
 fn sweep_engine(c: &mut Criterion) {
-    let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        "scenario = \"{}\"\nreplications = 4\ndesign = \"lhs\"\nsamples = 16\nmetrics = [\"securitization_cost@all\"]\n[[param]]\npath = \"policy.export_control[controls].licence_rate\"\nmin = 0.0\nmax = 1.0\n",
-        scenarios().join("bench/small.toml").display()
-    );
-    let sweep = Sweep::from_text(&text, "bench-sweep.toml", dir.path()).unwrap();
+    let sweep = Sweep::load(&scenarios().join("sweeps/bench_64_small.toml")).unwrap();
     let mut group = c.benchmark_group("sweep_64_small_runs");
     group.sample_size(10);
     for threads in [1, 2] {

@@ -419,10 +419,11 @@ fn validate_sweep(f: &std::path::Path) -> Result<String, InputError> {
             ),
         ));
     }
+    let params = spec.params.len();
     Ok(format!(
-        "sweep: design `{}`, {} parameters, {} points x {} replications = {} runs, scenario {}",
+        "sweep: design `{}`, {params} parameter{}, {} points x {} replications = {} runs, scenario {}",
         spec.design.name(),
-        spec.params.len(),
+        if params == 1 { "" } else { "s" },
         spec.points.len(),
         spec.replications,
         spec.runs(),

@@ -429,10 +429,15 @@ fn shipped_sweeps_load_and_lay_out_their_designs() {
         ("scope_vs_licence", 20),
         ("cooperation_design", 24),
         ("sensitivity", 16 * (6 + 2)),
+        ("bench_64_small", 16),
     ] {
         let sweep = techdiff::sweep::Sweep::load(&dir.join(format!("{name}.toml")))
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(sweep.points.len(), points, "{name}");
+        if name == "bench_64_small" {
+            // The benchmark the 1.8x speed-up target names.
+            assert_eq!(sweep.runs(), 64, "{name}");
+        }
         for p in 0..sweep.points.len() {
             sweep
                 .scenario_at(p)

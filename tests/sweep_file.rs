@@ -600,7 +600,7 @@ fn validate_checks_a_sweep_and_builds_every_point() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("ok (sweep: design `grid`, 1 parameters, 2 points x 3 replications = 6 runs"),
+        text.contains("ok (sweep: design `grid`, 1 parameter, 2 points x 3 replications = 6 runs"),
         "{text}"
     );
     // The sweep's own checks run: an unknown key is refused as by `sweep`.
