@@ -86,8 +86,8 @@ fn loading(c: &mut Criterion) {
 }
 
 /// The sweep engine on 64 small runs (16 points x 4 replications):
-/// `scenarios/sweeps/bench_64_small.toml`, which users can time with
-/// `techdiff sweep` as well.
+/// `scenarios/sweeps/bench_64_small.toml`, which `techdiff bench --sweep`
+/// times in alternating rounds as well.
 fn sweep_engine(c: &mut Criterion) {
     let sweep = Sweep::load(&scenarios().join("sweeps/bench_64_small.toml")).unwrap();
     let mut group = c.benchmark_group("sweep_64_small_runs");

@@ -89,6 +89,17 @@ struct BenchArgs {
     /// CSV the rows are added to (default: results/benchmarks/<date>-<host>.csv).
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
+    /// Also measure a sweep file's speed-up from 1 thread to T (`--threads`,
+    /// default all cores; at least 2): `--runs` rounds, each timing the
+    /// whole sweep at 1 thread and at T in turn, after a warm-up at each.
+    /// Without SCENARIOS, only the sweeps are measured. `--set` does not
+    /// apply to sweeps.
+    #[arg(long = "sweep", value_name = "FILE")]
+    sweeps: Vec<PathBuf>,
+    /// CSV the sweep rows are added to (default:
+    /// results/benchmarks/<date>-<host>-sweeps.csv).
+    #[arg(long, value_name = "FILE")]
+    sweep_csv: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -690,8 +701,12 @@ mod bench {
     ];
 
     /// The rows already in the bench CSV at `path` (none if there is no
-    /// file), which must have [`HEADER`]'s columns.
-    fn earlier_rows(path: &std::path::Path) -> Result<Vec<csv::StringRecord>, Error> {
+    /// file), which must have the columns `columns` ([`HEADER`] or
+    /// [`SWEEP_HEADER`]).
+    fn earlier_rows(
+        path: &std::path::Path,
+        columns: &[&str],
+    ) -> Result<Vec<csv::StringRecord>, Error> {
         let shown = path.display().to_string();
         let mut reader = match csv::Reader::from_path(path) {
             Ok(r) => r,
@@ -714,7 +729,7 @@ mod bench {
         if header.is_empty() {
             return Ok(Vec::new()); // an empty file
         }
-        if header.iter().ne(HEADER) {
+        if header.iter().ne(columns.iter().copied()) {
             return Err(refuse(
                 "its columns are not this version's bench CSV columns".into(),
             ));
@@ -751,7 +766,7 @@ mod bench {
         // `--runs` and `--threads` are checked as they are read (the
         // workers take the thread count from RAYON_NUM_THREADS, where 0
         // would mean every core).
-        let scenarios = if args.scenarios.is_empty() {
+        let scenarios = if args.scenarios.is_empty() && args.sweeps.is_empty() {
             ["small", "medium", "medium_policy", "large"]
                 .iter()
                 .map(|s| PathBuf::from(format!("scenarios/bench/{s}.toml")))
@@ -759,35 +774,91 @@ mod bench {
         } else {
             args.scenarios.clone()
         };
+        // Check every file and the command line before measuring anything.
         for s in &scenarios {
-            // Check every file before measuring anything.
             scenario::load(s, &args.set)?;
         }
-        let path = args.csv.clone().unwrap_or_else(|| {
+        let sweeps = args
+            .sweeps
+            .iter()
+            .map(|p| Sweep::load(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let many = args.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+        if !sweeps.is_empty() && many < 2 {
+            return Err(InputError::new(
+                "command line",
+                format!(
+                    "--sweep measures the speed-up from 1 thread to --threads T, so T must be at least 2 (it is {many}{})",
+                    if args.threads.is_none() {
+                        ", the cores of this machine: pass --threads 2"
+                    } else {
+                        ""
+                    }
+                ),
+            )
+            .into());
+        }
+        let dated = |suffix: &str| {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())
                 .unwrap_or_else(|_| "unknown-host".into());
             PathBuf::from("results/benchmarks").join(format!(
-                "{}-{host}.csv",
+                "{}-{host}{suffix}.csv",
                 chrono::Utc::now().format("%Y-%m-%d")
             ))
-        });
-        if path.is_dir() {
-            return Err(InputError::new(
-                "command line",
-                format!("--csv {} is a folder; name a file", path.display()),
-            )
-            .into());
-        }
-        // The CSV is a log: each run of the command adds its rows to those
+        };
+        let path = args.csv.clone().unwrap_or_else(|| dated(""));
+        let sweep_path = args.sweep_csv.clone().unwrap_or_else(|| dated("-sweeps"));
+        // Each CSV is a log: each run of the command adds its rows to those
         // already in the file (today's, on this host, by default). An
-        // existing file must have these columns: checked before measuring,
-        // and read again when the rows are added.
-        earlier_rows(&path)?;
+        // existing file must have the same columns: checked before
+        // measuring, and read again when the rows are added.
+        let logs = [
+            (!scenarios.is_empty(), "--csv", &path, &HEADER[..]),
+            (
+                !sweeps.is_empty(),
+                "--sweep-csv",
+                &sweep_path,
+                &SWEEP_HEADER[..],
+            ),
+        ];
+        for (used, flag, path, columns) in logs {
+            if !used {
+                continue;
+            }
+            if path.is_dir() {
+                return Err(InputError::new(
+                    "command line",
+                    format!("{flag} {} is a folder; name a file", path.display()),
+                )
+                .into());
+            }
+            earlier_rows(path, columns)?;
+        }
         let measured_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        if !scenarios.is_empty() {
+            bench_scenarios(&args, &scenarios, &path, &measured_at)?;
+        }
+        if !sweeps.is_empty() {
+            bench_sweeps(&args, &sweeps, many, &sweep_path, &measured_at)?;
+        }
+        Ok(())
+    }
+
+    /// Whole paired runs of each scenario, each measured in a worker
+    /// process of its own (`bench-worker`): a table, and a row each added
+    /// to the CSV at `path`.
+    fn bench_scenarios(
+        args: &BenchArgs,
+        scenarios: &[PathBuf],
+        path: &std::path::Path,
+        measured_at: &str,
+    ) -> Result<(), Error> {
         let exe = std::env::current_exe().map_err(|e| Error::output("techdiff executable", e))?;
         let mut rows = Vec::new();
-        for s in &scenarios {
+        for s in scenarios {
             let mut cmd = std::process::Command::new(&exe);
             cmd.arg("bench-worker")
                 .arg(s)
@@ -838,19 +909,12 @@ mod bench {
         ]);
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record(HEADER).expect("memory");
-        let earlier = earlier_rows(&path)?;
+        let earlier = earlier_rows(path, &HEADER)?;
         for row in &earlier {
             w.write_record(row).expect("memory");
         }
         let cpu = cpu_model();
-        // Timings of a debug build (debug assertions and the self-checks on,
-        // e.g. under `cargo test`) are not comparable: the table and the CSV
-        // say which build ran.
-        let build = if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        };
+        let build = build_kind();
         for (file, m) in &rows {
             let med = median(&m.seconds);
             let min = m.seconds.iter().copied().fold(f64::INFINITY, f64::min);
@@ -906,7 +970,7 @@ mod bench {
                 cell(m.peak_rss_mib),
                 m.threads.to_string(),
                 build.to_string(),
-                measured_at.clone(),
+                measured_at.to_string(),
                 option_env!("TECHDIFF_GIT_REVISION")
                     .unwrap_or("")
                     .to_string(),
@@ -926,7 +990,187 @@ mod bench {
                 " (not for timing: use `cargo run --release -- bench`)"
             }
         );
-        output::write_atomic(&path, &w.into_inner().expect("memory"))?;
+        output::write_atomic(path, &w.into_inner().expect("memory"))?;
+        println!(
+            "{} row{} added to {} ({} before)",
+            rows.len(),
+            if rows.len() == 1 { "" } else { "s" },
+            path.display(),
+            earlier.len()
+        );
+        Ok(())
+    }
+
+    /// Timings of a debug build (debug assertions and the self-checks on,
+    /// e.g. under `cargo test`) are not comparable: the tables and the
+    /// CSVs say which build ran.
+    fn build_kind() -> &'static str {
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    }
+
+    /// The sweep bench CSV's columns.
+    const SWEEP_HEADER: [&str; 17] = [
+        "sweep",
+        "file",
+        "runs",
+        "rounds",
+        "threads",
+        "median_seconds_1_thread",
+        "median_seconds_threads",
+        "speedup_median",
+        "speedup_min",
+        "speedup_max",
+        "runs_per_second",
+        "build",
+        "measured_at",
+        "git_revision",
+        "cpu",
+        "round_seconds_1_thread",
+        "round_seconds_threads",
+    ];
+
+    /// One whole execution of `sweep` in `pool`, into a temporary folder
+    /// (removed after): its wall time in seconds.
+    fn time_sweep(sweep: &Sweep, pool: &rayon::ThreadPool) -> Result<f64, Error> {
+        let dir = tempfile::tempdir().map_err(|e| Error::output(std::env::temp_dir(), e))?;
+        let clock = Instant::now();
+        let outcome = pool.install(|| execute(sweep, dir.path(), None, false, &|| {}, &|_| {}))?;
+        let seconds = clock.elapsed().as_secs_f64();
+        if outcome.failed_total > 0 {
+            return Err(InputError::new(
+                &sweep.file,
+                format!(
+                    "{} of its runs failed, so its time is not the engine's: benchmark a sweep whose runs all succeed",
+                    outcome.failed_total
+                ),
+            )
+            .into());
+        }
+        Ok(seconds)
+    }
+
+    /// Each sweep's speed-up from 1 thread to `many`: after a warm-up at
+    /// each count, `args.runs` rounds, each timing the whole sweep at both
+    /// counts in turn (the order swapped every round), so that a change in
+    /// the machine's speed falls on both; the speed-up of a round is its
+    /// one-thread time over its `many`-thread time. A table, and a row
+    /// each added to the CSV at `path`.
+    fn bench_sweeps(
+        args: &BenchArgs,
+        sweeps: &[Sweep],
+        many: usize,
+        path: &std::path::Path,
+        measured_at: &str,
+    ) -> Result<(), Error> {
+        let pool = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .map_err(|e| {
+                    InputError::new(
+                        "command line",
+                        format!("cannot start {threads} worker threads: {e}"),
+                    )
+                })
+        };
+        let (one, several) = (pool(1)?, pool(many)?);
+        let mut rows = Vec::new();
+        for sweep in sweeps {
+            eprintln!(
+                "measuring sweep {} ({} runs at 1 and {many} threads, {} rounds)...",
+                sweep.file,
+                sweep.runs(),
+                args.runs
+            );
+            time_sweep(sweep, &one)?;
+            time_sweep(sweep, &several)?;
+            let (mut t1, mut tn) = (Vec::new(), Vec::new());
+            for round in 0..args.runs {
+                if round % 2 == 0 {
+                    t1.push(time_sweep(sweep, &one)?);
+                    tn.push(time_sweep(sweep, &several)?);
+                } else {
+                    tn.push(time_sweep(sweep, &several)?);
+                    t1.push(time_sweep(sweep, &one)?);
+                }
+            }
+            rows.push((sweep, t1, tn));
+        }
+        let mut table = comfy_table::Table::new();
+        table.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
+        table.set_header(vec![
+            "sweep".to_string(),
+            "runs".to_string(),
+            "rounds".to_string(),
+            "1 thread s".to_string(),
+            format!("{many} threads s"),
+            "speed-up".to_string(),
+            "min".to_string(),
+            "max".to_string(),
+            "runs/s".to_string(),
+        ]);
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(SWEEP_HEADER).expect("memory");
+        let earlier = earlier_rows(path, &SWEEP_HEADER)?;
+        for row in &earlier {
+            w.write_record(row).expect("memory");
+        }
+        let (cpu, build) = (cpu_model(), build_kind());
+        for (sweep, t1, tn) in &rows {
+            let ratios: Vec<f64> = t1.iter().zip(tn).map(|(a, b)| a / b).collect();
+            let (m1, mn, speedup) = (median(t1), median(tn), median(&ratios));
+            let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = ratios.iter().copied().fold(0.0, f64::max);
+            let per_second = sweep.runs() as f64 / mn;
+            table.add_row(vec![
+                sweep.name.clone(),
+                sweep.runs().to_string(),
+                t1.len().to_string(),
+                format!("{m1:.3}"),
+                format!("{mn:.3}"),
+                format!("{speedup:.2}x"),
+                format!("{min:.2}x"),
+                format!("{max:.2}x"),
+                format!("{per_second:.1}"),
+            ]);
+            w.write_record([
+                sweep.name.clone(),
+                sweep.file.clone(),
+                sweep.runs().to_string(),
+                t1.len().to_string(),
+                many.to_string(),
+                m1.to_string(),
+                mn.to_string(),
+                speedup.to_string(),
+                min.to_string(),
+                max.to_string(),
+                per_second.to_string(),
+                build.to_string(),
+                measured_at.to_string(),
+                option_env!("TECHDIFF_GIT_REVISION")
+                    .unwrap_or("")
+                    .to_string(),
+                cpu.clone(),
+                joined(t1),
+                joined(tn),
+            ])
+            .expect("memory");
+        }
+        println!("{table}");
+        println!(
+            "Whole sweeps (every run, policy and counterfactual, and the sweep's files), medians of {} alternating rounds after a warm-up at each thread count; speed-up: the median of the rounds' ratios; {build} build{}.",
+            args.runs,
+            if build == "release" {
+                ""
+            } else {
+                " (not for timing: use `cargo run --release -- bench`)"
+            }
+        );
+        output::write_atomic(path, &w.into_inner().expect("memory"))?;
         println!(
             "{} row{} added to {} ({} before)",
             rows.len(),

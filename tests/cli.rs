@@ -455,3 +455,163 @@ fn bench_measures_each_scenario_and_writes_one_csv_row_each() {
         assert!(num("peak_rss_mib") > 0.0, "{row:?}");
     }
 }
+
+/// A quick sweep for `techdiff bench --sweep`: 2 points x 2 replications
+/// of small.toml at 6 steps, in `dir` (as `s.toml` and `base.toml`).
+fn write_tiny_sweep(dir: &Path) {
+    write_small_base(dir);
+    std::fs::write(
+        dir.join("s.toml"),
+        r#"name = "tiny"
+scenario = "base.toml"
+replications = 2
+design = "grid"
+metrics = ["securitization_cost@all"]
+[[param]]
+path = "policy.export_control[controls].licence_rate"
+values = [0.2, 0.8]
+"#,
+    )
+    .unwrap();
+}
+
+/// `techdiff bench --sweep`: the sweep's speed-up from one thread to
+/// `--threads`, timed in alternating rounds; a table on stdout and one row
+/// in the sweep CSV whose medians, ratios and rates follow from its round
+/// times. With no scenario named, no scenario is measured.
+#[test]
+fn bench_times_a_sweep_at_one_and_more_threads_in_alternating_rounds() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_tiny_sweep(tmp.path());
+    let csv_path = tmp.path().join("sweeps.csv");
+    let out = techdiff_ok(
+        &[
+            "bench",
+            "--sweep",
+            "s.toml",
+            "--runs",
+            "3",
+            "--threads",
+            "2",
+            "--sweep-csv",
+            csv_path.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("tiny")
+            && stdout.contains("2 threads s")
+            && stdout.contains("speed-up")
+            && stdout.contains("1 row added to"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("measuring sweep s.toml (4 runs at 1 and 2 threads, 3 rounds)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("scenarios/bench"), "{stderr}");
+    assert!(
+        !tmp.path().join("results").exists(),
+        "a scenario CSV was written"
+    );
+
+    let mut reader = csv::Reader::from_path(&csv_path).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1);
+    let get = |name: &str| -> String {
+        let at = header.iter().position(|h| h == name).expect(name);
+        rows[0][at].to_string()
+    };
+    let num = |name: &str| -> f64 { get(name).parse().expect(name) };
+    let list = |name: &str| -> Vec<f64> {
+        get(name)
+            .split(' ')
+            .map(|x| x.parse().expect(name))
+            .collect()
+    };
+    assert_eq!(
+        (get("sweep"), get("runs"), get("rounds"), get("threads")),
+        ("tiny".into(), "4".into(), "3".into(), "2".into())
+    );
+    let (one, many) = (
+        list("round_seconds_1_thread"),
+        list("round_seconds_threads"),
+    );
+    assert_eq!((one.len(), many.len()), (3, 3));
+    assert!(one.iter().chain(&many).all(|&t| t > 0.0));
+    let median3 = |v: &[f64]| {
+        let mut s = v.to_vec();
+        s.sort_by(f64::total_cmp);
+        s[1]
+    };
+    let ratios: Vec<f64> = one.iter().zip(&many).map(|(a, b)| a / b).collect();
+    assert_eq!(num("median_seconds_1_thread"), median3(&one));
+    assert_eq!(num("median_seconds_threads"), median3(&many));
+    assert_eq!(num("speedup_median"), median3(&ratios));
+    assert_eq!(
+        num("speedup_min"),
+        ratios.iter().copied().fold(f64::INFINITY, f64::min)
+    );
+    assert_eq!(
+        num("speedup_max"),
+        ratios.iter().copied().fold(0.0, f64::max)
+    );
+    assert_eq!(num("runs_per_second"), 4.0 / median3(&many));
+}
+
+/// Bad input to `techdiff bench --sweep` stops it before anything is
+/// measured, with exit code 2 and a message naming what to fix.
+#[test]
+fn bench_refuses_a_bad_sweep_before_measuring() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_tiny_sweep(tmp.path());
+    let refused = |args: &[&str], wanted: &[&str]| {
+        let out = techdiff_in(args, tmp.path());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        for w in wanted {
+            assert!(err.contains(w), "{args:?}: {err}");
+        }
+        assert!(!err.contains("measuring"), "{args:?}: {err}");
+    };
+    refused(&["bench", "--sweep", "missing.toml"], &["missing.toml"]);
+    refused(
+        &["bench", "--sweep", "s.toml", "--threads", "1"],
+        &["command line", "--threads", "at least 2"],
+    );
+    refused(
+        &[
+            "bench",
+            "--sweep",
+            "s.toml",
+            "--threads",
+            "2",
+            "--sweep-csv",
+            ".",
+        ],
+        &["--sweep-csv", "is a folder"],
+    );
+    // A sweep CSV is added to only when it has the sweep columns (a
+    // scenario bench CSV has others).
+    let foreign = "scenario,file\nsmall,x\n";
+    std::fs::write(tmp.path().join("log.csv"), foreign).unwrap();
+    refused(
+        &[
+            "bench",
+            "--sweep",
+            "s.toml",
+            "--threads",
+            "2",
+            "--sweep-csv",
+            "log.csv",
+        ],
+        &["log.csv: its columns are not"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("log.csv")).unwrap(),
+        foreign
+    );
+}
