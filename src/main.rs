@@ -45,7 +45,7 @@ enum Command {
     },
     /// Run a policy sweep: a design over scenario keys, with replications.
     Sweep(SweepArgs),
-    /// Measure simulation throughput: whole paired runs of benchmark scenarios.
+    /// Measure simulation throughput: whole paired runs of benchmark scenarios, and sweeps' speed-up with threads.
     Bench(BenchArgs),
     /// (internal) Measure one scenario in this process and print JSON.
     #[command(hide = true)]
@@ -76,7 +76,8 @@ enum Command {
 struct BenchArgs {
     /// Scenario files (default: scenarios/bench/{small,medium,medium_policy,large}.toml).
     scenarios: Vec<PathBuf>,
-    /// Timed runs per scenario (each a policy + counterfactual pair), after one warm-up run.
+    /// Timed runs per scenario (each a policy + counterfactual pair), or
+    /// rounds per sweep (`--sweep`), after one warm-up.
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = runs_arg)]
     runs: usize,
     /// Worker threads (default: all cores).
