@@ -1163,8 +1163,9 @@ mod bench {
         }
         println!("{table}");
         println!(
-            "Whole sweeps (every run, policy and counterfactual, and the sweep's files), medians of {} alternating rounds after a warm-up at each thread count; speed-up: the median of the rounds' ratios; {build} build{}.",
+            "Whole sweeps (every run, policy and counterfactual, and the sweep's files), medians of {} alternating round{} after a warm-up at each thread count; speed-up: the median of the rounds' ratios; {build} build{}.",
             args.runs,
+            if args.runs == 1 { "" } else { "s" },
             if build == "release" {
                 ""
             } else {
