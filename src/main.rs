@@ -985,19 +985,33 @@ mod bench {
         println!(
             "Whole paired runs (policy + counterfactual), median of {} after a warm-up; {build} build{}.",
             args.runs,
-            if build == "release" {
-                ""
-            } else {
-                " (not for timing: use `cargo run --release -- bench`)"
-            }
+            not_for_timing(build)
         );
+        add_to_log(path, w, rows.len(), earlier.len())
+    }
+
+    /// What the tables' footnote adds after the build's name.
+    fn not_for_timing(build: &str) -> &'static str {
+        if build == "release" {
+            ""
+        } else {
+            " (not for timing: use `cargo run --release -- bench`)"
+        }
+    }
+
+    /// Replace the CSV log at `path` with `w`'s rows (the `earlier` ones
+    /// and `added` new ones), and say so.
+    fn add_to_log(
+        path: &std::path::Path,
+        w: csv::Writer<Vec<u8>>,
+        added: usize,
+        earlier: usize,
+    ) -> Result<(), Error> {
         output::write_atomic(path, &w.into_inner().expect("memory"))?;
         println!(
-            "{} row{} added to {} ({} before)",
-            rows.len(),
-            if rows.len() == 1 { "" } else { "s" },
+            "{added} row{} added to {} ({earlier} before)",
+            if added == 1 { "" } else { "s" },
             path.display(),
-            earlier.len()
         );
         Ok(())
     }
@@ -1166,21 +1180,9 @@ mod bench {
             "Whole sweeps (every run, policy and counterfactual, and the sweep's files), medians of {} alternating round{} after a warm-up at each thread count; speed-up: the median of the rounds' ratios; {build} build{}.",
             args.runs,
             if args.runs == 1 { "" } else { "s" },
-            if build == "release" {
-                ""
-            } else {
-                " (not for timing: use `cargo run --release -- bench`)"
-            }
+            not_for_timing(build)
         );
-        output::write_atomic(path, &w.into_inner().expect("memory"))?;
-        println!(
-            "{} row{} added to {} ({} before)",
-            rows.len(),
-            if rows.len() == 1 { "" } else { "s" },
-            path.display(),
-            earlier.len()
-        );
-        Ok(())
+        add_to_log(path, w, rows.len(), earlier.len())
     }
 }
 

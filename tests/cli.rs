@@ -582,34 +582,23 @@ fn bench_refuses_a_bad_sweep_before_measuring() {
         &["bench", "--sweep", "s.toml", "--threads", "1"],
         &["command line", "--threads", "at least 2"],
     );
-    refused(
-        &[
+    let to_log = |csv| {
+        [
             "bench",
             "--sweep",
             "s.toml",
             "--threads",
             "2",
             "--sweep-csv",
-            ".",
-        ],
-        &["--sweep-csv", "is a folder"],
-    );
+            csv,
+        ]
+    };
+    refused(&to_log("."), &["--sweep-csv", "is a folder"]);
     // A sweep CSV is added to only when it has the sweep columns (a
     // scenario bench CSV has others).
     let foreign = "scenario,file\nsmall,x\n";
     std::fs::write(tmp.path().join("log.csv"), foreign).unwrap();
-    refused(
-        &[
-            "bench",
-            "--sweep",
-            "s.toml",
-            "--threads",
-            "2",
-            "--sweep-csv",
-            "log.csv",
-        ],
-        &["log.csv: its columns are not"],
-    );
+    refused(&to_log("log.csv"), &["log.csv: its columns are not"]);
     assert_eq!(
         std::fs::read_to_string(tmp.path().join("log.csv")).unwrap(),
         foreign
