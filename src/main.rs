@@ -99,7 +99,7 @@ struct BenchArgs {
     sweeps: Vec<PathBuf>,
     /// CSV the sweep rows are added to (default:
     /// results/benchmarks/<date>-<host>-sweeps.csv).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", requires = "sweeps")]
     sweep_csv: Option<PathBuf>,
 }
 
@@ -798,6 +798,13 @@ mod bench {
                         ""
                     }
                 ),
+            )
+            .into());
+        }
+        if scenarios.is_empty() && args.csv.is_some() {
+            return Err(InputError::new(
+                "command line",
+                "--csv takes the scenarios' rows, and no scenario is measured: name the sweeps' CSV with --sweep-csv",
             )
             .into());
         }

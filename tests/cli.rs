@@ -599,6 +599,18 @@ fn bench_refuses_a_bad_sweep_before_measuring() {
     let foreign = "scenario,file\nsmall,x\n";
     std::fs::write(tmp.path().join("log.csv"), foreign).unwrap();
     refused(&to_log("log.csv"), &["log.csv: its columns are not"]);
+    refused(
+        &[
+            "bench",
+            "--sweep",
+            "s.toml",
+            "--threads",
+            "2",
+            "--csv",
+            "x.csv",
+        ],
+        &["--csv", "--sweep-csv"],
+    );
     assert_eq!(
         std::fs::read_to_string(tmp.path().join("log.csv")).unwrap(),
         foreign
