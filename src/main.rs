@@ -956,7 +956,7 @@ mod bench {
                 shown(m.peak_rss_mib, |x| format!("{x:.0}")),
                 m.threads.to_string(),
             ]);
-            w.write_record([
+            let record = [
                 m.scenario.clone(),
                 file.clone(),
                 args.set.join(" "),
@@ -977,16 +977,14 @@ mod bench {
                 m.counts.country_innovation_steps.to_string(),
                 cell(m.peak_rss_mib),
                 m.threads.to_string(),
-                build.to_string(),
-                measured_at.to_string(),
-                option_env!("TECHDIFF_GIT_REVISION")
-                    .unwrap_or("")
-                    .to_string(),
-                cpu.clone(),
+            ]
+            .into_iter()
+            .chain(provenance(build, measured_at, &cpu))
+            .chain([
                 joined(&m.seconds),
                 m.cpu_seconds.as_deref().map(joined).unwrap_or_default(),
-            ])
-            .expect("memory");
+            ]);
+            w.write_record(record).expect("memory");
         }
         println!("{table}");
         println!(
@@ -995,6 +993,19 @@ mod bench {
             not_for_timing(build)
         );
         add_to_log(path, w, rows.len(), earlier.len())
+    }
+
+    /// The CSV logs' columns on what measured: the build, when, the git
+    /// revision and the CPU.
+    fn provenance(build: &str, measured_at: &str, cpu: &str) -> [String; 4] {
+        [
+            build.to_string(),
+            measured_at.to_string(),
+            option_env!("TECHDIFF_GIT_REVISION")
+                .unwrap_or("")
+                .to_string(),
+            cpu.to_string(),
+        ]
     }
 
     /// What the tables' footnote adds after the build's name.
@@ -1159,7 +1170,7 @@ mod bench {
                 format!("{max:.2}x"),
                 format!("{per_second:.1}"),
             ]);
-            w.write_record([
+            let record = [
                 sweep.name.clone(),
                 sweep.file.clone(),
                 sweep.runs().to_string(),
@@ -1171,16 +1182,11 @@ mod bench {
                 min.to_string(),
                 max.to_string(),
                 per_second.to_string(),
-                build.to_string(),
-                measured_at.to_string(),
-                option_env!("TECHDIFF_GIT_REVISION")
-                    .unwrap_or("")
-                    .to_string(),
-                cpu.clone(),
-                joined(t1),
-                joined(tn),
-            ])
-            .expect("memory");
+            ]
+            .into_iter()
+            .chain(provenance(build, measured_at, &cpu))
+            .chain([joined(t1), joined(tn)]);
+            w.write_record(record).expect("memory");
         }
         println!("{table}");
         println!(
