@@ -1099,18 +1099,7 @@ mod bench {
         path: &std::path::Path,
         measured_at: &str,
     ) -> Result<(), Error> {
-        let pool = |threads: usize| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .map_err(|e| {
-                    InputError::new(
-                        "command line",
-                        format!("cannot start {threads} worker threads: {e}"),
-                    )
-                })
-        };
-        let (one, several) = (pool(1)?, pool(many)?);
+        let (one, several) = (thread_pool(Some(1))?, thread_pool(Some(many))?);
         let mut rows = Vec::new();
         for sweep in sweeps {
             eprintln!(
