@@ -37,8 +37,11 @@ mod vmath;
 /// replications drew different numbers. Generation 2: the portable
 /// samplers and elementary functions of 6d74df9 (e1498e1 then gave beta
 /// draws at subnormal shapes, which had been NaN and refused, a value).
+/// Generation 3: the policy variant thins on dense networks (its
+/// adoptions drawn with the same distribution from other draws; see
+/// `Simulation::run_ahead`).
 /// The `libm` crate is pinned (Cargo.toml) for the same reason.
-pub const RESULTS_GENERATION: u64 = 2;
+pub const RESULTS_GENERATION: u64 = 3;
 
 pub use error::{Error, InputError};
 pub use model::Scenario;

@@ -34,6 +34,8 @@ pub(super) struct DiffuseInputs<'s> {
     /// [`Hazard`]).
     pub(super) beta_a: Vec<f32>,
     pub(super) nu_a: Vec<f32>,
+    /// Thinning against bound exposures (policy variant, dense networks).
+    pub(super) thin: Option<Thin<'s>>,
     /// The CPU can run [`DiffuseInputs::advance_v3`].
     #[cfg(target_arch = "x86_64")]
     pub(super) x86_v3: bool,
@@ -41,6 +43,77 @@ pub(super) struct DiffuseInputs<'s> {
     /// the sixteen-lane hazard sweep and [`correction_avx512`].
     #[cfg(target_arch = "x86_64")]
     pub(super) x86_avx512: bool,
+}
+
+/// The pairs whose bound weight exceeds this step's exact weight, by
+/// recipient, and per recipient a bound of what they add to any
+/// exposure beyond the exact terms (see [`DiffuseInputs::thin_filter`]).
+pub(super) struct Slack {
+    /// Recipient i's pairs are `src[start[i]..start[i + 1]]` as
+    /// (source, slot), ascending by source.
+    start: Vec<u32>,
+    src: Vec<(u32, u32)>,
+    /// Per entry of `src`: bound minus exact weight.
+    over_at: Vec<f64>,
+    /// Sum over i's slack pairs of bound minus exact weight, and their
+    /// count.
+    over: Vec<f64>,
+    count: Vec<f64>,
+}
+
+impl Slack {
+    /// From the bound weights `a` and the exact ones `a_exact` of a dense
+    /// network (slot j * n + i).
+    pub(super) fn new(n: usize, a: &[f64], a_exact: &[f64]) -> Self {
+        let mut start = Vec::with_capacity(n + 1);
+        let mut src = Vec::new();
+        let mut over_at = Vec::new();
+        let (mut over, mut count) = (vec![0.0; n], vec![0.0; n]);
+        start.push(0);
+        for i in 0..n {
+            for j in 0..n {
+                let at = j * n + i;
+                if a[at] != a_exact[at] {
+                    // Thinning needs hazards at least the exact ones.
+                    assert!(
+                        a[at] > a_exact[at],
+                        "bound weight {} below the exact {} at {j} -> {i}",
+                        a[at],
+                        a_exact[at]
+                    );
+                    src.push((j as u32, at as u32));
+                    over_at.push(a[at] - a_exact[at]);
+                    over[i] += a[at] - a_exact[at];
+                    count[i] += 1.0;
+                }
+            }
+            start.push(src.len() as u32);
+        }
+        Slack {
+            start,
+            src,
+            over_at,
+            over,
+            count,
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.src.is_empty()
+    }
+}
+
+/// What thinning reads.
+#[derive(Clone, Copy)]
+pub(super) struct Thin<'s> {
+    pub(super) slack: &'s Slack,
+    pub(super) a_bound: &'s [f64],
+    pub(super) a_exact: &'s [f64],
+    pub(super) chilled: &'s [bool],
+    pub(super) gates: &'s [Option<std::sync::Arc<super::rows::Gates>>],
+    /// Tests only: keep every candidate (the wrong distribution, which
+    /// the statistical test must tell apart).
+    pub(super) keep_all: bool,
 }
 
 /// The class terms of one step (see [`super::ClassTerms::bring`]) and
@@ -310,8 +383,112 @@ impl DiffuseInputs<'_> {
             debug_assert!(k < self.new_from);
             self.catch_up::<V3>(k, row, holders, new_holders, scratch, terms);
         }
+        let from = out.len();
         row.step::<V3>(k as u32, self.hazard(k), self.wide(), out);
+        if let Some(thin) = &self.thin
+            && out.len() > from
+        {
+            self.thin_filter(k, row, holders, out, from, thin);
+        }
         row.tidy();
+    }
+
+    /// The sweep ran on bound exposures (terms at bound weights): each
+    /// adopter in `out[from..]` is a candidate, kept with probability
+    /// (1 - exp(-h)) / (1 - exp(-h_bound)), h its exact hazard; a
+    /// rejected one draws a fresh residual. Exact thinning of the
+    /// per-step Bernoulli trials.
+    #[inline(never)]
+    fn thin_filter(
+        &self,
+        k: usize,
+        row: &mut Row,
+        holders: &FixedBitSet,
+        out: &mut Vec<(u32, u32)>,
+        from: usize,
+        th: &Thin<'_>,
+    ) {
+        if th.keep_all {
+            return;
+        }
+        let hz = self.hazard(k);
+        let key = self.key_cur[k];
+        let (fam, _) = self.terms(0).class(key);
+        let factor = th.gates[key as usize]
+            .as_ref()
+            .and_then(|g| g.factor.as_ref());
+        let sl = th.slack;
+        let mut w = from;
+        for p in from..out.len() {
+            let i = out[p].1 as usize;
+            let pairs = &sl.src[sl.start[i] as usize..sl.start[i + 1] as usize];
+            if pairs.is_empty() {
+                out[w] = out[p];
+                w += 1;
+                continue;
+            }
+            let e = row.e[i];
+            let h_bound = f64::from(hz.at(i, e));
+            let u = row.next_uniform();
+            // A lower bound of the exact exposure: each slack pair's term
+            // falls by at most (bound - exact weight) * b * gate (gates
+            // at most 1) plus one unit of rounding of each term.
+            let lo = e as f64 - (fam.b * sl.over[i] + 2.0 * sl.count[i]);
+            let lo = if lo <= 0.0 { 0 } else { lo.floor() as Fixed };
+            // 1 - exp(-x) is concave: (1 - exp(-h)) / (1 - exp(-h_bound))
+            // >= h / h_bound >= h_lo / h_bound.
+            if u * h_bound < f64::from(hz.at(i, lo)) {
+                out[w] = out[p];
+                w += 1;
+                continue;
+            }
+            // The same bound over the slack pairs whose source holds k.
+            let range = sl.start[i] as usize..sl.start[i + 1] as usize;
+            let (mut over, mut held) = (0.0, 0.0);
+            for (&(j, _), &d) in pairs.iter().zip(&sl.over_at[range]) {
+                if holders.contains(j as usize) {
+                    over += d;
+                    held += 1.0;
+                }
+            }
+            let lo = e as f64 - (fam.b * over + 2.0 * held);
+            let lo = if lo <= 0.0 { 0 } else { lo.floor() as Fixed };
+            if u * h_bound < f64::from(hz.at(i, lo)) {
+                out[w] = out[p];
+                w += 1;
+                continue;
+            }
+            let mut exact = e;
+            for &(j, at) in pairs {
+                if !holders.contains(j as usize) {
+                    continue;
+                }
+                let at = at as usize;
+                let g = match factor.map(|f| f.at(at)) {
+                    Some(g) if !g.is_nan() => g,
+                    _ => {
+                        if th.chilled[at] {
+                            fam.chill
+                        } else {
+                            1.0
+                        }
+                    }
+                };
+                let d = super::rows::fix((th.a_bound[at] * fam.b) * g)
+                    .wrapping_sub(super::rows::fix((th.a_exact[at] * fam.b) * g));
+                exact = exact.wrapping_sub(d);
+            }
+            let p_bound = -libm::expm1(-h_bound);
+            let p_exact = -libm::expm1(-f64::from(hz.at(i, exact)));
+            if u * p_bound < p_exact {
+                out[w] = out[p];
+                w += 1;
+            } else {
+                let v = 1.0 - row.next_uniform();
+                row.revive(i, -libm::log(v) as f32);
+            }
+        }
+        out.truncate(w);
     }
 
     /// Pairs whose weight moved (at the step of `terms`): for each

@@ -91,6 +91,24 @@ pub struct CountryOutcome {
 
 use rows::NONE;
 
+/// Steps of an epoch of thinning, at most (see [`Simulation::run_ahead`]):
+/// longer epochs move the bound weights, and so every exposure at their
+/// pairs, less often, but hold them further above the exact ones, which
+/// makes more candidates to reject. medium_policy.toml: 16 measured
+/// against 8 in results/BENCHMARKS.md (forty-fourth and forty-fifth
+/// rounds).
+const THIN_EPOCH: u32 = 16;
+
+/// A trust update run ahead (see [`Simulation::run_ahead`]): the state
+/// it leaves, and the retaliations it decides, for its step.
+struct QueuedTrust {
+    step: u32,
+    trust: Array2<f64>,
+    unsettled: Vec<bool>,
+    touched: Vec<bool>,
+    decided: Vec<Retaliation>,
+}
+
 /// Rows one diffusion task takes at a time.
 const ROWS_PER_TASK: usize = 64;
 
@@ -230,6 +248,23 @@ pub struct Simulation<'a> {
     a_prev: Vec<f64>,
     /// The trust each slot of `a_prev` was computed from.
     trust_used: Vec<f64>,
+    /// Thinning (policy variant, dense networks; see
+    /// [`Simulation::run_ahead`]): epochs of at most `thin_w` steps (1:
+    /// no thinning), the last step of the current one, the trust updates
+    /// run ahead for its steps, and the trust its bound weights (then in
+    /// `a_prev`) read. `a_exact` holds the step's exact weights, from the
+    /// trust in `exact_used`.
+    thin_w: u32,
+    epoch_until: u32,
+    trust_queue: VecDeque<QueuedTrust>,
+    thin_bound: Array2<f64>,
+    a_exact: Vec<f64>,
+    exact_used: Vec<f64>,
+    /// Tests only: added to the bound trust (at most 1), so that most
+    /// candidates of thinning face a real chance of rejection.
+    thin_loosen: f64,
+    /// Tests only: thinning keeps every candidate (a wrong distribution).
+    thin_keep_all: bool,
     /// Adoptions of the previous step: (innovation, adopter), by innovation.
     events: Vec<(u32, u32)>,
     /// Innovation k's entries in `events` are
@@ -359,6 +394,14 @@ impl<'a> Simulation<'a> {
             covers: FxHashMap::default(),
             a_prev: Vec::new(),
             trust_used: Vec::new(),
+            thin_w: THIN_EPOCH,
+            epoch_until: 0,
+            trust_queue: VecDeque::new(),
+            thin_bound: Array2::zeros((0, 0)),
+            a_exact: Vec::new(),
+            exact_used: Vec::new(),
+            thin_loosen: 0.0,
+            thin_keep_all: false,
             events: Vec::new(),
             event_start: Vec::new(),
             new_from: 0,
@@ -685,24 +728,54 @@ impl<'a> Simulation<'a> {
         // gate classes read no trust: the weights are computed on their own
         // state (taken out and put back) while the classes are placed.
         // The counterfactual holds trust at T0: its weights never move.
+        // Thinning (see `run_ahead`): at the start of an epoch, this step's
+        // and the epoch's later trust updates are run and the bound weights
+        // read the largest trust among them; inside one, the bound weights
+        // stay and only the exact ones move.
+        let thinning = self.thinning();
+        let bound = (thinning && t > self.epoch_until).then(|| self.run_ahead(t));
+        if let Some(bound) = &bound {
+            self.thin_bound.clone_from(bound);
+        }
+        let mut a_exact_now: Option<Vec<f64>> = None;
         let weights = (self.variant == Variant::Policy).then(|| {
             let (sc, links) = (self.sc, Arc::clone(&self.links));
             let trust = std::mem::take(&mut self.trust);
             let touched = std::mem::take(&mut self.trust_touched);
             let mut used = std::mem::take(&mut self.trust_used);
             let a_prev = std::mem::take(&mut self.a_prev);
+            let a_exact = std::mem::take(&mut self.a_exact);
+            let mut exact_used = std::mem::take(&mut self.exact_used);
             let full_width = self.full_width;
+            let a_exact_now = &mut a_exact_now;
             move || {
                 // Which linked pairs' weights moved since last step, per
                 // recipient (unlinked pairs weigh 0 whatever happens): the
                 // weights tell as they are updated.
-                let (a, changed) =
-                    contact_weights(sc, &links, (&trust, Some(&touched)), a_prev, &mut used);
+                let (a, changed) = if !thinning {
+                    contact_weights(sc, &links, (&trust, Some(&touched)), a_prev, &mut used)
+                } else {
+                    let fresh = a_exact.is_empty();
+                    let (a_exact, _) = contact_weights(
+                        sc,
+                        &links,
+                        (&trust, (!fresh).then_some(&touched[..])),
+                        a_exact,
+                        &mut exact_used,
+                    );
+                    *a_exact_now = Some(a_exact);
+                    match bound {
+                        Some(bound) => {
+                            contact_weights(sc, &links, (&bound, None), a_prev, &mut used)
+                        }
+                        None => (a_prev, vec![FixedBitSet::with_capacity(n); n]),
+                    }
+                };
                 // The moved pairs as they are when the restricted pairs,
                 // and so the chilled flags, stay as they were (most steps):
                 // made here, alongside the classes.
                 let moved = Moved::new(&changed, &links.slot, n, full_width);
-                (a, changed, moved, trust, touched, used)
+                (a, changed, moved, trust, touched, used, exact_used)
             }
         });
         let (classes, weights) = match weights {
@@ -725,10 +798,11 @@ impl<'a> Simulation<'a> {
                 std::mem::take(&mut self.chilled_prev),
                 Moved::new(&[], &self.links.slot, n, None),
             ),
-            Some((a, mut changed, moved, trust, touched, used)) => {
+            Some((a, mut changed, moved, trust, touched, used, exact_used)) => {
                 self.trust = trust;
                 self.trust_touched = touched;
                 self.trust_used = used;
+                self.exact_used = exact_used;
                 if same_pairs {
                     (a, std::mem::take(&mut self.chilled_prev), moved)
                 } else {
@@ -761,7 +835,11 @@ impl<'a> Simulation<'a> {
         let before_update = self
             .block_end(t)
             .map(|last| (last, self.trust.clone(), self.unsettled.clone()));
-        let trust_before = self.verify_exposure.then(|| self.trust.clone());
+        // Thinning: the exposures are those of the epoch's bound weights.
+        let trust_before = self.verify_exposure.then(|| match thinning {
+            true => self.thin_bound.clone(),
+            false => self.trust.clone(),
+        });
         let (lambda, q0, verify) = (self.lambda, self.q0, self.verify_exposure);
         let (log_prod, view, regimes) = (&self.log_prod, &self.view, &self.regimes);
         let (partners, sector_epoch) = (&self.partners, &self.sector_epoch);
@@ -772,6 +850,10 @@ impl<'a> Simulation<'a> {
             &mut self.trust_touched[..],
         );
         let kept_r = &mut self.kept_r;
+        let queued = match self.trust_queue.front() {
+            Some(q) if q.step == t => self.trust_queue.pop_front(),
+            _ => None,
+        };
         let mut partner_cache = std::mem::take(&mut self.partner_cache);
         let born = || -> (Vec<Birth>, Vec<Row>, Vec<Retaliation>) {
             let arrivals = Arrivals {
@@ -799,11 +881,19 @@ impl<'a> Simulation<'a> {
                 })
                 .collect();
             let decided = match variant {
-                Variant::Policy => {
-                    let policy = (view, &regimes[..], retaliating);
-                    let state = (trust, unsettled, touched);
-                    trust_step(sc, replication, policy, state, Some(kept_r), t)
-                }
+                Variant::Policy => match queued {
+                    Some(q) => {
+                        *trust = q.trust;
+                        unsettled.copy_from_slice(&q.unsettled);
+                        touched.copy_from_slice(&q.touched);
+                        q.decided
+                    }
+                    None => {
+                        let policy = (view, &regimes[..], retaliating);
+                        let state = (trust, unsettled, touched);
+                        trust_step(sc, replication, policy, state, Some(kept_r), t)
+                    }
+                },
                 Variant::Counterfactual => Vec::new(),
             };
             (births, rows, decided)
@@ -884,6 +974,10 @@ impl<'a> Simulation<'a> {
                 "lookahead with class terms that move"
             );
         }
+        let thin_slack = a_exact_now
+            .as_deref()
+            .map(|a_ex| diffuse::Slack::new(n, &a_cur, a_ex))
+            .filter(|s| !s.is_empty());
         let inputs = DiffuseInputs {
             links: &self.links,
             new_from: self.new_from,
@@ -904,6 +998,14 @@ impl<'a> Simulation<'a> {
             .chain(plan.iter().map(AheadTerms::terms))
             .collect(),
             corrections: self.corrections,
+            thin: thin_slack.as_ref().map(|slack| diffuse::Thin {
+                slack,
+                a_bound: &a_cur,
+                a_exact: a_exact_now.as_deref().expect("exact weights"),
+                chilled: &chilled_cur,
+                gates: &self.gates,
+                keep_all: self.thin_keep_all,
+            }),
             beta_a: absorptive
                 .iter()
                 .map(|&a| (self.sc.diffusion.beta * a / self.scale) as f32)
@@ -1036,6 +1138,9 @@ impl<'a> Simulation<'a> {
         self.rows_prev = rows_in;
         self.chilled_prev = chilled_cur;
         self.a_prev = a_cur;
+        if let Some(a) = a_exact_now {
+            self.a_exact = a;
+        }
         self.opened_now.iter_mut().for_each(|x| *x = 0);
         self.retaliate(decided, t);
         self.step = t;
@@ -1106,6 +1211,84 @@ impl<'a> Simulation<'a> {
     /// steps on, or the run's last.
     fn lookahead_end(&self, t: u32) -> u32 {
         (t + self.lookahead - 1).min(self.sc.steps.max(t))
+    }
+
+    /// Whether the policy variant thins (see [`Self::run_ahead`]): on
+    /// dense networks only, where every step's weight changes reach every
+    /// pair; sparse ones plan blocks ahead instead ([`Self::block_end`]).
+    fn thinning(&self) -> bool {
+        self.variant == Variant::Policy && self.links.dense && self.thin_w > 1
+    }
+
+    /// Start an epoch of thinning at step t; return the trust its bound
+    /// weights read.
+    ///
+    /// Every step moves some of the policy variant's weights (trust
+    /// recovers or erodes), and each moved weight changes the exposure of
+    /// every non-holder it reaches. Thinning moves them once an epoch
+    /// instead: the rows advance on exposures at weights from a trust
+    /// that bounds the epoch's trust from above, so at hazards at least
+    /// the exact ones, and each adoption drawn there (a candidate) is kept
+    /// with probability (1 - exp(-h)) / (1 - exp(-h_bound)), h the exact
+    /// hazard; a rejected candidate draws a fresh threshold (see
+    /// `DiffuseInputs::thin_filter`). Each step's chance of adoption is
+    /// then exactly 1 - exp(-h), and what is left of a threshold is
+    /// Exp(1) whatever happened before, so the adoption times have
+    /// MODEL.md section 5's distribution (which allows any exact method);
+    /// the draws are not those of a run without thinning.
+    ///
+    /// Trust reads no adoptions (MODEL.md section 4), so the bound is
+    /// exact: this step's trust update and those of the epoch's later
+    /// steps are run here, up to the first that decides a retaliation
+    /// (which changes the regimes of the steps after it), and kept for
+    /// their steps, which take them instead of updating (the same state
+    /// and decisions: trust of step s depends only on the view, regimes
+    /// and retaliations in force at s). The epoch ends at the step after
+    /// the last one run (whose weights read its trust), after `thin_w`
+    /// steps, or at the run's end. Returns, per pair, the largest trust
+    /// the epoch's weights read, T(t - 1) to T(end - 1); weights grow with
+    /// trust, so the bound weights are at least the exact ones, bit for
+    /// bit.
+    fn run_ahead(&mut self, t: u32) -> Array2<f64> {
+        debug_assert!(self.trust_queue.is_empty());
+        let end = (t + self.thin_w - 1).min(self.sc.steps.max(t));
+        let mut trust = self.trust.clone();
+        let mut bound = trust.clone();
+        let mut unsettled = self.unsettled.clone();
+        let mut touched = vec![false; self.n];
+        let mut view = self.policy_view(t);
+        self.epoch_until = end;
+        for s in t..end {
+            let decided = trust_step(
+                self.sc,
+                self.replication,
+                (&view, &self.regimes, &self.retaliating),
+                (&mut trust, &mut unsettled, &mut touched),
+                Some(&mut self.kept_r),
+                s,
+            );
+            ndarray::Zip::from(&mut bound)
+                .and(&trust)
+                .for_each(|b, &x| *b = b.max(x));
+            let decides = !decided.is_empty();
+            self.trust_queue.push_back(QueuedTrust {
+                step: s,
+                trust: trust.clone(),
+                unsettled: unsettled.clone(),
+                touched: touched.clone(),
+                decided,
+            });
+            if decides {
+                self.epoch_until = s + 1;
+                break;
+            }
+            view = PolicyView::build(self.sc, &self.regimes, &self.members, s + 1, &view);
+        }
+        if self.thin_loosen > 0.0 {
+            let loosen = self.thin_loosen;
+            bound.mapv_inplace(|x| (x + loosen).min(1.0));
+        }
+        bound
     }
 
     /// The last step of the block the policy variant plans at step t
@@ -1741,7 +1924,9 @@ fn threshold_row(
     let mut stream = rng::stream(seed, replication, Purpose::Threshold, step, index);
     let mut thresholds = vec![0.0; n];
     rng::exp1_f32_fill(&mut stream, &mut thresholds);
-    Row::new(thresholds, is_holder)
+    let mut row = Row::new(thresholds, is_holder);
+    row.rng = rand::Rng::next_u64(&mut stream);
+    row
 }
 
 /// T^mu, by `sqrt` at the default mu = 0.5: correctly rounded, where the
@@ -2169,6 +2354,110 @@ pub(crate) mod tests {
         // The check saw trust move, and rows recovering with nothing
         // perceived.
         assert!(moved > 0 && recovering > 0, "{moved} {recovering}");
+    }
+
+    /// Thinning runs trust ahead and keeps the updates for their steps:
+    /// trust, the counter-regimes and who retaliates against whom must be
+    /// those of a run without thinning, bit for bit, step by step (trust
+    /// reads no adoptions), with epochs cut short by retaliation
+    /// decisions. The exposures are checked against the epochs' bound
+    /// weights throughout.
+    #[test]
+    fn thinning_takes_the_trust_path_of_a_run_without() {
+        let loaded = load_text(STRESS, "stress.toml", FileSource::Embedded, &[]).unwrap();
+        let sc = &loaded.scenario;
+        let layout = Layout::new(sc);
+        let mut thin = Simulation::new(sc, &layout, 0, Variant::Policy);
+        thin.verify_exposures(true);
+        let mut plain = Simulation::new(sc, &layout, 0, Variant::Policy);
+        plain.thin_w = 1;
+        assert!(thin.thinning() && !plain.thinning());
+        let (mut epochs, mut cut, mut above) = (0, 0, 0);
+        for t in 1..=sc.steps {
+            let starts = t > thin.epoch_until;
+            thin.step();
+            plain.step();
+            if starts {
+                epochs += 1;
+                cut += usize::from(thin.epoch_until < (t + THIN_EPOCH - 1).min(sc.steps));
+            }
+            let bits = |a: &Array2<f64>| a.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&thin.trust), bits(&plain.trust), "trust at step {t}");
+            let names = |s: &Simulation| {
+                let r = s.regimes.iter().map(|r| (r.name.clone(), r.end));
+                r.collect::<Vec<_>>()
+            };
+            assert_eq!(names(&thin), names(&plain), "regimes at step {t}");
+            assert_eq!(thin.retaliating, plain.retaliating, "step {t}");
+            // The bound lies above this step's trust somewhere.
+            above += usize::from(
+                ndarray::Zip::from(&thin.thin_bound)
+                    .and(&thin.trust)
+                    .any(|b, x| b > x),
+            );
+        }
+        assert!(thin.opened_total.iter().sum::<u32>() > 0, "no retaliation");
+        assert!(cut > 0 && epochs > cut, "{epochs} epochs, {cut} cut short");
+        assert!(above > 0);
+        assert!(thin.adoptions() > 0);
+    }
+
+    /// Thinning draws adoptions with MODEL.md section 5's distribution.
+    /// With the bound trust loosened by 0.3 (hazards at the bound well
+    /// above the exact ones, so that most candidates face a real chance
+    /// of rejection), the adoptions of many replications must match
+    /// those of runs without thinning: the total, and its sum over the
+    /// steps (which earlier adoptions raise), as paired differences (the
+    /// same replication draws the same thresholds). Keeping every
+    /// candidate, the same comparison must fail.
+    #[test]
+    fn thinning_keeps_the_distribution_of_adoptions() {
+        const REPS: u32 = 640;
+        let loaded = load_text(STRESS, "stress.toml", FileSource::Embedded, &[]).unwrap();
+        let sc = &loaded.scenario;
+        let layout = Layout::new(sc);
+        // (total adoptions, their sum over the steps) per replication.
+        let run = |replication: u32, thin: Option<bool>| -> [f64; 2] {
+            let mut sim = Simulation::new(sc, &layout, replication, Variant::Policy);
+            match thin {
+                None => sim.thin_w = 1,
+                Some(keep_all) => {
+                    sim.thin_loosen = 0.3;
+                    sim.thin_keep_all = keep_all;
+                }
+            }
+            let mut area = 0.0;
+            for _ in 0..sc.steps {
+                sim.step();
+                area += sim.adoptions() as f64;
+            }
+            [sim.adoptions() as f64, area]
+        };
+        let plain: Vec<[f64; 2]> = (0..REPS).into_par_iter().map(|r| run(r, None)).collect();
+        // z of the mean paired difference, per statistic.
+        let z = |keep_all: bool| -> [f64; 2] {
+            let other: Vec<[f64; 2]> = (0..REPS)
+                .into_par_iter()
+                .map(|r| run(r, Some(keep_all)))
+                .collect();
+            std::array::from_fn(|s| {
+                let d: Vec<f64> = other.iter().zip(&plain).map(|(o, p)| o[s] - p[s]).collect();
+                let mean = d.iter().sum::<f64>() / d.len() as f64;
+                let var =
+                    d.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (d.len() - 1) as f64;
+                mean / (var / d.len() as f64).sqrt()
+            })
+        };
+        let (thinned, kept) = (z(false), z(true));
+        eprintln!("thinned z {thinned:?}, all kept z {kept:?}");
+        assert!(
+            thinned.iter().all(|z| z.abs() < 4.0),
+            "thinned: z = {thinned:?}"
+        );
+        assert!(
+            kept.iter().all(|z| *z > 4.0),
+            "every candidate kept: z = {kept:?}"
+        );
     }
 
     #[test]

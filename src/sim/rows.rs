@@ -284,7 +284,7 @@ pub(crate) struct Hazard<'a> {
 
 impl Hazard<'_> {
     #[inline(always)]
-    fn at(&self, i: usize, e: Fixed) -> f32 {
+    pub fn at(&self, i: usize, e: Fixed) -> f32 {
         self.ba[i] * (e as f32).max(0.0) + self.na[i]
     }
 }
@@ -315,6 +315,9 @@ pub(crate) struct Row {
     /// Countries without the innovation.
     alive: usize,
     list: bool,
+    /// The row's own random stream (SplitMix64 state) for the thinning
+    /// draws of the policy variant (see `DiffuseInputs::thin_filter`).
+    pub rng: u64,
 }
 
 impl Row {
@@ -336,6 +339,7 @@ impl Row {
             idx: Vec::new(),
             alive,
             list: false,
+            rng: 0,
         };
         row.tidy();
         row
@@ -520,6 +524,39 @@ impl Row {
             }
         }
         self.alive -= adopted;
+    }
+
+    /// The next draw of the row's stream (SplitMix64).
+    #[inline]
+    pub fn next_u64(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform draw in [0, 1) (53 bits).
+    #[inline]
+    pub fn next_uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Country i, which the last [`Row::step`] made an adopter, stays a
+    /// non-holder with residual `r`.
+    pub fn revive(&mut self, i: usize, r: f32) {
+        if self.list {
+            let p = self
+                .idx
+                .binary_search(&(i as u32))
+                .expect("a listed country");
+            debug_assert_eq!(self.r[p], f32::INFINITY);
+            self.r[p] = r;
+        } else {
+            debug_assert_eq!(self.r[i], f32::INFINITY);
+            self.r[i] = r;
+        }
+        self.alive += 1;
     }
 
     /// Free the row when everyone holds the innovation; move its residuals
