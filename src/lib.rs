@@ -37,11 +37,12 @@ mod vmath;
 /// replications drew different numbers. Generation 2: the portable
 /// samplers and elementary functions of 6d74df9 (e1498e1 then gave beta
 /// draws at subnormal shapes, which had been NaN and refused, a value).
-/// Generation 3: the policy variant thins on dense networks (its
-/// adoptions drawn with the same distribution from other draws; see
-/// `Simulation::run_ahead`).
+/// Generation 3 (cea24b3): the policy variant thins on dense networks
+/// (its adoptions drawn with the same distribution from other draws; see
+/// `Simulation::run_ahead`), each candidate against a uniform of its
+/// row's own stream. Generation 4: against its own threshold instead.
 /// The `libm` crate is pinned (Cargo.toml) for the same reason.
-pub const RESULTS_GENERATION: u64 = 3;
+pub const RESULTS_GENERATION: u64 = 4;
 
 pub use error::{Error, InputError};
 pub use model::Scenario;

@@ -18,7 +18,7 @@ use techdiff::sweep::execute::{Shard, execute};
 /// `techdiff --version`: the crate version and the results generation
 /// (`techdiff::RESULTS_GENERATION`, which a test keeps this text equal to):
 /// builds of one generation give the same bytes.
-const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), ", results generation 3");
+const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), ", results generation 4");
 
 #[derive(Parser)]
 #[command(

@@ -46,17 +46,18 @@ pub(super) struct DiffuseInputs<'s> {
 }
 
 /// The pairs whose bound weight exceeds this step's exact weight, by
-/// recipient, and per recipient a bound of what they add to any
-/// exposure beyond the exact terms (see [`DiffuseInputs::thin_filter`]).
+/// recipient: their sources as a bitset (so that those holding an
+/// innovation are found a word at a time against its holders), and per
+/// recipient a bound of what they add to any exposure beyond the exact
+/// terms (see [`DiffuseInputs::thin_filter`]).
 pub(super) struct Slack {
-    /// Recipient i's pairs are `src[start[i]..start[i + 1]]` as
-    /// (source, slot), ascending by source.
-    start: Vec<u32>,
-    src: Vec<(u32, u32)>,
-    /// Per entry of `src`: bound minus exact weight.
-    over_at: Vec<f64>,
-    /// Sum over i's slack pairs of bound minus exact weight, and their
-    /// count.
+    n: usize,
+    /// Recipient i's sources are the bits of
+    /// `sources[i * words..(i + 1) * words]`, in the holder bitsets'
+    /// blocks.
+    sources: Vec<usize>,
+    words: usize,
+    /// Sum over i's pairs of bound minus exact weight, and their count.
     over: Vec<f64>,
     count: Vec<f64>,
 }
@@ -65,11 +66,9 @@ impl Slack {
     /// From the bound weights `a` and the exact ones `a_exact` of a dense
     /// network (slot j * n + i).
     pub(super) fn new(n: usize, a: &[f64], a_exact: &[f64]) -> Self {
-        let mut start = Vec::with_capacity(n + 1);
-        let mut src = Vec::new();
-        let mut over_at = Vec::new();
+        let words = n.div_ceil(usize::BITS as usize);
+        let mut sources = vec![0; n * words];
         let (mut over, mut count) = (vec![0.0; n], vec![0.0; n]);
-        start.push(0);
         for i in 0..n {
             for j in 0..n {
                 let at = j * n + i;
@@ -81,25 +80,44 @@ impl Slack {
                         a[at],
                         a_exact[at]
                     );
-                    src.push((j as u32, at as u32));
-                    over_at.push(a[at] - a_exact[at]);
+                    let bits = usize::BITS as usize;
+                    sources[i * words + j / bits] |= 1 << (j % bits);
                     over[i] += a[at] - a_exact[at];
                     count[i] += 1.0;
                 }
             }
-            start.push(src.len() as u32);
         }
         Slack {
-            start,
-            src,
-            over_at,
+            n,
+            sources,
+            words,
             over,
             count,
         }
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.src.is_empty()
+        self.count.iter().all(|&c| c == 0.0)
+    }
+
+    /// Recipient i's sources that hold the innovation (`holders`), in
+    /// ascending order.
+    fn held(&self, i: usize, holders: &FixedBitSet) -> impl Iterator<Item = usize> {
+        let bits = usize::BITS as usize;
+        let mine = &self.sources[i * self.words..(i + 1) * self.words];
+        mine.iter()
+            .zip(holders.as_slice())
+            .enumerate()
+            .flat_map(move |(b, (&x, &y))| {
+                let mut word = x & y;
+                std::iter::from_fn(move || {
+                    (word != 0).then(|| {
+                        let j = b * bits + word.trailing_zeros() as usize;
+                        word &= word - 1;
+                        j
+                    })
+                })
+            })
     }
 }
 
@@ -383,21 +401,28 @@ impl DiffuseInputs<'_> {
             debug_assert!(k < self.new_from);
             self.catch_up::<V3>(k, row, holders, new_holders, scratch, terms);
         }
-        let from = out.len();
-        row.step::<V3>(k as u32, self.hazard(k), self.wide(), out);
-        if let Some(thin) = &self.thin
-            && out.len() > from
-        {
-            self.thin_filter(k, row, holders, out, from, thin);
+        match &self.thin {
+            Some(thin) => {
+                let from = out.len();
+                row.step_keeping::<V3>(k as u32, self.hazard(k), self.wide(), out);
+                self.thin_filter(k, row, holders, out, from, thin);
+            }
+            None => row.step::<V3>(k as u32, self.hazard(k), self.wide(), out),
         }
         row.tidy();
     }
 
-    /// The sweep ran on bound exposures (terms at bound weights): each
-    /// adopter in `out[from..]` is a candidate, kept with probability
-    /// (1 - exp(-h)) / (1 - exp(-h_bound)), h its exact hazard; a
-    /// rejected one draws a fresh residual. Exact thinning of the
-    /// per-step Bernoulli trials.
+    /// The sweep ran on bound exposures (terms at bound weights), at the
+    /// hazard h_bound: each adopter in `out[from..]` is a candidate,
+    /// whose threshold was passed by r = h_bound - (what was left of it),
+    /// 0 <= r < h_bound. It adopts if the threshold was passed at its
+    /// exact hazard h too, r >= h_bound - h: what is left of a threshold
+    /// is Exp(1), so given a candidate that happens with probability
+    /// (1 - exp(-h)) / (1 - exp(-h_bound)), exact thinning of the step's
+    /// trial, with no draw of its own. Otherwise it stays a non-holder
+    /// with a fresh residual made from r (given the rejection, the
+    /// position of r in [0, h_bound - h) is uniform under the right
+    /// transform, and the future does not depend on it).
     #[inline(never)]
     fn thin_filter(
         &self,
@@ -408,9 +433,6 @@ impl DiffuseInputs<'_> {
         from: usize,
         th: &Thin<'_>,
     ) {
-        if th.keep_all {
-            return;
-        }
         let hz = self.hazard(k);
         let key = self.key_cur[k];
         let (fam, _) = self.terms(0).class(key);
@@ -421,74 +443,89 @@ impl DiffuseInputs<'_> {
         let mut w = from;
         for p in from..out.len() {
             let i = out[p].1 as usize;
-            let pairs = &sl.src[sl.start[i] as usize..sl.start[i + 1] as usize];
-            if pairs.is_empty() {
-                out[w] = out[p];
-                w += 1;
-                continue;
-            }
-            let e = row.e[i];
-            let h_bound = f64::from(hz.at(i, e));
-            let u = row.next_uniform();
-            // A lower bound of the exact exposure: each slack pair's term
-            // falls by at most (bound - exact weight) * b * gate (gates
-            // at most 1) plus one unit of rounding of each term.
-            let lo = e as f64 - (fam.b * sl.over[i] + 2.0 * sl.count[i]);
-            let lo = if lo <= 0.0 { 0 } else { lo.floor() as Fixed };
-            // 1 - exp(-x) is concave: (1 - exp(-h)) / (1 - exp(-h_bound))
-            // >= h / h_bound >= h_lo / h_bound.
-            if u * h_bound < f64::from(hz.at(i, lo)) {
-                out[w] = out[p];
-                w += 1;
-                continue;
-            }
-            // The same bound over the slack pairs whose source holds k.
-            let range = sl.start[i] as usize..sl.start[i + 1] as usize;
-            let (mut over, mut held) = (0.0, 0.0);
-            for (&(j, _), &d) in pairs.iter().zip(&sl.over_at[range]) {
-                if holders.contains(j as usize) {
-                    over += d;
-                    held += 1.0;
-                }
-            }
-            let lo = e as f64 - (fam.b * over + 2.0 * held);
-            let lo = if lo <= 0.0 { 0 } else { lo.floor() as Fixed };
-            if u * h_bound < f64::from(hz.at(i, lo)) {
-                out[w] = out[p];
-                w += 1;
-                continue;
-            }
-            let mut exact = e;
-            for &(j, at) in pairs {
-                if !holders.contains(j as usize) {
-                    continue;
-                }
-                let at = at as usize;
-                let g = match factor.map(|f| f.at(at)) {
-                    Some(g) if !g.is_nan() => g,
-                    _ => {
-                        if th.chilled[at] {
-                            fam.chill
-                        } else {
-                            1.0
-                        }
-                    }
-                };
-                let d = super::rows::fix((th.a_bound[at] * fam.b) * g)
-                    .wrapping_sub(super::rows::fix((th.a_exact[at] * fam.b) * g));
-                exact = exact.wrapping_sub(d);
-            }
-            let p_bound = -libm::expm1(-h_bound);
-            let p_exact = -libm::expm1(-f64::from(hz.at(i, exact)));
-            if u * p_bound < p_exact {
-                out[w] = out[p];
-                w += 1;
+            let r = -f64::from(row.residual(i));
+            // None: adopts; Some: the fresh residual.
+            let rejected = if th.keep_all || sl.count[i] == 0.0 {
+                None
             } else {
-                let v = 1.0 - row.next_uniform();
-                row.revive(i, -libm::log(v) as f32);
+                Self::thin_decide(r, (hz, i, row.e[i]), holders, (fam, factor), th)
+            };
+            match rejected {
+                None => {
+                    row.settle(i, true, 0.0);
+                    out[w] = out[p];
+                    w += 1;
+                }
+                Some(fresh) => row.settle(i, false, fresh),
             }
         }
         out.truncate(w);
+    }
+
+    /// Whether candidate i (threshold passed by `r` at bound exposure
+    /// `e`) adopts: None if so, else its fresh residual. Three tests, each
+    /// a lower bound of the next's exact hazard, so that most candidates
+    /// are settled without the exact terms.
+    #[inline(always)]
+    fn thin_decide(
+        r: f64,
+        (hz, i, e): (Hazard<'_>, usize, Fixed),
+        holders: &FixedBitSet,
+        (fam, factor): (&super::layers::Family, Option<&super::rows::Factor>),
+        th: &Thin<'_>,
+    ) -> Option<f32> {
+        let sl = th.slack;
+        let h_bound = f64::from(hz.at(i, e));
+        // The candidate adopts if r >= h_bound - h; h at a lower bound of
+        // the exact exposure is enough. Each excess pair's term is at most
+        // (bound - exact weight) * b * gate (gates at most 1) above its
+        // exact one, plus a unit of rounding of each term.
+        let lower = |over: f64, count: f64| {
+            let lo = e as f64 - (fam.b * over + 2.0 * count);
+            let lo = if lo <= 0.0 { 0 } else { lo.floor() as Fixed };
+            f64::from(hz.at(i, lo))
+        };
+        if r >= h_bound - lower(sl.over[i], sl.count[i]) {
+            return None;
+        }
+        // The same over the excess pairs whose source holds k.
+        let (mut over, mut held) = (0.0, 0.0);
+        for j in sl.held(i, holders) {
+            let at = j * sl.n + i;
+            over += th.a_bound[at] - th.a_exact[at];
+            held += 1.0;
+        }
+        if r >= h_bound - lower(over, held) {
+            return None;
+        }
+        // The exact exposure: each such pair's bound term out, its exact
+        // term in (the class terms' own fixed-point values).
+        let mut exact = e;
+        for j in sl.held(i, holders) {
+            let at = j * sl.n + i;
+            let g = match factor.map(|f| f.at(at)) {
+                Some(g) if !g.is_nan() => g,
+                _ => {
+                    if th.chilled[at] {
+                        fam.chill
+                    } else {
+                        1.0
+                    }
+                }
+            };
+            let d = super::rows::fix((th.a_bound[at] * fam.b) * g)
+                .wrapping_sub(super::rows::fix((th.a_exact[at] * fam.b) * g));
+            exact = exact.wrapping_sub(d);
+        }
+        let gap = h_bound - f64::from(hz.at(i, exact));
+        if r >= gap {
+            return None;
+        }
+        // Rejected: r is in [0, gap) with density proportional to
+        // exp(r), so F = 1 - expm1(r) / expm1(gap) is uniform on (0, 1]
+        // and -ln F is Exp(1).
+        let f = 1.0 - libm::expm1(r) / libm::expm1(gap);
+        Some(-libm::log(f.max(f64::MIN_POSITIVE)) as f32)
     }
 
     /// Pairs whose weight moved (at the step of `terms`): for each

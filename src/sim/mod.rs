@@ -1229,9 +1229,10 @@ impl<'a> Simulation<'a> {
     /// instead: the rows advance on exposures at weights from a trust
     /// that bounds the epoch's trust from above, so at hazards at least
     /// the exact ones, and each adoption drawn there (a candidate) is kept
-    /// with probability (1 - exp(-h)) / (1 - exp(-h_bound)), h the exact
-    /// hazard; a rejected candidate draws a fresh threshold (see
-    /// `DiffuseInputs::thin_filter`). Each step's chance of adoption is
+    /// if its threshold was passed at the exact hazard h too, which
+    /// happens with probability (1 - exp(-h)) / (1 - exp(-h_bound)); a
+    /// rejected candidate goes on with a fresh residual made from its
+    /// threshold (see `DiffuseInputs::thin_filter`). Each step's chance of adoption is
     /// then exactly 1 - exp(-h), and what is left of a threshold is
     /// Exp(1) whatever happened before, so the adoption times have
     /// MODEL.md section 5's distribution (which allows any exact method);
@@ -1924,9 +1925,7 @@ fn threshold_row(
     let mut stream = rng::stream(seed, replication, Purpose::Threshold, step, index);
     let mut thresholds = vec![0.0; n];
     rng::exp1_f32_fill(&mut stream, &mut thresholds);
-    let mut row = Row::new(thresholds, is_holder);
-    row.rng = rand::Rng::next_u64(&mut stream);
-    row
+    Row::new(thresholds, is_holder)
 }
 
 /// T^mu, by `sqrt` at the default mu = 0.5: correctly rounded, where the

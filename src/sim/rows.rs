@@ -315,9 +315,6 @@ pub(crate) struct Row {
     /// Countries without the innovation.
     alive: usize,
     list: bool,
-    /// The row's own random stream (SplitMix64 state) for the thinning
-    /// draws of the policy variant (see `DiffuseInputs::thin_filter`).
-    pub rng: u64,
 }
 
 impl Row {
@@ -339,7 +336,6 @@ impl Row {
             idx: Vec::new(),
             alive,
             list: false,
-            rng: 0,
         };
         row.tidy();
         row
@@ -483,6 +479,33 @@ impl Row {
         avx512: bool,
         out: &mut Vec<(u32, u32)>,
     ) {
+        self.sweep::<AVX2>(k, h, avx512, out, false);
+    }
+
+    /// [`Self::step`], but the adopters' entries keep their residuals
+    /// (at most 0: what was left of the threshold less the step's
+    /// hazard), each to be settled by [`Self::settle`] before
+    /// [`Self::tidy`]: the candidates of thinning.
+    #[inline(always)]
+    pub fn step_keeping<const AVX2: bool>(
+        &mut self,
+        k: u32,
+        h: Hazard<'_>,
+        avx512: bool,
+        out: &mut Vec<(u32, u32)>,
+    ) {
+        self.sweep::<AVX2>(k, h, avx512, out, true);
+    }
+
+    #[inline(always)]
+    fn sweep<const AVX2: bool>(
+        &mut self,
+        k: u32,
+        h: Hazard<'_>,
+        avx512: bool,
+        out: &mut Vec<(u32, u32)>,
+        keep: bool,
+    ) {
         let e = &self.e[..];
         let mut adopted = 0;
         if self.list {
@@ -492,7 +515,9 @@ impl Row {
                 *r -= h.at(i as usize, unsafe { *e.get_unchecked(i as usize) });
                 if *r <= 0.0 {
                     out.push((k, i));
-                    *r = f32::INFINITY;
+                    if !keep {
+                        *r = f32::INFINITY;
+                    }
                     adopted += 1;
                 }
             }
@@ -505,11 +530,11 @@ impl Row {
                 adopted = if avx512 {
                     // SAFETY: the caller sets `avx512` only on CPUs with
                     // AVX-512F.
-                    unsafe { sweep_avx512(r, e, h, k, out) }
+                    unsafe { sweep_avx512(r, e, h, (k, keep), out) }
                 } else {
                     // SAFETY: AVX2 is only true in code compiled for CPUs
                     // with AVX2 (`advance_v3`).
-                    unsafe { sweep_avx2(r, e, h, k, out) }
+                    unsafe { sweep_avx2(r, e, h, (k, keep), out) }
                 };
                 self.alive -= adopted;
                 return;
@@ -518,7 +543,9 @@ impl Row {
                 r[i] -= h.at(i, e[i]);
                 if r[i] <= 0.0 {
                     out.push((k, i as u32));
-                    r[i] = f32::INFINITY;
+                    if !keep {
+                        r[i] = f32::INFINITY;
+                    }
                     adopted += 1;
                 }
             }
@@ -526,37 +553,34 @@ impl Row {
         self.alive -= adopted;
     }
 
-    /// The next draw of the row's stream (SplitMix64).
-    #[inline]
-    pub fn next_u64(&mut self) -> u64 {
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform draw in [0, 1) (53 bits).
-    #[inline]
-    pub fn next_uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// Country i, which the last [`Row::step`] made an adopter, stays a
-    /// non-holder with residual `r`.
-    pub fn revive(&mut self, i: usize, r: f32) {
+    /// Where country i's residual sits (while it lacks the innovation).
+    fn slot_of(&self, i: usize) -> usize {
         if self.list {
-            let p = self
-                .idx
+            self.idx
                 .binary_search(&(i as u32))
-                .expect("a listed country");
-            debug_assert_eq!(self.r[p], f32::INFINITY);
-            self.r[p] = r;
+                .expect("a listed country")
         } else {
-            debug_assert_eq!(self.r[i], f32::INFINITY);
-            self.r[i] = r;
+            i
         }
-        self.alive += 1;
+    }
+
+    /// The residual [`Self::step_keeping`] left country i, a candidate.
+    pub fn residual(&self, i: usize) -> f32 {
+        let r = self.r[self.slot_of(i)];
+        debug_assert!(r <= 0.0, "{r}");
+        r
+    }
+
+    /// Settle candidate i: an adopter (its entry dies), or a non-holder
+    /// with residual `r`.
+    pub fn settle(&mut self, i: usize, adopts: bool, r: f32) {
+        let p = self.slot_of(i);
+        if adopts {
+            self.r[p] = f32::INFINITY;
+        } else {
+            self.r[p] = r;
+            self.alive += 1;
+        }
     }
 
     /// Free the row when everyone holds the innovation; move its residuals
@@ -675,7 +699,7 @@ unsafe fn sweep_avx2(
     r: &mut [f32],
     e: &[Fixed],
     h: Hazard<'_>,
-    k: u32,
+    (k, keep): (u32, bool),
     out: &mut Vec<(u32, u32)>,
 ) -> usize {
     use std::arch::x86_64::*;
@@ -705,7 +729,7 @@ unsafe fn sweep_avx2(
     let mut adopted = 0;
     // SAFETY: every hit is of a block inside the slice.
     let mut adopt =
-        |from: usize, hits: u64| unsafe { take_hits(rp, k, from, hits, out, &mut adopted) };
+        |from: usize, hits: u64| unsafe { take_hits(rp, (k, keep), from, hits, out, &mut adopted) };
     // 64 countries at a time with no call in the loop (adopters are rare):
     // their hits in one word, then the adopters.
     let mut i = 0;
@@ -741,7 +765,7 @@ unsafe fn sweep_avx2(
 #[inline(always)]
 unsafe fn take_hits(
     rp: *mut f32,
-    k: u32,
+    (k, keep): (u32, bool),
     from: usize,
     mut hits: u64,
     out: &mut Vec<(u32, u32)>,
@@ -750,8 +774,10 @@ unsafe fn take_hits(
     while hits != 0 {
         let at = from + hits.trailing_zeros() as usize;
         out.push((k, at as u32));
-        // SAFETY: at is below the residuals' length (the caller's word).
-        unsafe { *rp.add(at) = f32::INFINITY };
+        if !keep {
+            // SAFETY: at is below the residuals' length (the caller's word).
+            unsafe { *rp.add(at) = f32::INFINITY };
+        }
         *adopted += 1;
         hits &= hits - 1;
     }
@@ -770,7 +796,7 @@ unsafe fn sweep_avx512(
     r: &mut [f32],
     e: &[Fixed],
     h: Hazard<'_>,
-    k: u32,
+    (k, keep): (u32, bool),
     out: &mut Vec<(u32, u32)>,
 ) -> usize {
     use std::arch::x86_64::*;
@@ -801,7 +827,7 @@ unsafe fn sweep_avx512(
     let mut adopted = 0;
     // SAFETY: every hit is of a lane inside the slice.
     let mut adopt =
-        |from: usize, hits: u64| unsafe { take_hits(rp, k, from, hits, out, &mut adopted) };
+        |from: usize, hits: u64| unsafe { take_hits(rp, (k, keep), from, hits, out, &mut adopted) };
     // 64 countries at a time with no call in the loop (adopters are rare).
     let mut i = 0;
     while i + 64 <= n {
