@@ -72,14 +72,20 @@ impl Slack {
         for i in 0..n {
             for j in 0..n {
                 let at = j * n + i;
-                if a[at] != a_exact[at] {
-                    // Thinning needs hazards at least the exact ones.
+                if a[at] < a_exact[at] {
+                    // Thinning needs hazards at least the exact ones. The
+                    // bound trust is at least the exact trust, so only the
+                    // power's last bit can turn the order where mu is not
+                    // 1/2 (`libm::pow` is not correctly rounded): far
+                    // below a fixed-point unit of exposure, the pair is
+                    // taken as it is. Anything more is a wrong bound.
                     assert!(
-                        a[at] > a_exact[at],
+                        a[at] >= a_exact[at] * (1.0 - 1e-12),
                         "bound weight {} below the exact {} at {j} -> {i}",
                         a[at],
                         a_exact[at]
                     );
+                } else if a[at] > a_exact[at] {
                     let bits = usize::BITS as usize;
                     sources[i * words + j / bits] |= 1 << (j % bits);
                     over[i] += a[at] - a_exact[at];

@@ -2363,8 +2363,15 @@ pub(crate) mod tests {
     /// weights throughout.
     #[test]
     fn thinning_takes_the_trust_path_of_a_run_without() {
-        let loaded = load_text(STRESS, "stress.toml", FileSource::Embedded, &[]).unwrap();
-        let sc = &loaded.scenario;
+        // Weights by `sqrt` (mu = 1/2) and by `libm::pow`.
+        for over in [None, Some("diffusion.trust_exponent=0.7")] {
+            let over: Vec<String> = over.into_iter().map(String::from).collect();
+            let loaded = load_text(STRESS, "stress.toml", FileSource::Embedded, &over).unwrap();
+            thinning_takes_the_trust_path_in(&loaded.scenario);
+        }
+    }
+
+    fn thinning_takes_the_trust_path_in(sc: &Scenario) {
         let layout = Layout::new(sc);
         let mut thin = Simulation::new(sc, &layout, 0, Variant::Policy);
         thin.verify_exposures(true);
