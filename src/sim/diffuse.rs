@@ -439,6 +439,9 @@ impl DiffuseInputs<'_> {
         from: usize,
         th: &Thin<'_>,
     ) {
+        if out.len() == from {
+            return;
+        }
         let hz = self.hazard(k);
         let key = self.key_cur[k];
         let (fam, _) = self.terms(0).class(key);
