@@ -99,10 +99,12 @@ use rows::NONE;
 /// rounds).
 const THIN_EPOCH: u32 = 16;
 
-/// A trust update run ahead (see [`Simulation::run_ahead`]): the state
-/// it leaves, and the retaliations it decides, for its step.
+/// A trust update run ahead (see [`Simulation::run_ahead`]): the view it
+/// ran under (the step's own, taken by its classes), the state it leaves,
+/// and the retaliations it decides, for its step.
 struct QueuedTrust {
     step: u32,
+    view: Option<PolicyView>,
     trust: Array2<f64>,
     unsettled: Vec<bool>,
     touched: Vec<bool>,
@@ -1157,7 +1159,12 @@ impl<'a> Simulation<'a> {
         let mut same_pairs = true;
         let mut moved_scopes = vec![Vec::new(); self.sc.sectors.len()];
         if self.variant == Variant::Policy {
-            let next_view = self.policy_view(t);
+            // Run ahead for thinning, or built here.
+            let queued = match self.trust_queue.front_mut() {
+                Some(q) if q.step == t => q.view.take(),
+                _ => None,
+            };
+            let next_view = queued.unwrap_or_else(|| self.policy_view(t));
             // The same restricted pairs (the index is shared only then).
             same_pairs = Arc::ptr_eq(&next_view.pair_start, &self.view.pair_start);
             moved_scopes = next_view.scope_changes(&self.view);
@@ -1272,18 +1279,27 @@ impl<'a> Simulation<'a> {
                 .and(&trust)
                 .for_each(|b, &x| *b = b.max(x));
             let decides = !decided.is_empty();
+            // The next step's view, built over this one (as its classes
+            // would) before this one is queued.
+            let next = (!decides && s + 1 < end)
+                .then(|| PolicyView::build(self.sc, &self.regimes, &self.members, s + 1, &view));
             self.trust_queue.push_back(QueuedTrust {
                 step: s,
+                view: Some(view),
                 trust: trust.clone(),
                 unsettled: unsettled.clone(),
                 touched: touched.clone(),
                 decided,
             });
-            if decides {
-                self.epoch_until = s + 1;
-                break;
+            match next {
+                Some(next) => view = next,
+                None => {
+                    if decides {
+                        self.epoch_until = s + 1;
+                    }
+                    break;
+                }
             }
-            view = PolicyView::build(self.sc, &self.regimes, &self.members, s + 1, &view);
         }
         if self.thin_loosen > 0.0 {
             let loosen = self.thin_loosen;
