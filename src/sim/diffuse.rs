@@ -512,19 +512,8 @@ impl DiffuseInputs<'_> {
         let mut exact = e;
         for j in sl.held(i, holders) {
             let at = j * sl.n + i;
-            let g = match factor.map(|f| f.at(at)) {
-                Some(g) if !g.is_nan() => g,
-                _ => {
-                    if th.chilled[at] {
-                        fam.chill
-                    } else {
-                        1.0
-                    }
-                }
-            };
-            let d = super::rows::fix((th.a_bound[at] * fam.b) * g)
-                .wrapping_sub(super::rows::fix((th.a_exact[at] * fam.b) * g));
-            exact = exact.wrapping_sub(d);
+            let term = |a: f64| fam.term(factor, at, a, th.chilled[at]);
+            exact = exact.wrapping_sub(term(th.a_bound[at]).wrapping_sub(term(th.a_exact[at])));
         }
         let gap = h_bound - f64::from(hz.at(i, exact));
         if r >= gap {

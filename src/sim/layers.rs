@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use fixedbitset::FixedBitSet;
 
-use super::rows::{Fixed, Gates, Links, fix};
+use super::rows::{Factor, Fixed, Gates, Links, fix};
 
 /// Classes sharing a boost and a chilling factor, and their term at every
 /// slot where no regime covers the pair.
@@ -84,6 +84,17 @@ impl Family {
     #[inline]
     fn plain(b: f64, chill: f64, a: f64, chilled: bool) -> Fixed {
         fix((a * b) * if chilled { chill } else { 1.0 })
+    }
+
+    /// The term at slot `at`, weight `a`, of a class of this family with
+    /// gate products `factor` (covered where not NaN): what its layer
+    /// holds there over the base, or the base's own term.
+    #[inline]
+    pub fn term(&self, factor: Option<&Factor>, at: usize, a: f64, chilled: bool) -> Fixed {
+        match factor.map(|f| f.at(at)) {
+            Some(g) if !g.is_nan() => fix((a * self.b) * g),
+            _ => Self::plain(self.b, self.chill, a, chilled),
+        }
     }
 
     /// Bring the base to this step at the moved slots `by_slot` (slot,
