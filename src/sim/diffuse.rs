@@ -36,6 +36,10 @@ pub(super) struct DiffuseInputs<'s> {
     pub(super) nu_a: Vec<f32>,
     /// Thinning against bound exposures (policy variant, dense networks).
     pub(super) thin: Option<Thin<'s>>,
+    /// The same for each later step of a block (`thin_ahead[s - 1]` for
+    /// the step s steps from this one; see
+    /// [`super::Simulation::thin_block`]): empty where none is thinned.
+    pub(super) thin_ahead: Vec<Option<Thin<'s>>>,
     /// The CPU can run [`DiffuseInputs::advance_v3`].
     #[cfg(target_arch = "x86_64")]
     pub(super) x86_v3: bool,
@@ -308,7 +312,14 @@ impl DiffuseInputs<'_> {
             let new = &done[s - 1][from..];
             self.catch_up::<V3>(k, row, holders, new, scratch, self.terms(s));
             from = rest[0].len();
-            row.step::<V3>(k as u32, self.hazard(k), self.wide(), &mut rest[0]);
+            // As `update_row_any` does at that step.
+            match self.thin_ahead.get(s - 1).and_then(Option::as_ref) {
+                Some(thin) => {
+                    row.step_keeping::<V3>(k as u32, self.hazard(k), self.wide(), &mut rest[0]);
+                    self.thin_filter(k, row, holders, &mut rest[0], from, thin);
+                }
+                None => row.step::<V3>(k as u32, self.hazard(k), self.wide(), &mut rest[0]),
+            }
             row.tidy();
         }
     }

@@ -111,6 +111,28 @@ struct QueuedTrust {
     decided: Vec<Retaliation>,
 }
 
+/// A block of thinned steps (see [`Simulation::thin_block`]): its first
+/// and last steps, per sector the control draws whose gate class may move
+/// within it (the union of its later steps' scope changes), and for each
+/// later step (`start + 1 + index`) the exact weights and their slack
+/// against the epoch's bound weights (None where none is below).
+struct ThinBlock {
+    start: u32,
+    last: u32,
+    moved: Vec<Vec<(f64, f64)>>,
+    ahead: Vec<(Vec<f64>, Option<diffuse::Slack>)>,
+}
+
+impl ThinBlock {
+    /// Whether an innovation of sector `s` with control draw `u` keeps its
+    /// gate class through the block (its draw lies in no moved interval).
+    fn keeps(&self, s: u32, u: f64) -> bool {
+        !self.moved[s as usize]
+            .iter()
+            .any(|&(lo, hi)| lo <= u && u < hi)
+    }
+}
+
 /// Rows one diffusion task takes at a time.
 const ROWS_PER_TASK: usize = 64;
 
@@ -259,6 +281,8 @@ pub struct Simulation<'a> {
     thin_w: u32,
     epoch_until: u32,
     trust_queue: VecDeque<QueuedTrust>,
+    /// The block of thinned steps in progress, if any.
+    thin_block: Option<ThinBlock>,
     thin_bound: Array2<f64>,
     a_exact: Vec<f64>,
     exact_used: Vec<f64>,
@@ -399,6 +423,7 @@ impl<'a> Simulation<'a> {
             thin_w: THIN_EPOCH,
             epoch_until: 0,
             trust_queue: VecDeque::new(),
+            thin_block: None,
             thin_bound: Array2::zeros((0, 0)),
             a_exact: Vec::new(),
             exact_used: Vec::new(),
@@ -740,6 +765,15 @@ impl<'a> Simulation<'a> {
             self.thin_bound.clone_from(bound);
         }
         let mut a_exact_now: Option<Vec<f64>> = None;
+        // Inside a block of thinned steps, this step's exact weights and
+        // their slack were computed when it was planned.
+        let (planned_exact, planned_slack) = match &mut self.thin_block {
+            Some(b) if b.start < t && t <= b.last => {
+                let (a, slack) = std::mem::take(&mut b.ahead[(t - b.start - 1) as usize]);
+                (Some(a), Some(slack))
+            }
+            _ => (None, None),
+        };
         let weights = (self.variant == Variant::Policy).then(|| {
             let (sc, links) = (self.sc, Arc::clone(&self.links));
             let trust = std::mem::take(&mut self.trust);
@@ -757,14 +791,25 @@ impl<'a> Simulation<'a> {
                 let (a, changed) = if !thinning {
                     contact_weights(sc, &links, (&trust, Some(&touched)), a_prev, &mut used)
                 } else {
-                    let fresh = a_exact.is_empty();
-                    let (a_exact, _) = contact_weights(
-                        sc,
-                        &links,
-                        (&trust, (!fresh).then_some(&touched[..])),
-                        a_exact,
-                        &mut exact_used,
-                    );
+                    let a_exact = match planned_exact {
+                        // Computed when the block was planned, from the
+                        // same trust: the next step's computes them all.
+                        Some(planned) => {
+                            exact_used.clear();
+                            planned
+                        }
+                        None => {
+                            let fresh = a_exact.is_empty();
+                            let (a_exact, _) = contact_weights(
+                                sc,
+                                &links,
+                                (&trust, (!fresh).then_some(&touched[..])),
+                                a_exact,
+                                &mut exact_used,
+                            );
+                            a_exact
+                        }
+                    };
                     *a_exact_now = Some(a_exact);
                     match bound {
                         Some(bound) => {
@@ -944,12 +989,19 @@ impl<'a> Simulation<'a> {
             debug_assert!(!self.ahead.is_empty());
             match self.variant {
                 Variant::Counterfactual => (self.new_from, self.ahead_until),
+                // Every row is looked at: those that may change class and
+                // those born last step go on from here.
+                Variant::Policy if self.thin_block.is_some() => (0, self.ahead_until),
                 Variant::Policy => (self.block_first, t),
             }
         } else if self.lookahead > 1 && !self.verify_exposure {
             let last = self.lookahead_end(t);
             match self.variant {
                 Variant::Counterfactual => (0, last),
+                Variant::Policy if thinning => {
+                    self.thin_block = self.thin_block(t, last, &a_cur);
+                    (0, self.thin_block.as_ref().map_or(t, |b| b.last))
+                }
                 Variant::Policy => {
                     plan = match before_update {
                         Some((last, trust, unsettled)) => self.plan_block(
@@ -976,10 +1028,21 @@ impl<'a> Simulation<'a> {
                 "lookahead with class terms that move"
             );
         }
-        let thin_slack = a_exact_now
-            .as_deref()
-            .map(|a_ex| diffuse::Slack::new(n, &a_cur, a_ex))
-            .filter(|s| !s.is_empty());
+        let thin_slack = match planned_slack {
+            Some(slack) => slack,
+            None => a_exact_now
+                .as_deref()
+                .map(|a_ex| diffuse::Slack::new(n, &a_cur, a_ex))
+                .filter(|s| !s.is_empty()),
+        };
+        // Inside a block of thinned steps no pair moves after its first
+        // step: its later steps' terms are this step's, unmoved.
+        let block = self
+            .thin_block
+            .as_ref()
+            .filter(|b| b.start <= t && t <= b.last);
+        let still = Moved::new(&[], &self.links.slot, n, None);
+        debug_assert!(block.is_none_or(|b| b.start == t || moved_none));
         let inputs = DiffuseInputs {
             links: &self.links,
             new_from: self.new_from,
@@ -998,6 +1061,15 @@ impl<'a> Simulation<'a> {
                 class_c: &class_c,
             })
             .chain(plan.iter().map(AheadTerms::terms))
+            .chain((block.is_some() && until > t).then_some(Terms {
+                families: &self.families,
+                layers: &self.layers,
+                moved: &still,
+                family_d: &family_d,
+                class_d: &class_d,
+                family_c: &family_c,
+                class_c: &class_c,
+            }))
             .collect(),
             corrections: self.corrections,
             thin: thin_slack.as_ref().map(|slack| diffuse::Thin {
@@ -1008,6 +1080,22 @@ impl<'a> Simulation<'a> {
                 gates: &self.gates,
                 keep_all: self.thin_keep_all,
             }),
+            thin_ahead: match block {
+                Some(b) => b.ahead[(t - b.start) as usize..(until - b.start) as usize]
+                    .iter()
+                    .map(|(a_exact, slack)| {
+                        slack.as_ref().map(|slack| diffuse::Thin {
+                            slack,
+                            a_bound: &a_cur,
+                            a_exact,
+                            chilled: &chilled_cur,
+                            gates: &self.gates,
+                            keep_all: self.thin_keep_all,
+                        })
+                    })
+                    .collect(),
+                None => Vec::new(),
+            },
             beta_a: absorptive
                 .iter()
                 .map(|&a| (self.sc.diffusion.beta * a / self.scale) as f32)
@@ -1024,6 +1112,19 @@ impl<'a> Simulation<'a> {
             x86_avx512: !self.portable_only && !self.avx2_only && crate::cpu::x86_avx512(),
         };
         let span = (until - t + 1) as usize;
+        // Steps each row goes through now (0: none). In a block of thinned
+        // steps, rows that may change class go one step at a time, the
+        // others (and rows born since, when they first diffuse) through the
+        // block's last step, each visited once.
+        let (new_from, sector, u) = (self.new_from, &self.inn.sector, &self.inn.u);
+        let span_of = |k: usize| match block {
+            None => span,
+            Some(b) => match (b.keeps(sector[k], u[k]), b.start == t || k >= new_from) {
+                (true, true) => span,
+                (true, false) => 0,
+                (false, _) => 1,
+            },
+        };
         // Diffusion reads only last step's state and the rows' own, one
         // innovation's row at a time; each task also marks its
         // innovations' new holders (read by no other task). Per task, the
@@ -1036,13 +1137,20 @@ impl<'a> Simulation<'a> {
                 || (vec![Vec::new(); span], Scratch::default()),
                 |(mut outs, mut scratch), (c, (rows, holders))| {
                     for q in 0..rows.len() {
+                        let k = first + c * ROWS_PER_TASK + q;
+                        let span = span_of(k);
+                        if span == 0 {
+                            continue;
+                        }
                         // The next row's arrays are elsewhere on the heap.
-                        if let Some(next) = rows.get(q + 1) {
+                        if let Some(next) = rows.get(q + 1)
+                            && span_of(k + 1) > 0
+                        {
                             next.prefetch();
                             rows::prefetch_lines(holders[q + 1].as_slice(), 256);
                         }
-                        let k = first + c * ROWS_PER_TASK + q;
-                        inputs.advance(k, &mut rows[q], &mut holders[q], &mut outs, &mut scratch);
+                        let outs = &mut outs[..span];
+                        inputs.advance(k, &mut rows[q], &mut holders[q], outs, &mut scratch);
                     }
                     (outs, scratch)
                 },
@@ -1061,11 +1169,17 @@ impl<'a> Simulation<'a> {
         }
         self.ahead_until = self.ahead_until.max(until);
         let mut lists = self.ahead.pop_front().expect("this step's adopters");
-        let adoptions = if lists.len() == 1 {
+        let mut adoptions = if lists.len() == 1 {
             lists.pop().expect("one list")
         } else {
             lists.concat()
         };
+        if block.is_some() {
+            // Rows advanced at different steps of the block: back in
+            // innovation order (each row's adopters of a step are found at
+            // one visit, in ascending order).
+            adoptions.sort_by_key(|&(k, _)| k);
+        }
 
         if let Some(trust) = &trust_before {
             self.check_exposures(t, n_old, &adoptions, trust);
@@ -1225,6 +1339,66 @@ impl<'a> Simulation<'a> {
     /// pair; sparse ones plan blocks ahead instead ([`Self::block_end`]).
     fn thinning(&self) -> bool {
         self.variant == Variant::Policy && self.links.dense && self.thin_w > 1
+    }
+
+    /// Plan a block of thinned steps from step t to at most `last`, or
+    /// None if it would hold this step only.
+    ///
+    /// Inside an epoch of thinning (see [`Self::run_ahead`]) the bound
+    /// weights stay, so where the restricted pairs (and so the chilled
+    /// flags) stay too, no pair moves and the class terms stay this
+    /// step's. A row whose gate class stays as well then does the same
+    /// operations at each step of the block whether it is advanced one
+    /// step at a time or through the whole block while it sits in cache,
+    /// as the counterfactual does (see [`Self::lookahead`]); only the
+    /// thinning reads each step's own exact weights. The trust updates
+    /// run ahead give the block's views and exact weights: the block ends
+    /// before the restricted pairs change and at the last update run
+    /// ahead. An older innovation keeps its class unless its control draw
+    /// lies in a step's scope changes (see [`Self::assign_keys`]): rows
+    /// whose draw lies in any of the block's go one step at a time, the
+    /// others are visited once, at the block's first step or, born within
+    /// it, at their first diffusion. The same operations in the same
+    /// order: the same bits (a test compares every step with blocks of 1).
+    fn thin_block(&self, t: u32, last: u32, a_bound: &[f64]) -> Option<ThinBlock> {
+        let n = self.n;
+        let mut block = ThinBlock {
+            start: t,
+            last: t,
+            moved: vec![Vec::new(); self.sc.sectors.len()],
+            ahead: Vec::new(),
+        };
+        // The exact weights read T(s - 1) at step s: this step's trust
+        // (T(t), taken from the queue), then the queue's.
+        let mut view = &self.view;
+        let mut trusts = vec![&self.trust];
+        for q in &self.trust_queue {
+            let s = q.step;
+            let Some(next) = q.view.as_ref() else { break };
+            if s != block.last + 1 || s > last || !Arc::ptr_eq(&next.pair_start, &view.pair_start) {
+                break;
+            }
+            for (m, c) in block.moved.iter_mut().zip(next.scope_changes(view)) {
+                m.extend(c);
+            }
+            view = next;
+            trusts.push(&q.trust);
+            block.last = s;
+        }
+        if block.last == t {
+            return None;
+        }
+        trusts.truncate((block.last - t) as usize);
+        let (sc, links) = (self.sc, &*self.links);
+        block.ahead = trusts
+            .par_iter()
+            .map(|trust| {
+                let (a, _) = contact_weights(sc, links, (trust, None), Vec::new(), &mut Vec::new());
+                let slack = diffuse::Slack::new(n, a_bound, &a);
+                (a, (!slack.is_empty()).then_some(slack))
+            })
+            .collect();
+        Some(block)
     }
 
     /// Start an epoch of thinning at step t; return the trust its bound
@@ -2689,6 +2863,64 @@ pub(crate) mod tests {
             assert_eq!(three, one);
             let (eight, ahead) = run(8, u32::MAX);
             assert!(ahead > 0, "no block of 8 formed");
+            assert_eq!(eight, one);
+        }
+    }
+
+    /// Thinned blocks (dense network, policy variant): rows advanced
+    /// through a block at once, those that may change class one step at a
+    /// time, must give every step's metrics bit for bit as blocks of one
+    /// step do, with and without retaliation, and the exposures must hold
+    /// when checked directly after blocks.
+    #[test]
+    fn thinned_blocks_give_the_same_steps() {
+        for retaliation in [false, true] {
+            let text = STRESS.replace("count = 14", "count = 40").replace(
+                "retaliation = true",
+                &format!("retaliation = {retaliation}"),
+            );
+            let loaded = load_text(&text, "stress.toml", FileSource::Embedded, &[]).unwrap();
+            let sc = &loaded.scenario;
+            let layout = Layout::new(sc);
+            let run = |lookahead: u32, verify_from: u32| -> (Vec<String>, u32, u32) {
+                let mut sim = Simulation::new(sc, &layout, 0, Variant::Policy);
+                assert!(sim.thinning());
+                sim.lookahead = lookahead;
+                let (mut seen, mut inside, mut moving) = (Vec::new(), 0, 0);
+                let mut verifying = false;
+                for t in 1..=sc.steps {
+                    if t >= verify_from && !verifying && sim.ahead_until < t {
+                        sim.verify_exposures(true);
+                        verifying = true;
+                    }
+                    let r = sim.step();
+                    if let Some(b) = sim
+                        .thin_block
+                        .as_ref()
+                        .filter(|b| b.start < t && t <= b.last)
+                    {
+                        inside += 1;
+                        moving += u32::from(b.moved.iter().any(|m| !m.is_empty()));
+                    }
+                    seen.push(format!(
+                        "{:?}",
+                        r.values.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+                    ));
+                }
+                assert!(sim.adoptions() > 0);
+                seen.push(format!("{:?}", sim.outcomes()));
+                (seen, inside, moving)
+            };
+            let (one, none, _) = run(1, u32::MAX);
+            assert_eq!(none, 0);
+            let (three, inside, _) = run(3, 20);
+            assert!(inside > 0, "no block of 3 formed");
+            assert_eq!(three, one);
+            let (eight, inside, moving) = run(8, u32::MAX);
+            assert!(
+                inside > 0 && moving > 0,
+                "{inside} steps in blocks, {moving} with moving classes"
+            );
             assert_eq!(eight, one);
         }
     }
