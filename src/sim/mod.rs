@@ -1426,8 +1426,11 @@ impl<'a> Simulation<'a> {
     /// their steps, which take them instead of updating (the same state
     /// and decisions: trust of step s depends only on the view, regimes
     /// and retaliations in force at s). The epoch ends at the step after
-    /// the last one run (whose weights read its trust), after `thin_w`
-    /// steps, or at the run's end. Returns, per pair, the largest trust
+    /// one that decides (whose weights read its trust), after `thin_w`
+    /// steps, or at the run's end; where it ends by length, its last
+    /// step's update is run and kept too (the weights never read it; a
+    /// block of thinned steps, see [`Self::thin_block`], needs its view).
+    /// Returns, per pair, the largest trust
     /// the epoch's weights read, T(t - 1) to T(end - 1); weights grow with
     /// trust, so the bound weights are at least the exact ones, bit for
     /// bit.
@@ -1440,7 +1443,9 @@ impl<'a> Simulation<'a> {
         let mut touched = vec![false; self.n];
         let mut view = self.policy_view(t);
         self.epoch_until = end;
-        for s in t..end {
+        // The epoch's last step's update too (its weights read T(end - 1),
+        // not its own), so that a block of thinned steps may reach it.
+        for s in t..=end {
             let decided = trust_step(
                 self.sc,
                 self.replication,
@@ -1449,13 +1454,15 @@ impl<'a> Simulation<'a> {
                 Some(&mut self.kept_r),
                 s,
             );
-            ndarray::Zip::from(&mut bound)
-                .and(&trust)
-                .for_each(|b, &x| *b = b.max(x));
-            let decides = !decided.is_empty();
+            if s < end {
+                ndarray::Zip::from(&mut bound)
+                    .and(&trust)
+                    .for_each(|b, &x| *b = b.max(x));
+            }
+            let decides = !decided.is_empty() && s < end;
             // The next step's view, built over this one (as its classes
             // would) before this one is queued.
-            let next = (!decides && s + 1 < end)
+            let next = (!decides && s < end)
                 .then(|| PolicyView::build(self.sc, &self.regimes, &self.members, s + 1, &view));
             self.trust_queue.push_back(QueuedTrust {
                 step: s,
