@@ -991,7 +991,9 @@ impl<'a> Simulation<'a> {
                 Variant::Counterfactual => (self.new_from, self.ahead_until),
                 // Every row is looked at: those that may change class and
                 // those born last step go on from here.
-                Variant::Policy if self.thin_block.is_some() => (0, self.ahead_until),
+                Variant::Policy if self.thin_block.as_ref().is_some_and(|b| t <= b.last) => {
+                    (0, self.ahead_until)
+                }
                 Variant::Policy => (self.block_first, t),
             }
         } else if self.lookahead > 1 && !self.verify_exposure {
@@ -1043,6 +1045,17 @@ impl<'a> Simulation<'a> {
             .filter(|b| b.start <= t && t <= b.last);
         let still = Moved::new(&[], &self.links.slot, n, None);
         debug_assert!(block.is_none_or(|b| b.start == t || moved_none));
+        // Thinning at a step's exact weights and slack (the bound weights,
+        // chilled flags and gates stay through a block).
+        let (gates, keep_all) = (&self.gates, self.thin_keep_all);
+        let thin_at = |slack, a_exact| diffuse::Thin {
+            slack,
+            a_bound: &a_cur,
+            a_exact,
+            chilled: &chilled_cur,
+            gates,
+            keep_all,
+        };
         let inputs = DiffuseInputs {
             links: &self.links,
             new_from: self.new_from,
@@ -1072,27 +1085,13 @@ impl<'a> Simulation<'a> {
             }))
             .collect(),
             corrections: self.corrections,
-            thin: thin_slack.as_ref().map(|slack| diffuse::Thin {
-                slack,
-                a_bound: &a_cur,
-                a_exact: a_exact_now.as_deref().expect("exact weights"),
-                chilled: &chilled_cur,
-                gates: &self.gates,
-                keep_all: self.thin_keep_all,
-            }),
+            thin: thin_slack
+                .as_ref()
+                .map(|slack| thin_at(slack, a_exact_now.as_deref().expect("exact weights"))),
             thin_ahead: match block {
                 Some(b) => b.ahead[(t - b.start) as usize..(until - b.start) as usize]
                     .iter()
-                    .map(|(a_exact, slack)| {
-                        slack.as_ref().map(|slack| diffuse::Thin {
-                            slack,
-                            a_bound: &a_cur,
-                            a_exact,
-                            chilled: &chilled_cur,
-                            gates: &self.gates,
-                            keep_all: self.thin_keep_all,
-                        })
-                    })
+                    .map(|(a_exact, slack)| slack.as_ref().map(|slack| thin_at(slack, a_exact)))
                     .collect(),
                 None => Vec::new(),
             },
