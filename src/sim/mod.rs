@@ -124,6 +124,17 @@ struct ThinBlock {
 }
 
 impl ThinBlock {
+    /// Whether step t is one of the block's.
+    fn holds(&self, t: u32) -> bool {
+        (self.start..=self.last).contains(&t)
+    }
+
+    /// Whether step t is one of the block's after its first, whose rows
+    /// were (mostly) advanced at the first.
+    fn later(&self, t: u32) -> bool {
+        self.start < t && t <= self.last
+    }
+
     /// Whether an innovation of sector `s` with control draw `u` keeps its
     /// gate class through the block (its draw lies in no moved interval).
     fn keeps(&self, s: u32, u: f64) -> bool {
@@ -768,7 +779,7 @@ impl<'a> Simulation<'a> {
         // Inside a block of thinned steps, this step's exact weights and
         // their slack were computed when it was planned.
         let (planned_exact, planned_slack) = match &mut self.thin_block {
-            Some(b) if b.start < t && t <= b.last => {
+            Some(b) if b.later(t) => {
                 let (a, slack) = std::mem::take(&mut b.ahead[(t - b.start - 1) as usize]);
                 (Some(a), Some(slack))
             }
@@ -991,7 +1002,7 @@ impl<'a> Simulation<'a> {
                 Variant::Counterfactual => (self.new_from, self.ahead_until),
                 // Every row is looked at: those that may change class and
                 // those born last step go on from here.
-                Variant::Policy if self.thin_block.as_ref().is_some_and(|b| t <= b.last) => {
+                Variant::Policy if self.thin_block.as_ref().is_some_and(|b| b.later(t)) => {
                     (0, self.ahead_until)
                 }
                 Variant::Policy => (self.block_first, t),
@@ -1039,10 +1050,7 @@ impl<'a> Simulation<'a> {
         };
         // Inside a block of thinned steps no pair moves after its first
         // step: its later steps' terms are this step's, unmoved.
-        let block = self
-            .thin_block
-            .as_ref()
-            .filter(|b| b.start <= t && t <= b.last);
+        let block = self.thin_block.as_ref().filter(|b| b.holds(t));
         let still = Moved::new(&[], &self.links.slot, n, None);
         debug_assert!(block.is_none_or(|b| b.start == t || moved_none));
         // Thinning at a step's exact weights and slack (the bound weights,
@@ -2900,11 +2908,7 @@ pub(crate) mod tests {
                         verifying = true;
                     }
                     let r = sim.step();
-                    if let Some(b) = sim
-                        .thin_block
-                        .as_ref()
-                        .filter(|b| b.start < t && t <= b.last)
-                    {
+                    if let Some(b) = sim.thin_block.as_ref().filter(|b| b.later(t)) {
                         inside += 1;
                         moving += u32::from(b.moved.iter().any(|m| !m.is_empty()));
                     }
