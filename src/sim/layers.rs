@@ -145,7 +145,7 @@ pub(crate) struct Cover {
 /// A set of slots as bitset words, and per word the count of set bits in
 /// the words before it (so a slot's rank is that count plus the set bits
 /// below it in its word).
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct SlotWords {
     bits: Vec<u64>,
     rank: Vec<u32>,
@@ -203,6 +203,11 @@ impl Cover {
         for &at in &self.at {
             bits[at as usize / 64] |= 1 << (at % 64);
         }
+        self.rank_words(bits);
+    }
+
+    /// [`Cover::words`] from the bitset of the covered slots.
+    fn rank_words(&mut self, bits: Vec<u64>) {
         let mut count = 0;
         let rank = bits
             .iter()
@@ -273,7 +278,21 @@ impl Cover {
             *cover.start.last().expect("n + 1 entries") as usize,
             cover.at.len()
         );
-        cover.index_words(slots_total);
+        // The twin's bitset, where it has one, changed at the slots.
+        match &parent.words {
+            Some(words) if cover.at.len() > words.bits.len() => {
+                let mut bits = words.bits.clone();
+                for &(at, _, _) in slots {
+                    let bit = 1 << (at % 64);
+                    match covered_in(g, at) {
+                        true => bits[at / 64] |= bit,
+                        false => bits[at / 64] &= !bit,
+                    }
+                }
+                cover.rank_words(bits);
+            }
+            _ => cover.index_words(slots_total),
+        }
         Some(cover)
     }
 
@@ -594,6 +613,8 @@ mod tests {
             assert_eq!(got.at, fresh.at);
             assert_eq!(got.to, fresh.to);
             assert_eq!(got.start, fresh.start);
+            assert!(got.words.is_some() && from.words.is_some());
+            assert_eq!(got.words, fresh.words);
             // Products that change where coverage does not: the twin's.
             let mut same = parent.clone();
             for &(at, _, _) in &slots {

@@ -143,41 +143,48 @@ pub(super) fn trust_step(
             trust[i] = own;
             *unsettled = trust.iter().zip(initial).any(|(x, t0)| x != t0);
         });
-    let mut decided = Vec::new();
     if !tp.retaliation {
-        return decided;
+        return Vec::new();
     }
-    for (i, &perceiving_row) in row_of.iter().enumerate() {
-        // Opening needs R^_ji > theta >= 0, so a perceiving row; lifting
-        // needs a counter-regime.
-        let slots = i * n..(i + 1) * n;
-        if perceiving_row == NONE && retaliating[slots.clone()].iter().all(|&r| r == NONE) {
-            continue;
-        }
-        let theta = sc.world.countries[i].retaliation_threshold;
-        // Row i of R^, of trust and of the counter-regimes, by j.
-        let row = perceived_by(i)
-            .iter()
-            .zip(trust.row(i))
-            .zip(&retaliating[slots]);
-        for (j, ((&r_hat, &trust), &counter)) in row.enumerate() {
-            if i == j {
-                continue;
+    // Each row's decisions by j, the rows in parallel, gathered by i: the
+    // same decisions in the same order as one pass over the rows.
+    let rows: Vec<Vec<Retaliation>> = row_of
+        .par_iter()
+        .enumerate()
+        .map(|(i, &perceiving_row)| {
+            let mut decided = Vec::new();
+            // Opening needs R^_ji > theta >= 0, so a perceiving row;
+            // lifting needs a counter-regime.
+            let slots = i * n..(i + 1) * n;
+            if perceiving_row == NONE && retaliating[slots.clone()].iter().all(|&r| r == NONE) {
+                return decided;
             }
-            if counter == NONE {
-                if r_hat > theta
-                    && trust < tp.min_trust
-                    && let Some(regime) = counter_regime(sc, view, regimes, i, j, t)
-                {
-                    decided.push(Retaliation::Open { i, j, regime });
+            let theta = sc.world.countries[i].retaliation_threshold;
+            // Row i of R^, of trust and of the counter-regimes, by j.
+            let row = perceived_by(i)
+                .iter()
+                .zip(trust.row(i))
+                .zip(&retaliating[slots]);
+            for (j, ((&r_hat, &trust), &counter)) in row.enumerate() {
+                if i == j {
+                    continue;
                 }
-            } else if r_hat < theta / 2.0 && trust >= tp.min_trust {
-                let regime = counter as usize;
-                decided.push(Retaliation::Lift { i, j, regime });
+                if counter == NONE {
+                    if r_hat > theta
+                        && trust < tp.min_trust
+                        && let Some(regime) = counter_regime(sc, view, regimes, i, j, t)
+                    {
+                        decided.push(Retaliation::Open { i, j, regime });
+                    }
+                } else if r_hat < theta / 2.0 && trust >= tp.min_trust {
+                    let regime = counter as usize;
+                    decided.push(Retaliation::Lift { i, j, regime });
+                }
             }
-        }
-    }
-    decided
+            decided
+        })
+        .collect();
+    rows.into_iter().flatten().collect()
 }
 
 /// The perception noise of one perceiving row (MODEL.md section 4), made
