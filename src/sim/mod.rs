@@ -1196,11 +1196,16 @@ impl<'a> Simulation<'a> {
         // The holder bitsets were marked in the row updates. Adopters come
         // by innovation: what depends on the innovation only is read once,
         // and each innovation's count is noted for the next step's rows.
+        // Slices of n countries (held in registers, one bound check an
+        // adopter rather than a reload of each vector a write).
         let inn = &mut self.inn;
-        let (held_count, held_in_sector) = (&mut self.held_count, &mut self.held_in_sector);
-        let (log_prod, tally, sector_lag) =
-            (&mut self.log_prod, &mut self.tally, &mut self.sector_lag);
-        let bloc = &self.bloc;
+        let (held_count, held_in_sector) = (&mut self.held_count[..n], &mut self.held_in_sector);
+        let (log_prod, tally, sector_lag) = (
+            &mut self.log_prod[..n],
+            &mut self.tally[..n],
+            &mut self.sector_lag,
+        );
+        let bloc = &self.bloc[..n];
         let mut event_start = {
             let mut event_start = vec![0u32; n_old + 1];
             for group in adoptions.chunk_by(|a, b| a.0 == b.0) {
