@@ -502,7 +502,10 @@ impl DiffuseInputs<'_> {
         // exact one, plus a unit of rounding of each term.
         let lower = |over: f64, count: f64| {
             let lo = e as f64 - (fam.b * over + 2.0 * count);
-            let lo = if lo <= 0.0 { 0 } else { lo.floor() as Fixed };
+            // Positive: the cast's truncation is the floor (without a
+            // call to the C library's `floor`, which the baseline x86-64
+            // build makes).
+            let lo = if lo <= 0.0 { 0 } else { lo as Fixed };
             f64::from(hz.at(i, lo))
         };
         if r >= h_bound - lower(sl.over[i], sl.count[i]) {
