@@ -1784,8 +1784,32 @@ impl<'a> Simulation<'a> {
                     .factor
                     .clone()
                     .unwrap_or_else(|| Factor::new(vec![f64::NAN; links.values()]));
-                for &(at, j, i) in &slots {
-                    factor.set(at, self.gate_product(d, j as usize, i as usize));
+                // Counter-regimes added: the twin's products times theirs.
+                let p = came_from[c] as usize;
+                match self.added_counters(c, p) {
+                    Some(added) => {
+                        if cfg!(debug_assertions) {
+                            let mut want = slots.clone();
+                            want.sort_unstable();
+                            want.dedup();
+                            let got = added.iter().map(|&(at, j, i, _)| (at, j, i));
+                            assert!(got.eq(want), "counter-regimes' slots");
+                        }
+                        for &(at, j, i, g) in &added {
+                            let x = factor.at(at);
+                            let x = if x.is_nan() { 1.0 * g } else { x * g };
+                            debug_assert_eq!(
+                                x.to_bits(),
+                                self.gate_product(d, j as usize, i as usize).to_bits()
+                            );
+                            factor.set(at, x);
+                        }
+                    }
+                    None => {
+                        for &(at, j, i) in &slots {
+                            factor.set(at, self.gate_product(d, j as usize, i as usize));
+                        }
+                    }
                 }
                 let g = Gates {
                     boost,
@@ -1880,6 +1904,44 @@ impl<'a> Simulation<'a> {
         x
     }
 
+    /// Where class c's covering regimes are class p's and some
+    /// counter-regimes more (and the same extraterritorial ones): each
+    /// linked pair of those counter-regimes, as (slot, source, target,
+    /// the counter-regime's gate), ascending by slot. There c's gate
+    /// product is p's times the counter-regime's: a counter-regime
+    /// restricts one pair, and comes after the scenario's regimes (a
+    /// higher id), so it is the last factor of the ascending product
+    /// ([`Self::gate_product`]); elsewhere the two products are the same.
+    /// None otherwise.
+    fn added_counters(&self, c: usize, p: usize) -> Option<Vec<(usize, u32, u32, f64)>> {
+        let n = self.n;
+        let descs = &self.interner.descs;
+        let (d, dp) = (&descs[c], &descs[p]);
+        if d.sector != dp.sector || d.ext != dp.ext {
+            return None;
+        }
+        let mut regs = Vec::new();
+        differ(&d.cover, &dp.cover, &mut regs);
+        let mut out = Vec::new();
+        for r in regs {
+            if (r as usize) < self.sc.regimes.len() || dp.cover.binary_search(&r).is_ok() {
+                return None;
+            }
+            let (controllers, targets) = &self.members[r as usize];
+            let g = self.regimes[r as usize].gate();
+            for &i in targets {
+                for &j in controllers {
+                    let at = self.links.slot[j as usize * n + i as usize];
+                    if at != NONE {
+                        out.push((at as usize, j, i, g));
+                    }
+                }
+            }
+        }
+        out.sort_unstable_by_key(|&(at, ..)| at);
+        Some(out)
+    }
+
     /// The slots (with their source and target) where the gates of classes
     /// c and p may differ: those of the regimes that one of them has and
     /// the other has not, or has as extraterritorial and the other not
@@ -1891,28 +1953,6 @@ impl<'a> Simulation<'a> {
         let n = self.n;
         let descs = &self.interner.descs;
         let (d, dp) = (&descs[c], &descs[p]);
-        /// Ids in exactly one of two ascending lists.
-        fn differ(x: &[u32], y: &[u32], out: &mut Vec<u32>) {
-            let (mut p, mut q) = (0, 0);
-            while p < x.len() || q < y.len() {
-                match (x.get(p), y.get(q)) {
-                    (Some(a), Some(b)) if a == b => (p, q) = (p + 1, q + 1),
-                    (Some(a), Some(b)) if a < b => {
-                        out.push(*a);
-                        p += 1;
-                    }
-                    (Some(_), Some(b)) | (None, Some(b)) => {
-                        out.push(*b);
-                        q += 1;
-                    }
-                    (Some(a), None) => {
-                        out.push(*a);
-                        p += 1;
-                    }
-                    (None, None) => unreachable!(),
-                }
-            }
-        }
         if dp.sector != d.sector {
             return None;
         }
@@ -2123,6 +2163,29 @@ const DIRECT_TOLERANCE: f64 = 1e-12;
 /// recipient from the innovation's own stream, keyed by its birth step and
 /// its index among that step's births (holders' draws are made and
 /// discarded, so the stream is read the same way whoever holds).
+/// Ids in exactly one of two ascending lists.
+fn differ(x: &[u32], y: &[u32], out: &mut Vec<u32>) {
+    let (mut p, mut q) = (0, 0);
+    while p < x.len() || q < y.len() {
+        match (x.get(p), y.get(q)) {
+            (Some(a), Some(b)) if a == b => (p, q) = (p + 1, q + 1),
+            (Some(a), Some(b)) if a < b => {
+                out.push(*a);
+                p += 1;
+            }
+            (Some(_), Some(b)) | (None, Some(b)) => {
+                out.push(*b);
+                q += 1;
+            }
+            (Some(a), None) => {
+                out.push(*a);
+                p += 1;
+            }
+            (None, None) => unreachable!(),
+        }
+    }
+}
+
 fn threshold_row(
     seed: u64,
     replication: u32,
