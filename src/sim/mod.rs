@@ -2159,10 +2159,6 @@ impl Simulation<'_> {
 /// factors in another order (a few f64 roundings per term).
 const DIRECT_TOLERANCE: f64 = 1e-12;
 
-/// A new innovation's row: zero exposure, and one Exp(1) threshold per
-/// recipient from the innovation's own stream, keyed by its birth step and
-/// its index among that step's births (holders' draws are made and
-/// discarded, so the stream is read the same way whoever holds).
 /// Ids in exactly one of two ascending lists.
 fn differ(x: &[u32], y: &[u32], out: &mut Vec<u32>) {
     let (mut p, mut q) = (0, 0);
@@ -2186,6 +2182,10 @@ fn differ(x: &[u32], y: &[u32], out: &mut Vec<u32>) {
     }
 }
 
+/// A new innovation's row: zero exposure, and one Exp(1) threshold per
+/// recipient from the innovation's own stream, keyed by its birth step and
+/// its index among that step's births (holders' draws are made and
+/// discarded, so the stream is read the same way whoever holds).
 fn threshold_row(
     seed: u64,
     replication: u32,
