@@ -1773,52 +1773,55 @@ impl<'a> Simulation<'a> {
                 return (Arc::new(g), None);
             }
             // A class its innovations came from, whose gates differ at few
-            // slots: its products, recomputed at those slots.
+            // slots: its products, changed at those slots (by the gate of
+            // the counter-regime added there, where it only adds
+            // counter-regimes; else the product taken again).
             let parent = came_from.get(c).filter(|&&p| p != NONE).and_then(|&p| {
                 let pg = self.gates.get(p as usize)?.as_ref()?;
-                let slots = self.gate_diff(c, p as usize, links.values() / 2)?;
-                Some((pg, slots))
+                let diff: Vec<(usize, u32, u32, Option<f64>)> =
+                    match self.added_counters(c, p as usize) {
+                        Some(added) => added
+                            .into_iter()
+                            .map(|(at, j, i, g)| (at, j, i, Some(g)))
+                            .collect(),
+                        None => self
+                            .gate_diff(c, p as usize, links.values() / 2)?
+                            .into_iter()
+                            .map(|(at, j, i)| (at, j, i, None))
+                            .collect(),
+                    };
+                Some((pg, diff))
             });
-            if let Some((pg, slots)) = parent {
+            if let Some((pg, diff)) = parent {
                 let mut factor = pg
                     .factor
                     .clone()
                     .unwrap_or_else(|| Factor::new(vec![f64::NAN; links.values()]));
-                // Counter-regimes added: the twin's products times theirs.
-                let p = came_from[c] as usize;
-                match self.added_counters(c, p) {
-                    Some(added) => {
-                        if cfg!(debug_assertions) {
-                            let mut want = slots.clone();
-                            want.sort_unstable();
-                            want.dedup();
-                            let got = added.iter().map(|&(at, j, i, _)| (at, j, i));
-                            assert!(got.eq(want), "counter-regimes' slots");
-                        }
-                        for &(at, j, i, g) in &added {
+                for &(at, j, i, added) in &diff {
+                    let x = match added {
+                        Some(g) => {
                             let x = factor.at(at);
                             let x = if x.is_nan() { 1.0 * g } else { x * g };
                             debug_assert_eq!(
                                 x.to_bits(),
                                 self.gate_product(d, j as usize, i as usize).to_bits()
                             );
-                            factor.set(at, x);
+                            x
                         }
-                    }
-                    None => {
-                        for &(at, j, i) in &slots {
-                            factor.set(at, self.gate_product(d, j as usize, i as usize));
-                        }
-                    }
+                        None => self.gate_product(d, j as usize, i as usize),
+                    };
+                    factor.set(at, x);
                 }
                 let g = Gates {
                     boost,
                     chill,
                     factor: Some(factor),
                 };
-                let (parent, mut slots) = (came_from[c], slots);
+                let mut slots: Vec<(usize, u32, u32)> =
+                    diff.iter().map(|&(at, j, i, _)| (at, j, i)).collect();
                 slots.sort_unstable();
                 slots.dedup();
+                let parent = came_from[c];
                 return (Arc::new(g), Some(Twin { parent, slots }));
             }
             // Gate products per linked pair, visiting only each covering
