@@ -144,6 +144,12 @@ impl ThinBlock {
     }
 }
 
+/// A slot where two classes' gates may differ (see
+/// `Simulation::gate_diff`): the slot, its source and target, and the
+/// gate of the counter-regime that the one class adds there, where it
+/// adds nothing else.
+type GateDiff = (usize, u32, u32, Option<f64>);
+
 /// Rows one diffusion task takes at a time.
 const ROWS_PER_TASK: usize = 64;
 
@@ -1778,18 +1784,7 @@ impl<'a> Simulation<'a> {
             // counter-regimes; else the product taken again).
             let parent = came_from.get(c).filter(|&&p| p != NONE).and_then(|&p| {
                 let pg = self.gates.get(p as usize)?.as_ref()?;
-                let diff: Vec<(usize, u32, u32, Option<f64>)> =
-                    match self.added_counters(c, p as usize) {
-                        Some(added) => added
-                            .into_iter()
-                            .map(|(at, j, i, g)| (at, j, i, Some(g)))
-                            .collect(),
-                        None => self
-                            .gate_diff(c, p as usize, links.values() / 2)?
-                            .into_iter()
-                            .map(|(at, j, i)| (at, j, i, None))
-                            .collect(),
-                    };
+                let diff = self.gate_diff(c, p as usize, links.values() / 2)?;
                 Some((pg, diff))
             });
             if let Some((pg, diff)) = parent {
@@ -1907,52 +1902,19 @@ impl<'a> Simulation<'a> {
         x
     }
 
-    /// Where class c's covering regimes are class p's and some
-    /// counter-regimes more (and the same extraterritorial ones): each
-    /// linked pair of those counter-regimes, as (slot, source, target,
-    /// the counter-regime's gate), ascending by slot. There c's gate
-    /// product is p's times the counter-regime's: a counter-regime
-    /// restricts one pair, and comes after the scenario's regimes (a
-    /// higher id), so it is the last factor of the ascending product
-    /// ([`Self::gate_product`]); elsewhere the two products are the same.
-    /// None otherwise.
-    fn added_counters(&self, c: usize, p: usize) -> Option<Vec<(usize, u32, u32, f64)>> {
-        let n = self.n;
-        let descs = &self.interner.descs;
-        let (d, dp) = (&descs[c], &descs[p]);
-        if d.sector != dp.sector || d.ext != dp.ext {
-            return None;
-        }
-        let mut regs = Vec::new();
-        differ(&d.cover, &dp.cover, &mut regs);
-        let mut out = Vec::new();
-        for r in regs {
-            if (r as usize) < self.sc.regimes.len() || dp.cover.binary_search(&r).is_ok() {
-                return None;
-            }
-            let (controllers, targets) = &self.members[r as usize];
-            let g = self.regimes[r as usize].gate();
-            for &i in targets {
-                for &j in controllers {
-                    let at = self.links.slot[j as usize * n + i as usize];
-                    if at != NONE {
-                        out.push((at as usize, j, i, g));
-                    }
-                }
-            }
-        }
-        out.sort_unstable_by_key(|&(at, ..)| at);
-        Some(out)
-    }
-
     /// The slots (with their source and target) where the gates of classes
     /// c and p may differ: those of the regimes that one of them has and
     /// the other has not, or has as extraterritorial and the other not
     /// (elsewhere both products run over the same covering regimes in the
     /// same order: the same bits). None unless they are of the same sector
     /// (so the same boost and chilling factor) and those regimes reach
-    /// fewer than `limit` slots.
-    fn gate_diff(&self, c: usize, p: usize, limit: usize) -> Option<Vec<(usize, u32, u32)>> {
+    /// fewer than `limit` slots. Where every such regime is a
+    /// counter-regime that c has and p has not, each slot also carries
+    /// that counter-regime's gate: c's product there is p's times it (a
+    /// counter-regime restricts one pair and has a higher id than the
+    /// scenario's regimes, so it is the last factor of the ascending
+    /// product, [`Self::gate_product`]).
+    fn gate_diff(&self, c: usize, p: usize, limit: usize) -> Option<Vec<GateDiff>> {
         let n = self.n;
         let descs = &self.interner.descs;
         let (d, dp) = (&descs[c], &descs[p]);
@@ -1973,16 +1935,20 @@ impl<'a> Simulation<'a> {
         if cost >= limit {
             return None;
         }
+        let counters_added = regs
+            .iter()
+            .all(|&r| r as usize >= self.sc.regimes.len() && dp.cover.binary_search(&r).is_err());
         let mut slots = Vec::new();
         for r in regs {
             let (controllers, targets) = &self.members[r as usize];
             let every = all(&r);
+            let gate = counters_added.then(|| self.regimes[r as usize].gate());
             for &i in targets {
                 let i = i as usize;
                 let mut add = |j: usize| {
                     let at = self.links.slot[j * n + i];
                     if at != NONE {
-                        slots.push((at as usize, j as u32, i as u32));
+                        slots.push((at as usize, j as u32, i as u32, gate));
                     }
                 };
                 if every {
